@@ -1,0 +1,1 @@
+"""Switchboard: an inbound-call voice agent on LiveKit."""

@@ -1,0 +1,1 @@
+"""Function tools the agent can call, one module per tool."""
