@@ -1,0 +1,48 @@
+"""Switchboard agent worker: `uv run agent.py console|dev|start`.
+
+This file only wires things together; the call flow lives in `switchboard/call.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dotenv import load_dotenv
+from livekit.agents import AgentServer, JobContext, JobProcess, cli
+from livekit.plugins import silero
+
+from switchboard.call import handle_call
+from switchboard.settings import ConfigError, Settings, load_settings
+
+# Only the entrypoint reads .env.local; the real environment wins over the file.
+load_dotenv(".env.local", override=False)
+
+
+def _settings() -> Settings:
+    console = len(sys.argv) > 1 and sys.argv[1] == "console"
+    try:
+        return load_settings(os.environ, need_server=not console)
+    except ConfigError as e:
+        sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")
+        raise SystemExit(2) from None
+
+
+SETTINGS = _settings()
+server = AgentServer(port=SETTINGS.worker_port)
+
+
+def prewarm(proc: JobProcess) -> None:
+    proc.userdata["vad"] = silero.VAD.load()
+
+
+server.setup_fnc = prewarm
+
+
+@server.rtc_session(agent_name=SETTINGS.agent_name)
+async def entrypoint(ctx: JobContext) -> None:
+    await handle_call(ctx, SETTINGS, ctx.proc.userdata["vad"])
+
+
+if __name__ == "__main__":
+    cli.run_app(server)

@@ -1,0 +1,34 @@
+"""`python -m lab up|down|env`: the lab for `make lab-up` / `make lab-down`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .procs import LabError
+from .stack import Lab
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab")
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--agent-mode", default="dev", choices=["dev", "start", "none"])
+    args = parser.parse_args()
+    lab = Lab()
+    if args.command == "down":
+        stopped = lab.down()
+        print("lab: stopped " + (", ".join(stopped) if stopped else "nothing (no lab running)"))
+        return 0
+    try:
+        env = lab.up(agent_mode=None if args.agent_mode == "none" else args.agent_mode)
+    except LabError as e:
+        print(f"lab: {e}", file=sys.stderr)
+        return 1
+    print(f"lab: up; wrote {lab.c.env_file}")
+    for key, value in env.items():
+        print(f"  {key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The local telephony lab: Redis, livekit-server, the LiveKit SIP service and one agent
+worker, started in the lab's network namespace, probed under deadlines, provisioned
+through ``switchboard provision``'s own code, and described in ``.lab/lab.env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .procs import (
+    LabError,
+    ProcessTable,
+    check_port_free,
+    http_ok,
+    log_contains,
+    redis_ok,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("SWITCHBOARD_CACHE", Path.home() / ".cache/switchboard")) / "bin"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    state_dir: Path = ROOT / ".lab"
+    server_ip: str = field(default_factory=lambda: os.environ.get("LAB_SERVER_IP", "127.0.0.1"))
+    phone_ip: str = field(default_factory=lambda: os.environ.get("LAB_PHONE_IP", "127.0.0.1"))
+    netns: str = field(default_factory=lambda: os.environ.get("LAB_NETNS", ""))
+    redis_port: int = 6379
+    livekit_port: int = 7880
+    rtc_tcp_port: int = 7881
+    rtc_udp_port: int = 7882
+    sip_port: int = 5060
+    sip_health_port: int = 8082
+    rtp_ports: str = "10000-10200"
+    worker_port: int = 8083
+    api_key: str = "devkey"
+    # Not a secret: the lab listens only inside its own namespace.
+    api_secret: str = "switchboard-lab-secret-not-for-production"
+    inbound_number: str = "+15105550100"
+    agent_name: str = "switchboard-lab"
+    telephony_file: Path = ROOT / "lab/telephony.toml"
+
+    @property
+    def livekit_url(self) -> str:
+        return f"ws://{self.server_ip}:{self.livekit_port}"
+
+    @property
+    def events_file(self) -> Path:
+        return self.state_dir / "events.jsonl"
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "lab.env"
+
+
+def _interface_of(ip: str) -> str | None:
+    """The interface that carries ``ip`` (so WebRTC advertises only that one)."""
+    import subprocess
+
+    out = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[3].split("/")[0] == ip:
+            return parts[1].split("@")[0]
+    return None
+
+
+def livekit_yaml(c: LabConfig) -> str:
+    iface = _interface_of(c.server_ip)
+    includes = f"\n  interfaces:\n    includes: [{iface}]" if iface else ""
+    return f"""\
+port: {c.livekit_port}
+bind_addresses: [{c.server_ip}]
+keys:
+  {c.api_key}: {c.api_secret}
+redis:
+  address: 127.0.0.1:{c.redis_port}
+rtc:
+  tcp_port: {c.rtc_tcp_port}
+  udp_port: {c.rtc_udp_port}
+  use_external_ip: false
+  node_ip: {c.server_ip}{includes}
+room:
+  empty_timeout: 10
+  departure_timeout: 5
+logging:
+  level: info
+"""
+
+
+def sip_yaml(c: LabConfig) -> str:
+    return f"""\
+api_key: {c.api_key}
+api_secret: {c.api_secret}
+ws_url: {c.livekit_url}
+redis:
+  address: 127.0.0.1:{c.redis_port}
+sip_port: {c.sip_port}
+rtp_port: {c.rtp_ports}
+use_external_ip: false
+listen_ip: {c.server_ip}
+nat_1_to_1_ip: {c.server_ip}
+local_net: {c.server_ip}/24
+health_port: {c.sip_health_port}
+max_cpu_utilization: 1.0
+logging:
+  level: debug
+"""
+
+
+class Lab:
+    def __init__(self, config: LabConfig | None = None) -> None:
+        self.c = config or LabConfig()
+        self.procs = ProcessTable(self.c.state_dir)
+
+    def up(self, *, agent_mode: str | None = "start") -> dict[str, str]:
+        """Start everything; on any failure stop what was started and raise LabError."""
+        if self.procs.load():
+            raise LabError(f"a lab is already running (see {self.procs.state_dir}); "
+                           "run `make lab-down` first")
+        try:
+            self._start_servers()
+            ids = asyncio.run(self._provision())
+            if agent_mode:
+                self.start_agent(agent_mode)
+        except BaseException:
+            self.down()
+            raise
+        env = self._env(ids)
+        self.c.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        return env
+
+    def down(self) -> list[str]:
+        return self.procs.stop_all()
+
+    def _start_servers(self) -> None:
+        c = self.c
+        for exe in ("livekit-server", "livekit-sip"):
+            if not (BIN / exe).exists():
+                raise LabError(f"{BIN / exe} is missing: run lab/setup.sh (or `make setup`)")
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise LabError("redis-server is missing: run lab/setup.sh")
+        checks = [
+            ("127.0.0.1", c.redis_port, socket.SOCK_STREAM),
+            (c.server_ip, c.livekit_port, socket.SOCK_STREAM),
+            (c.server_ip, c.rtc_tcp_port, socket.SOCK_STREAM),
+            (c.server_ip, c.rtc_udp_port, socket.SOCK_DGRAM),
+            (c.server_ip, c.sip_port, socket.SOCK_DGRAM),
+            ("127.0.0.1", c.sip_health_port, socket.SOCK_STREAM),
+        ]
+        for ip, port, kind in checks:
+            check_port_free(ip, port, kind)
+        c.state_dir.mkdir(parents=True, exist_ok=True)
+        (c.state_dir / "livekit.yaml").write_text(livekit_yaml(c))
+        (c.state_dir / "sip.yaml").write_text(sip_yaml(c))
+        c.events_file.unlink(missing_ok=True)
+
+        p = self.procs.start("redis", [redis, "--bind", "127.0.0.1", "--port",
+                                       str(c.redis_port), "--save", "", "--appendonly", "no"])
+        self.procs.wait_ready(p, lambda: redis_ok("127.0.0.1", c.redis_port),
+                              deadline_s=10, what="answering PING")
+        p = self.procs.start("livekit-server", [str(BIN / "livekit-server"), "--config",
+                                                str(c.state_dir / "livekit.yaml")])
+        self.procs.wait_ready(p, lambda: http_ok(f"http://{c.server_ip}:{c.livekit_port}/"),
+                              deadline_s=30, what=f"HTTP 200 on port {c.livekit_port}")
+        p = self.procs.start("livekit-sip", [str(BIN / "livekit-sip"), "--config",
+                                             str(c.state_dir / "sip.yaml")])
+        self.procs.wait_ready(p, lambda: http_ok(f"http://127.0.0.1:{c.sip_health_port}/"),
+                              deadline_s=30, what=f"health 200 on port {c.sip_health_port}")
+
+    async def _provision(self) -> dict[str, str]:
+        from switchboard.provision import provision
+        from switchboard.telephony import load_config
+
+        env = {**os.environ, "LAB_AGENT_NAME": self.c.agent_name}
+        config = load_config(self.c.telephony_file, env)
+        with (self.c.state_dir / "provision.log").open("w") as out:
+            result = await provision(config, url=self.c.livekit_url.replace("ws://", "http://"),
+                                     api_key=self.c.api_key, api_secret=self.c.api_secret,
+                                     out=out)
+        return {
+            "inbound": result.inbound_trunk_ids["lab-inbound"],
+            "rule": result.dispatch_rule_ids["lab-inbound-rule"],
+            "outbound": result.outbound_trunk_ids["lab-callee"],
+        }
+
+    def agent_env(self) -> dict[str, str]:
+        c = self.c
+        return {
+            **os.environ,
+            "LIVEKIT_URL": c.livekit_url,
+            "LIVEKIT_API_KEY": c.api_key,
+            "LIVEKIT_API_SECRET": c.api_secret,
+            "SWITCHBOARD_AGENT_NAME": c.agent_name,
+            "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
+            "SWITCHBOARD_WORKER_PORT": str(c.worker_port),
+        }
+
+    def start_agent(self, mode: str = "start") -> None:
+        p = self.procs.start("agent", [sys.executable, str(ROOT / "agent.py"), mode],
+                             env=self.agent_env())
+        self.procs.wait_ready(p, lambda: log_contains(p.log, "registered worker"),
+                              deadline_s=60, what="registered with the LiveKit server")
+
+    def _env(self, ids: dict[str, str]) -> dict[str, str]:
+        c = self.c
+        return {
+            "LIVEKIT_URL": c.livekit_url,
+            "LIVEKIT_API_KEY": c.api_key,
+            "LIVEKIT_API_SECRET": c.api_secret,
+            "SIP_HOST": c.server_ip,
+            "SIP_PORT": str(c.sip_port),
+            "LAB_PHONE_IP": c.phone_ip,
+            "LAB_INBOUND_NUMBER": c.inbound_number,
+            "LAB_AGENT_NAME": c.agent_name,
+            "LAB_NETNS": c.netns,
+            "LAB_EVENTS_FILE": str(c.events_file),
+            "LAB_INBOUND_TRUNK_ID": ids["inbound"],
+            "LAB_DISPATCH_RULE_ID": ids["rule"],
+            "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],
+            "LAB_STARTED_AT": str(int(time.time())),
+        }
