@@ -58,6 +58,9 @@ class ProcessTable:
         rows = json.loads(self._file.read_text())
         return [Proc(r["name"], r["pid"], Path(r["log"])) for r in rows]
 
+    def running(self) -> list[Proc]:
+        return [p for p in self.load() if alive(p.pid)]
+
     def _save(self, procs: list[Proc]) -> None:
         rows = [{"name": p.name, "pid": p.pid, "log": str(p.log)} for p in procs]
         self._file.write_text(json.dumps(rows, indent=1))

@@ -88,6 +88,8 @@ rtc:
   udp_port: {c.rtc_udp_port}
   use_external_ip: false
   node_ip: {c.server_ip}{includes}
+  # Without this, clients are told to use public STUN servers; the lab must not even try.
+  stun_servers: ["{c.server_ip}:3478"]
 room:
   empty_timeout: 10
   departure_timeout: 5
@@ -123,9 +125,10 @@ class Lab:
 
     def up(self, *, agent_mode: str | None = "start") -> dict[str, str]:
         """Start everything; on any failure stop what was started and raise LabError."""
-        if self.procs.load():
+        if self.procs.running():
             raise LabError(f"a lab is already running (see {self.procs.state_dir}); "
                            "run `make lab-down` first")
+        self.procs.stop_all()  # forget the pids of a lab that died without `lab down`
         try:
             self._start_servers()
             ids = asyncio.run(self._provision())

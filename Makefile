@@ -1,0 +1,32 @@
+# The two commands of the README are `make demo` and `make test`; both install what is
+# missing first (lab/setup.sh) and are safe to run again.
+SHELL := /bin/bash
+IN_LAB := lab/netns.sh exec
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint demo lab-up lab-down bench
+
+setup:
+	@lab/setup.sh
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+test: lint
+	$(IN_LAB) $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(IN_LAB) $(PY) -m lab.demo
+
+lab-up: setup
+	$(IN_LAB) $(PY) -m lab up
+
+lab-down:
+	$(PY) -m lab down
+	lab/netns.sh down
+
+bench: setup
+	$(IN_LAB) $(PY) -m bench.calls

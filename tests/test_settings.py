@@ -1,0 +1,75 @@
+"""Settings: one clear error per problem, defaults, keyless detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchboard.settings import ENV_VARS, ConfigError, load_settings
+
+pytestmark = pytest.mark.unit
+
+SERVER = {
+    "LIVEKIT_URL": "ws://127.0.0.1:7880",
+    "LIVEKIT_API_KEY": "devkey",
+    "LIVEKIT_API_SECRET": "secret",
+}
+
+
+def test_defaults_with_a_local_server_are_keyless() -> None:
+    s = load_settings(SERVER)
+    assert s.agent_name == "switchboard"
+    assert s.keyless
+    assert s.participant_timeout == 20
+    assert s.events_file is None
+
+
+def test_livekit_cloud_url_selects_inference() -> None:
+    s = load_settings({**SERVER, "LIVEKIT_URL": "wss://acme-x1.livekit.cloud"})
+    assert s.ai_mode == "inference"
+
+
+def test_explicit_keyless_wins_on_cloud() -> None:
+    env = {**SERVER, "LIVEKIT_URL": "wss://a.livekit.cloud", "SWITCHBOARD_AI_MODE": "keyless"}
+    assert load_settings(env).keyless
+
+
+def test_missing_server_variables_are_all_named() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings({})
+    text = str(e.value)
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        assert f"{name} is not set" in text
+    assert ".env.local" in text
+
+
+def test_console_needs_no_server() -> None:
+    assert load_settings({}, need_server=False).keyless
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LIVEKIT_URL", "localhost:7880", "must start with wss://"),
+        ("SWITCHBOARD_AGENT_NAME", "my agent!", "SWITCHBOARD_AGENT_NAME"),
+        ("SWITCHBOARD_AI_MODE", "gpt", "must be one of auto, inference, keyless"),
+        ("SWITCHBOARD_PARTICIPANT_TIMEOUT", "soon", "is not a number"),
+        ("SWITCHBOARD_PARTICIPANT_TIMEOUT", "0", "between 1 and 600"),
+        ("SWITCHBOARD_WORKER_PORT", "70000", "between 0 and 65535"),
+    ],
+)
+def test_malformed_values_say_what_to_fix(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings({**SERVER, name: value})
+
+
+def test_events_file_is_a_path() -> None:
+    s = load_settings({**SERVER, "SWITCHBOARD_EVENTS_FILE": "/tmp/e.jsonl"})
+    assert s.events_file == Path("/tmp/e.jsonl")
+
+
+def test_env_example_documents_every_variable() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    for var in ENV_VARS:
+        assert f"{var.name}=" in example, f"{var.name} missing from .env.example"
