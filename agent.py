@@ -29,7 +29,19 @@ def _settings() -> Settings:
 
 
 SETTINGS = _settings()
-server = AgentServer(port=SETTINGS.worker_port)
+
+
+def _calls_load(worker: AgentServer) -> float:
+    # Capacity counted in calls: a CPU spike on a small machine must not make the worker
+    # refuse a call (the server does not retry, so the caller would ring until timeout).
+    return min(len(worker.active_jobs) / SETTINGS.max_calls, 1.0)
+
+
+server = AgentServer(
+    port=SETTINGS.worker_port,
+    load_threshold=SETTINGS.load_threshold,
+    load_fnc=_calls_load if SETTINGS.max_calls else None,
+)
 
 
 def prewarm(proc: JobProcess) -> None:

@@ -34,6 +34,9 @@ def tail(path: Path, lines: int = 40) -> str:
 
 def check_port_free(ip: str, port: int, kind: int = socket.SOCK_STREAM) -> None:
     with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            # As the servers do: a port left in TIME_WAIT by a lab just stopped is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((ip, port))
         except OSError as e:

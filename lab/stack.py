@@ -206,6 +206,9 @@ class Lab:
             "SWITCHBOARD_AGENT_NAME": c.agent_name,
             "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
             "SWITCHBOARD_WORKER_PORT": str(c.worker_port),
+            # One worker answers every lab call: count capacity in calls, not CPU.
+            "SWITCHBOARD_MAX_CALLS": "30",
+            "SWITCHBOARD_LOAD_THRESHOLD": "0.99",
         }
 
     def start_agent(self, mode: str = "start") -> None:

@@ -68,6 +68,7 @@ class Caller:
             "called_number": self.called_number,
             "number_hidden": self.number_hidden,
             "call_id": self.call_id,
+            "call_id_full": self.call_id_full,
             "call_status": self.call_status,
             "rule_id": self.rule_id,
             "trunk_id": self.trunk_id,

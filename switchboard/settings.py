@@ -41,6 +41,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SWITCHBOARD_PARTICIPANT_TIMEOUT", "20", "Seconds to wait for the caller to join"),
     EnvVar("SWITCHBOARD_EVENTS_FILE", "", "Append one JSON line per call event to this file"),
     EnvVar("SWITCHBOARD_WORKER_PORT", "8081", "Worker health/HTTP port (0 picks a free one)"),
+    EnvVar(
+        "SWITCHBOARD_MAX_CALLS",
+        "0",
+        "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
+        "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
+    ),
+    EnvVar("SWITCHBOARD_LOAD_THRESHOLD", "0.7", "Load (0-1) above which the worker takes no call"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLER", "+15105550123", "console: the simulated caller's number"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLED", "+15105550100", "console: the number it dialled"),
 )
@@ -65,6 +72,8 @@ class Settings:
     participant_timeout: float
     events_file: Path | None
     worker_port: int
+    max_calls: int
+    load_threshold: float
     console_caller: str
     console_called: str
 
@@ -107,6 +116,8 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
 
     timeout = _number(values, "SWITCHBOARD_PARTICIPANT_TIMEOUT", problems, low=1, high=600)
     port = _number(values, "SWITCHBOARD_WORKER_PORT", problems, low=0, high=65535)
+    max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
+    threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
 
     if problems:
         raise ConfigError("configuration error:\n  - " + "\n  - ".join(problems))
@@ -123,6 +134,8 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         participant_timeout=timeout,
         events_file=Path(events) if events else None,
         worker_port=int(port),
+        max_calls=int(max_calls),
+        load_threshold=threshold,
         console_caller=values["SWITCHBOARD_CONSOLE_CALLER"],
         console_called=values["SWITCHBOARD_CONSOLE_CALLED"],
     )

@@ -1,0 +1,1 @@
+"""The local telephony lab: LiveKit server, SIP service, sipp phones and helpers."""

@@ -1,0 +1,62 @@
+"""Helpers for lab tests: place a call to the lab's number, ask the server what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from livekit import api
+
+from lab.phone import CallResult, place_call
+
+from .conftest import LabHandle
+
+
+async def call_lab(
+    lab: LabHandle,
+    *,
+    from_number: str = "+442071234567",
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> CallResult:
+    return await place_call(
+        sip_host=lab.env["SIP_HOST"],
+        sip_port=int(lab.env["SIP_PORT"]),
+        to_number=lab.env["LAB_INBOUND_NUMBER"],
+        from_number=from_number,
+        headers=headers,
+        local_ip=lab.env["LAB_PHONE_IP"],
+        **kwargs,
+    )
+
+
+def caller_event(lab: LabHandle, result: CallResult, timeout: float = 15.0) -> dict[str, Any]:
+    """The agent's view of this call: matched by the SIP Call-ID our phone sent."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for event in lab.events():
+            caller = event.get("caller") or {}
+            if event["event"] == "caller" and caller.get("call_id_full") == result.call_id:
+                return event
+        time.sleep(0.05)
+    raise AssertionError(f"the agent never reported call {result.call_id}")
+
+
+async def room_names(lab: LabHandle) -> set[str]:
+    async with api.LiveKitAPI(
+        lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
+    ) as lk:
+        rooms = await lk.room.list_rooms(api.ListRoomsRequest())
+    return {r.name for r in rooms.rooms}
+
+
+async def wait_room_gone(lab: LabHandle, room: str, timeout: float = 5.0) -> float:
+    """Seconds until the server no longer lists ``room``; fails after ``timeout``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if room not in await room_names(lab):
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"room {room} still exists {timeout}s later")

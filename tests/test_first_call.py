@@ -1,0 +1,60 @@
+"""The first real call: a sipp phone calls the lab's number, the agent answers, greets,
+and nothing is left behind when the call ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.caller import mask_number
+
+from .conftest import LabHandle
+from .labcalls import call_lab, caller_event, wait_room_gone
+
+pytestmark = pytest.mark.lab
+
+
+async def test_call_is_answered_by_the_agent_which_sees_every_attribute(lab: LabHandle) -> None:
+    result = await call_lab(
+        lab, headers={"X-Customer-Id": "cust-42", "X-Lang": "es"}, hangup=0.5, timeout=30
+    )
+    assert result.answered, result.sipp_log_tail
+    assert result.final_status == 200
+
+    seen = caller_event(lab, result)["caller"]
+    assert seen["kind"] == "sip"
+    assert seen["phone_number"] == mask_number("+442071234567")
+    assert seen["called_number"] == lab.env["LAB_INBOUND_NUMBER"]
+    assert seen["call_id"].startswith("SCL_")
+    assert seen["trunk_id"] == lab.env["LAB_INBOUND_TRUNK_ID"]
+    assert seen["rule_id"] == lab.env["LAB_DISPATCH_RULE_ID"]
+    assert seen["custom"] == {"customer_id": "cust-42", "lang": "es"}
+
+
+async def test_caller_hears_the_greeting(lab: LabHandle) -> None:
+    result = await call_lab(lab, hangup=1.0, timeout=30)
+    assert result.answered, result.sipp_log_tail
+    assert result.first_audio_at is not None, "no non-silent audio reached the caller"
+    assert result.time_to_first_audio is not None and result.time_to_first_audio < 5
+    assert result.received_audio_seconds > 1.0
+
+
+async def test_caller_hangup_removes_the_room_and_ends_the_job(lab: LabHandle) -> None:
+    result = await call_lab(lab, hangup=0.5, timeout=30)
+    assert result.ended_by == "caller"
+    event = caller_event(lab, result)
+    left = lab.wait_event(event="caller_left", job_id=event["job_id"])
+    assert left["reason"] == "CLIENT_INITIATED"
+    lab.wait_event(event="job_ended", job_id=event["job_id"], timeout=5)
+    await wait_room_gone(lab, event["room"], timeout=5)
+
+
+async def test_keyless_agent_says_it_is_unavailable_and_hangs_up(lab: LabHandle) -> None:
+    result = await call_lab(lab, hangup="remote", timeout=60)
+    assert result.answered, result.sipp_log_tail
+    assert result.ended_by == "remote", "the agent should hang up after its message"
+    assert result.received_audio_seconds > 3.0  # the whole message, not a cut-off
+    event = caller_event(lab, result)
+    said = lab.wait_event(event="agent_said", job_id=event["job_id"])
+    assert "not available" in said["text"]
+    lab.wait_event(event="agent_hangup", job_id=event["job_id"])
+    await wait_room_gone(lab, event["room"], timeout=5)
