@@ -1,0 +1,72 @@
+"""`make bench`: real sequential calls through the lab.
+
+Prints INVITE → 200 OK (time to answer) and 200 OK → first greeting audio at the caller
+(time to greeting), p50/p95 over N calls, and writes them to bench/out/calls.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+from pathlib import Path
+
+from lab.phone import place_call
+from lab.procs import LabError
+from lab.stack import Lab
+
+from .stats import summary_ms
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+async def _calls(lab: Lab, n: int) -> tuple[list[float], list[float], int]:
+    answer, greeting, failed = [], [], 0
+    for i in range(n):
+        result = await place_call(
+            sip_host=lab.c.server_ip, sip_port=lab.c.sip_port, to_number=lab.c.inbound_number,
+            from_number=f"+4420712{i:05d}", local_ip=lab.c.phone_ip, hangup=0.2, timeout=30,
+        )  # fmt: skip
+        if result.time_to_answer is None or result.time_to_first_audio is None:
+            failed += 1
+            continue
+        answer.append(result.time_to_answer)
+        greeting.append(result.time_to_first_audio)
+    return answer, greeting, failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.calls")
+    parser.add_argument("-n", "--calls", type=int, default=20)
+    args = parser.parse_args()
+    lab = Lab()
+    try:
+        lab.up(agent_mode="start")
+        answer, greeting, failed = asyncio.run(_calls(lab, args.calls))
+    except LabError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        lab.down()
+    figures = {
+        "machine": f"{platform.machine()}, {platform.system()} {platform.release()}",
+        "calls": args.calls,
+        "failed": failed,
+        "invite_to_200ok": summary_ms(answer),
+        "200ok_to_greeting_audio": summary_ms(greeting),
+    }
+    print(f"\n{args.calls} sequential calls, keyless mode ({failed} failed)")
+    print(f"{'':28}{'p50':>10}{'p95':>10}{'max':>10}")
+    for name in ("invite_to_200ok", "200ok_to_greeting_audio"):
+        row = figures[name]
+        assert isinstance(row, dict)
+        print(f"{name:28}{row['p50_ms']:>8} ms{row['p95_ms']:>7} ms{row['max_ms']:>7} ms")
+    OUT.mkdir(exist_ok=True)
+    (OUT / "calls.json").write_text(json.dumps(figures, indent=1))
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
