@@ -13,22 +13,28 @@ from livekit.agents import AgentServer, JobContext, JobProcess, cli
 from livekit.plugins import silero
 
 from switchboard.call import handle_call
+from switchboard.routes_config import RoutesConfigError, load_routes
+from switchboard.routing import RouteTable
 from switchboard.settings import ConfigError, Settings, load_settings
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)
 
 
-def _settings() -> Settings:
+def _configuration() -> tuple[Settings, RouteTable]:
+    """Everything checked before the worker takes a call: never start half-configured."""
     console = len(sys.argv) > 1 and sys.argv[1] == "console"
     try:
-        return load_settings(os.environ, need_server=not console)
+        settings = load_settings(os.environ, need_server=not console)
+        return settings, load_routes(settings.routes_file)
     except ConfigError as e:
         sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")
-        raise SystemExit(2) from None
+    except (RoutesConfigError, FileNotFoundError) as e:
+        sys.stderr.write(f"{e}\nCheck it with: uv run switchboard check\n")
+    raise SystemExit(2)
 
 
-SETTINGS = _settings()
+SETTINGS, ROUTES = _configuration()
 
 
 def _calls_load(worker: AgentServer) -> float:
@@ -53,7 +59,7 @@ server.setup_fnc = prewarm
 
 @server.rtc_session(agent_name=SETTINGS.agent_name)
 async def entrypoint(ctx: JobContext) -> None:
-    await handle_call(ctx, SETTINGS, ctx.proc.userdata["vad"])
+    await handle_call(ctx, SETTINGS, ROUTES, ctx.proc.userdata["vad"])
 
 
 if __name__ == "__main__":

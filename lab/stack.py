@@ -47,6 +47,7 @@ class LabConfig:
     inbound_number: str = "+15105550100"
     agent_name: str = "switchboard-lab"
     telephony_file: Path = ROOT / "lab/telephony.toml"
+    routes_file: Path = ROOT / "routes.toml"
 
     @property
     def livekit_url(self) -> str:
@@ -206,6 +207,7 @@ class Lab:
             "SWITCHBOARD_AGENT_NAME": c.agent_name,
             "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
             "SWITCHBOARD_WORKER_PORT": str(c.worker_port),
+            "SWITCHBOARD_ROUTES": str(c.routes_file),
             # One worker answers every lab call: count capacity in calls, not CPU.
             "SWITCHBOARD_MAX_CALLS": "30",
             "SWITCHBOARD_LOAD_THRESHOLD": "0.99",

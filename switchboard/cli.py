@@ -7,7 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import cli_provision
+from dotenv import load_dotenv
+
+from . import cli_data, cli_provision, cli_routes
+from .settings import env_example
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,10 +21,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_provision.add_parser(subparsers)
+    cli_routes.add_parser(subparsers)
+    cli_data.add_parser(subparsers)
+    env = subparsers.add_parser("env-example", help="print .env.example (every variable)")
+    env.set_defaults(func=_print_env_example)
     return parser
 
 
+def _print_env_example(_args: argparse.Namespace) -> int:
+    print(env_example(), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Operators keep their LiveKit credentials in .env.local, as for the agent.
+    load_dotenv(".env.local", override=False)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     code: int = args.func(args)

@@ -1,9 +1,11 @@
-"""Speech and language providers for a session, chosen from the settings.
+"""Speech and language providers for one call, chosen from the settings and the route.
 
 Keyless mode is a product feature: with no AI provider configured, the agent still
 answers, speaks with an offline voice (espeak-ng) and says honestly that the assistant
-is unavailable. Everything else goes through LiveKit Inference (LiveKit Cloud) or, for
-speech-to-text, straight to Deepgram when ``DEEPGRAM_API_KEY`` is set.
+is unavailable. Otherwise the LLM and STT come from LiveKit Inference (LiveKit Cloud) or
+an OpenAI-compatible endpoint (self-hosted), speech-to-text straight from Deepgram when
+``DEEPGRAM_API_KEY`` is set, and the voice always has espeak-ng behind it as a fallback,
+so a failing TTS provider never leaves the caller in silence.
 """
 
 from __future__ import annotations
@@ -14,25 +16,13 @@ from typing import Any
 from livekit.agents import inference, llm, stt, tts
 
 from .caller import Caller
+from .keyless import EspeakTTS
+from .routing import Route, stt_model_for
 from .settings import Settings
 
-# Deepgram's phone-call model is tuned for 8 kHz narrow-band audio; it is English-only,
-# so other callers get the general multilingual model rather than a silent fallback.
-PHONE_STT_MODEL = "nova-2-phonecall"
-GENERAL_STT_MODEL = "nova-3"
-
-
-@dataclass(frozen=True, slots=True)
-class SttChoice:
-    model: str
-    language: str
-
-
-def choose_stt(caller: Caller, language: str = "en-US") -> SttChoice:
-    """Pick the speech model for a caller: phone audio and English → the phone-call model."""
-    if caller.is_phone_call and language.lower().startswith("en"):
-        return SttChoice(PHONE_STT_MODEL, language)
-    return SttChoice(GENERAL_STT_MODEL, language)
+# LiveKit Inference and our offline voice speak at different rates; the fallback adapter
+# needs one rate for all voices.
+VOICE_SAMPLE_RATE = 24000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,33 +32,70 @@ class Providers:
     tts: tts.TTS[Any]
 
     def describe(self) -> dict[str, str]:
-        return {
-            "stt": _name(self.stt),
-            "llm": _name(self.llm),
-            "tts": _name(self.tts),
-        }
+        return {"stt": _name(self.stt), "llm": _name(self.llm), "tts": _name(self.tts)}
 
 
-def build_providers(settings: Settings, caller: Caller) -> Providers:
+def build_providers(settings: Settings, caller: Caller, route: Route) -> Providers:
+    offline_voice = EspeakTTS(voice=_espeak_voice(route.language), sample_rate=VOICE_SAMPLE_RATE)
     if settings.keyless:
-        from .keyless import EspeakTTS
+        return Providers(stt=None, llm=None, tts=offline_voice)
+    voice = _voice(settings)
+    return Providers(
+        stt=_speech_to_text(settings, caller, route),
+        llm=_language_model(settings),
+        tts=tts.FallbackAdapter([voice, offline_voice], sample_rate=VOICE_SAMPLE_RATE),
+    )
 
-        return Providers(stt=None, llm=None, tts=EspeakTTS())
-    choice = choose_stt(caller)
-    speech: stt.STT[Any]
+
+def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT[Any]:
+    model = stt_model_for(route, caller)
     if settings.deepgram_api_key:
         from livekit.plugins import deepgram
 
-        speech = deepgram.STT(
-            model=choice.model, language=choice.language, api_key=settings.deepgram_api_key
+        return deepgram.STT(model=model, language=route.language, api_key=settings.deepgram_api_key)
+    if settings.ai_mode == "openai":
+        from livekit.plugins import openai
+
+        return openai.STT(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            model=settings.stt_model,
+            language=route.language.split("-")[0],
+            use_realtime=False,
         )
-    else:
-        speech = inference.STT(model=f"deepgram/{choice.model}", language=choice.language)
-    return Providers(
-        stt=speech,
-        llm=inference.LLM(model=settings.llm_model),
-        tts=inference.TTS(model=settings.tts_model),
-    )
+    return inference.STT(model=f"deepgram/{model}", language=route.language)
+
+
+def _language_model(settings: Settings) -> llm.LLM[Any]:
+    if settings.ai_mode == "openai":
+        from livekit.plugins import openai
+
+        return openai.LLM(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            model=settings.llm_model,
+        )
+    return inference.LLM(model=settings.llm_model)
+
+
+def _voice(settings: Settings) -> tts.TTS[Any]:
+    if settings.tts == "espeak":
+        return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
+    if settings.tts == "openai":
+        from livekit.plugins import openai
+
+        return openai.TTS(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            voice=settings.tts_voice,
+        )
+    return inference.TTS(model=settings.tts_model)
+
+
+def _espeak_voice(language: str) -> str:
+    # espeak-ng names voices by language ("es", "fr", "en-us"); its default is English.
+    primary = language.split("-")[0].lower()
+    return "en-us" if primary == "en" else primary
 
 
 def _name(component: object | None) -> str:

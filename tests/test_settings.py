@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.settings import ENV_VARS, ConfigError, load_settings
+from switchboard.settings import ENV_VARS, ConfigError, env_example, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +53,10 @@ def test_console_needs_no_server() -> None:
     [
         ("LIVEKIT_URL", "localhost:7880", "must start with wss://"),
         ("SWITCHBOARD_AGENT_NAME", "my agent!", "SWITCHBOARD_AGENT_NAME"),
-        ("SWITCHBOARD_AI_MODE", "gpt", "must be one of auto, inference, keyless"),
+        ("SWITCHBOARD_AI_MODE", "gpt", "must be one of auto, inference, openai, keyless"),
+        ("SWITCHBOARD_AI_MODE", "openai", "needs SWITCHBOARD_OPENAI_BASE_URL"),
+        ("SWITCHBOARD_OPENAI_BASE_URL", "ftp://x", "must start with http"),
+        ("SWITCHBOARD_TTS", "loud", "must be one of auto, inference, openai, espeak"),
         ("SWITCHBOARD_PARTICIPANT_TIMEOUT", "soon", "is not a number"),
         ("SWITCHBOARD_PARTICIPANT_TIMEOUT", "0", "between 1 and 600"),
         ("SWITCHBOARD_WORKER_PORT", "70000", "between 0 and 65535"),
@@ -69,7 +72,19 @@ def test_events_file_is_a_path() -> None:
     assert s.events_file == Path("/tmp/e.jsonl")
 
 
-def test_env_example_documents_every_variable() -> None:
+def test_openai_base_url_selects_openai_mode_and_its_voice() -> None:
+    s = load_settings({**SERVER, "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
+    assert s.ai_mode == "openai"
+    assert s.tts == "openai"
+    assert s.openai_base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_keyless_always_speaks_with_espeak() -> None:
+    assert load_settings({**SERVER, "SWITCHBOARD_TTS": "inference"}).tts == "espeak"
+
+
+def test_env_example_is_generated_from_the_code() -> None:
     example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    assert example == env_example(), "run: uv run switchboard env-example > .env.example"
     for var in ENV_VARS:
-        assert f"{var.name}=" in example, f"{var.name} missing from .env.example"
+        assert f"{var.name}=" in example
