@@ -33,6 +33,8 @@ _E164_FIX = "write + country code + number, digits only, e.g. +15105550100"
 
 @dataclass(slots=True)
 class Problems:
+    """Every problem found so far, each one naming the file, where in it, and the fix."""
+
     source: str
     items: list[str] = field(default_factory=list)
 
@@ -52,6 +54,8 @@ def suggest(value: str, valid: Collection[str]) -> str:
 
 
 def _e164(value: str) -> tuple[str, str] | None:
+    # phonenumbers also accepts "+1 510-555-0100"; we need the canonical digits-only form
+    # because matching compares strings exactly with sip.* values, which are E.164.
     try:
         ok = phonenumbers.is_possible_number(phonenumbers.parse(value, None))
     except phonenumbers.NumberParseException:
