@@ -12,29 +12,35 @@ from dotenv import load_dotenv
 from livekit.agents import AgentServer, JobContext, JobProcess, cli
 from livekit.plugins import silero
 
-from switchboard.call import handle_call
+from switchboard.call import CallConfig, handle_call
+from switchboard.policy_config import PolicyConfigError, load_policy
 from switchboard.routes_config import RoutesConfigError, load_routes
-from switchboard.routing import RouteTable
-from switchboard.settings import ConfigError, Settings, load_settings
+from switchboard.settings import ConfigError, load_settings
+from switchboard.toolkit import policy_problems
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)
 
 
-def _configuration() -> tuple[Settings, RouteTable]:
+def _configuration() -> CallConfig:
     """Everything checked before the worker takes a call: never start half-configured."""
     console = len(sys.argv) > 1 and sys.argv[1] == "console"
     try:
         settings = load_settings(os.environ, need_server=not console)
-        return settings, load_routes(settings.routes_file)
+        routes = load_routes(settings.routes_file)
+        policy = load_policy(settings.policy_file)
+        if problems := policy_problems(routes, policy):
+            raise RoutesConfigError(problems)
+        return CallConfig(settings, routes, policy)
     except ConfigError as e:
         sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")
-    except (RoutesConfigError, FileNotFoundError) as e:
+    except (RoutesConfigError, PolicyConfigError, FileNotFoundError) as e:
         sys.stderr.write(f"{e}\nCheck it with: uv run switchboard check\n")
     raise SystemExit(2)
 
 
-SETTINGS, ROUTES = _configuration()
+CONFIG = _configuration()
+SETTINGS = CONFIG.settings
 
 
 def _calls_load(worker: AgentServer) -> float:
@@ -59,7 +65,7 @@ server.setup_fnc = prewarm
 
 @server.rtc_session(agent_name=SETTINGS.agent_name)
 async def entrypoint(ctx: JobContext) -> None:
-    await handle_call(ctx, SETTINGS, ROUTES, ctx.proc.userdata["vad"])
+    await handle_call(ctx, CONFIG, ctx.proc.userdata["vad"])
 
 
 if __name__ == "__main__":

@@ -34,13 +34,16 @@ def _report(result: CallResult, events: list[dict[str, Any]]) -> str:
         kind = event["event"]
         if kind == "caller":
             c = event["caller"]
-            lines.append(f"who called      : {c['phone_number']} → {c['called_number']} "
-                         f"(call {c['call_id']}, custom {c['custom']})")
+            lines.append(
+                f"who called      : {c['phone_number']} → {c['called_number']} "
+                f"(call {c['call_id']}, custom {c['custom']})"
+            )
         elif kind == "route":
             lines.append(f"route           : {event.get('route')} ({event.get('reason')})")
         elif kind == "providers":
-            lines.append(f"providers       : stt={event['stt']} llm={event['llm']} "
-                         f"tts={event['tts']}")
+            lines.append(
+                f"providers       : stt={event['stt']} llm={event['llm']} tts={event['tts']}"
+            )
         elif kind in ("agent_said", "transcript"):
             lines.append(f"agent said      : {event.get('text')!r}")
         elif kind in ("caller_left", "agent_hangup"):

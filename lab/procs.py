@@ -68,9 +68,7 @@ class ProcessTable:
         rows = [{"name": p.name, "pid": p.pid, "log": str(p.log)} for p in procs]
         self._file.write_text(json.dumps(rows, indent=1))
 
-    def start(
-        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
-    ) -> Proc:
+    def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None) -> Proc:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
         with log.open("wb") as out:
@@ -104,6 +102,14 @@ class ProcessTable:
             f"{tail(proc.log)}"
         )
 
+    def stop(self, name: str, timeout_s: float = 10.0) -> None:
+        """Stop one process by name (e.g. a worker a test fixture started)."""
+        procs = self.load()
+        for proc in procs:
+            if proc.name == name:
+                _terminate(proc.pid, timeout_s)
+        self._save([p for p in procs if p.name != name])
+
     def stop_all(self, timeout_s: float = 10.0) -> list[str]:
         stopped = []
         for proc in reversed(self.load()):
@@ -120,6 +126,17 @@ class ProcessTable:
                     os.killpg(proc.pid, signal.SIGKILL)
         self._file.unlink(missing_ok=True)
         return stopped
+
+
+def _terminate(pid: int, timeout_s: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    end = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def alive(pid: int) -> bool:

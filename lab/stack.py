@@ -46,6 +46,8 @@ class LabConfig:
     api_secret: str = "switchboard-lab-secret-not-for-production"
     inbound_number: str = "+15105550100"
     agent_name: str = "switchboard-lab"
+    ai_number: str = "+15105550111"
+    ai_agent_name: str = "switchboard-lab-ai"
     telephony_file: Path = ROOT / "lab/telephony.toml"
     routes_file: Path = ROOT / "routes.toml"
 
@@ -127,8 +129,9 @@ class Lab:
     def up(self, *, agent_mode: str | None = "start") -> dict[str, str]:
         """Start everything; on any failure stop what was started and raise LabError."""
         if self.procs.running():
-            raise LabError(f"a lab is already running (see {self.procs.state_dir}); "
-                           "run `make lab-down` first")
+            raise LabError(
+                f"a lab is already running (see {self.procs.state_dir}); run `make lab-down` first"
+            )
         self.procs.stop_all()  # forget the pids of a lab that died without `lab down`
         try:
             self._start_servers()
@@ -168,29 +171,62 @@ class Lab:
         (c.state_dir / "sip.yaml").write_text(sip_yaml(c))
         c.events_file.unlink(missing_ok=True)
 
-        p = self.procs.start("redis", [redis, "--bind", "127.0.0.1", "--port",
-                                       str(c.redis_port), "--save", "", "--appendonly", "no"])
-        self.procs.wait_ready(p, lambda: redis_ok("127.0.0.1", c.redis_port),
-                              deadline_s=10, what="answering PING")
-        p = self.procs.start("livekit-server", [str(BIN / "livekit-server"), "--config",
-                                                str(c.state_dir / "livekit.yaml")])
-        self.procs.wait_ready(p, lambda: http_ok(f"http://{c.server_ip}:{c.livekit_port}/"),
-                              deadline_s=30, what=f"HTTP 200 on port {c.livekit_port}")
-        p = self.procs.start("livekit-sip", [str(BIN / "livekit-sip"), "--config",
-                                             str(c.state_dir / "sip.yaml")])
-        self.procs.wait_ready(p, lambda: http_ok(f"http://127.0.0.1:{c.sip_health_port}/"),
-                              deadline_s=30, what=f"health 200 on port {c.sip_health_port}")
+        p = self.procs.start(
+            "redis",
+            [
+                redis,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(c.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )
+        self.procs.wait_ready(
+            p, lambda: redis_ok("127.0.0.1", c.redis_port), deadline_s=10, what="answering PING"
+        )
+        p = self.procs.start(
+            "livekit-server",
+            [str(BIN / "livekit-server"), "--config", str(c.state_dir / "livekit.yaml")],
+        )
+        self.procs.wait_ready(
+            p,
+            lambda: http_ok(f"http://{c.server_ip}:{c.livekit_port}/"),
+            deadline_s=30,
+            what=f"HTTP 200 on port {c.livekit_port}",
+        )
+        p = self.procs.start(
+            "livekit-sip", [str(BIN / "livekit-sip"), "--config", str(c.state_dir / "sip.yaml")]
+        )
+        self.procs.wait_ready(
+            p,
+            lambda: http_ok(f"http://127.0.0.1:{c.sip_health_port}/"),
+            deadline_s=30,
+            what=f"health 200 on port {c.sip_health_port}",
+        )
 
     async def _provision(self) -> dict[str, str]:
         from switchboard.provision import provision
         from switchboard.telephony import load_config
 
-        env = {**os.environ, "LAB_AGENT_NAME": self.c.agent_name}
+        env = {
+            **os.environ,
+            "LAB_AGENT_NAME": self.c.agent_name,
+            "LAB_AI_AGENT_NAME": self.c.ai_agent_name,
+            "LAB_SIP_CALLEE_ADDR": f"{self.c.phone_ip}:5070",
+        }
         config = load_config(self.c.telephony_file, env)
         with (self.c.state_dir / "provision.log").open("w") as out:
-            result = await provision(config, url=self.c.livekit_url.replace("ws://", "http://"),
-                                     api_key=self.c.api_key, api_secret=self.c.api_secret,
-                                     out=out)
+            result = await provision(
+                config,
+                url=self.c.livekit_url.replace("ws://", "http://"),
+                api_key=self.c.api_key,
+                api_secret=self.c.api_secret,
+                out=out,
+            )
         return {
             "inbound": result.inbound_trunk_ids["lab-inbound"],
             "rule": result.dispatch_rule_ids["lab-inbound-rule"],
@@ -213,11 +249,22 @@ class Lab:
             "SWITCHBOARD_LOAD_THRESHOLD": "0.99",
         }
 
-    def start_agent(self, mode: str = "start") -> None:
-        p = self.procs.start("agent", [sys.executable, str(ROOT / "agent.py"), mode],
-                             env=self.agent_env())
-        self.procs.wait_ready(p, lambda: log_contains(p.log, "registered worker"),
-                              deadline_s=60, what="registered with the LiveKit server")
+    def start_agent(
+        self, mode: str = "start", *, name: str = "agent", env: dict[str, str] | None = None
+    ) -> None:
+        """Start an agent worker; ``env`` overrides the lab's defaults (e.g. another agent
+        name and AI endpoint for a second worker)."""
+        p = self.procs.start(
+            name,
+            [sys.executable, str(ROOT / "agent.py"), mode],
+            env={**self.agent_env(), **(env or {})},
+        )
+        self.procs.wait_ready(
+            p,
+            lambda: log_contains(p.log, "registered worker"),
+            deadline_s=60,
+            what="registered with the LiveKit server",
+        )
 
     def _env(self, ids: dict[str, str]) -> dict[str, str]:
         c = self.c
@@ -230,6 +277,9 @@ class Lab:
             "LAB_PHONE_IP": c.phone_ip,
             "LAB_INBOUND_NUMBER": c.inbound_number,
             "LAB_AGENT_NAME": c.agent_name,
+            "LAB_AI_NUMBER": c.ai_number,
+            "LAB_AI_AGENT_NAME": c.ai_agent_name,
+            "LAB_CALLEE_ADDR": f"{c.phone_ip}:5070",
             "LAB_NETNS": c.netns,
             "LAB_EVENTS_FILE": str(c.events_file),
             "LAB_INBOUND_TRUNK_ID": ids["inbound"],

@@ -8,24 +8,39 @@ caller leaves for any reason, the session closes, the room is deleted and the jo
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from livekit import rtc
 from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
 
 from .caller import Caller
+from .callstate import CallState
 from .events import EventLog
 from .participants import console_caller, wait_for_caller
+from .policy import DialHistory
+from .policy_config import PolicyConfig
 from .prompts import load_prompt, render_instructions
 from .providers import build_providers
 from .routing import Route, RouteTable, region_of, route_for
 from .settings import Settings
+from .toolkit import tools_for
 
 logger = logging.getLogger("switchboard.call")
 
 
-async def handle_call(
-    ctx: JobContext, settings: Settings, routes: RouteTable, vad_model: vad.VAD
-) -> None:
+@dataclass(frozen=True)
+class CallConfig:
+    """Everything validated at start that every call reads."""
+
+    settings: Settings
+    routes: RouteTable
+    policy: PolicyConfig
+    # Per job process; a process serves one call at a time, so this bounds one call.
+    dial_history: DialHistory = field(default_factory=DialHistory, compare=False)
+
+
+async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
+    settings = config.settings
     events = EventLog(settings.events_file, job_id=ctx.job.id, room=ctx.room.name)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: _job_ended(events, reason))
@@ -43,17 +58,27 @@ async def handle_call(
         return
     events.emit("caller", caller=caller.log_fields())
 
-    decision = route_for(caller, routes)
+    decision = route_for(caller, config.routes)
     route = decision.route
     events.emit("route", route=route.name, reason=decision.reason)
 
     providers = build_providers(settings, caller, route)
     events.emit("providers", **providers.describe())
-    session: AgentSession[None] = AgentSession(
+    state = CallState(
+        caller=caller,
+        route=route,
+        room_name=ctx.room.name,
+        agent_identity=ctx.room.local_participant.identity if not ctx.is_fake_job() else "",
+        events=events,
+        lk=ctx.api,
+        outbound_trunk_id=settings.outbound_trunk_id,
+    )
+    session: AgentSession[CallState] = AgentSession(
         stt=providers.stt or NOT_GIVEN,
         llm=providers.llm or NOT_GIVEN,
         tts=providers.tts,
         vad=vad_model,
+        userdata=state,
     )
     _end_when_caller_leaves(ctx, session, caller, events)
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
@@ -64,7 +89,10 @@ async def handle_call(
         ),
     )
 
-    agent = Agent(instructions=instructions_for(caller, route))
+    agent = Agent(
+        instructions=instructions_for(caller, route),
+        tools=[] if settings.keyless else tools_for(route, config.policy, config.dial_history),
+    )
     await session.start(
         agent=agent,
         room=ctx.room,
@@ -94,7 +122,7 @@ def instructions_for(caller: Caller, route: Route) -> str:
 
 
 def _end_when_caller_leaves(
-    ctx: JobContext, session: AgentSession[None], caller: Caller, events: EventLog
+    ctx: JobContext, session: AgentSession[CallState], caller: Caller, events: EventLog
 ) -> None:
     """The caller leaving ends the call for everyone, whatever the disconnect reason.
 
@@ -123,7 +151,9 @@ def _end_when_caller_leaves(
     ctx.room.on("participant_attributes_changed", on_attributes)
 
 
-async def _keyless_call(ctx: JobContext, session: AgentSession[None], events: EventLog) -> None:
+async def _keyless_call(
+    ctx: JobContext, session: AgentSession[CallState], events: EventLog
+) -> None:
     """No AI configured: say so honestly, then hang up once the words have been heard."""
     text = load_prompt("keyless")
     handle = session.say(text, allow_interruptions=False)

@@ -89,9 +89,7 @@ def caller_from_participant(
         if (value := attributes.get(key, "").strip())
     }
     custom = {
-        key: value
-        for key, value in attributes.items()
-        if not key.startswith(_RESERVED_PREFIXES)
+        key: value for key, value in attributes.items() if not key.startswith(_RESERVED_PREFIXES)
     }
     return Caller(
         kind=kind,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from dotenv import load_dotenv
 
-from . import cli_data, cli_provision, cli_routes
+from . import cli_data, cli_policy, cli_provision, cli_routes
 from .settings import env_example
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_provision.add_parser(subparsers)
     cli_routes.add_parser(subparsers)
     cli_data.add_parser(subparsers)
+    cli_policy.add_parser(subparsers)
     env = subparsers.add_parser("env-example", help="print .env.example (every variable)")
     env.set_defaults(func=_print_env_example)
     return parser

@@ -46,9 +46,7 @@ async def wait_for_caller(ctx: JobContext, timeout_s: float) -> Caller | None:
     """The first SIP or WebRTC participant as a Caller, or None after ``timeout_s``."""
     await ctx.connect()
     try:
-        participant = await asyncio.wait_for(
-            ctx.wait_for_participant(kind=CALLER_KINDS), timeout_s
-        )
+        participant = await asyncio.wait_for(ctx.wait_for_participant(kind=CALLER_KINDS), timeout_s)
     except TimeoutError:
         return None
     kind = KINDS.get(participant.kind, "standard")

@@ -60,6 +60,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SWITCHBOARD_TTS_MODEL", "cartesia/sonic-2", "TTS model (LiveKit Inference name)"),
     EnvVar("SWITCHBOARD_TTS_VOICE", "alloy", "TTS voice on the OpenAI-compatible endpoint"),
     EnvVar("SWITCHBOARD_ROUTES", "routes.toml", "The route table"),
+    EnvVar("SWITCHBOARD_POLICY", "policy.toml", "Dial-out policies and named destinations"),
+    EnvVar(
+        "SWITCHBOARD_OUTBOUND_TRUNK_ID",
+        "",
+        "Outbound SIP trunk for dial-out (ST_...; `switchboard provision --json` prints it)",
+    ),
     EnvVar("SWITCHBOARD_PARTICIPANT_TIMEOUT", "20", "Seconds to wait for the caller to join"),
     EnvVar("SWITCHBOARD_EVENTS_FILE", "", "Append one JSON line per call event to this file"),
     EnvVar("SWITCHBOARD_WORKER_PORT", "8081", "Worker health/HTTP port (0 picks a free one)"),
@@ -78,7 +84,6 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "console: the simulated caller's custom attributes, e.g. lang=es,customer_id=42",
     ),
 )
-
 
 
 def env_example() -> str:
@@ -117,6 +122,8 @@ class Settings:
     tts_model: str
     tts_voice: str
     routes_file: Path
+    policy_file: Path
+    outbound_trunk_id: str | None
     participant_timeout: float
     events_file: Path | None
     worker_port: int
@@ -190,6 +197,8 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         tts_model=values["SWITCHBOARD_TTS_MODEL"],
         tts_voice=values["SWITCHBOARD_TTS_VOICE"],
         routes_file=Path(values["SWITCHBOARD_ROUTES"]),
+        policy_file=Path(values["SWITCHBOARD_POLICY"]),
+        outbound_trunk_id=values["SWITCHBOARD_OUTBOUND_TRUNK_ID"] or None,
         participant_timeout=timeout,
         events_file=Path(events) if events else None,
         worker_port=int(port),

@@ -59,8 +59,10 @@ def _read_env(path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabHandle]:
-    if os.geteuid() == 0 and not os.environ.get("LAB_NETNS") and not os.environ.get(
-        "SWITCHBOARD_LAB_HOST_NETWORK"
+    if (
+        os.geteuid() == 0
+        and not os.environ.get("LAB_NETNS")
+        and not os.environ.get("SWITCHBOARD_LAB_HOST_NETWORK")
     ):
         pytest.fail("lab tests run inside the lab's network namespace: use `make test`")
     config = LabConfig()

@@ -1,0 +1,29 @@
+"""What the agent's tools know about the call they act on (the session's userdata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .caller import Caller
+from .events import EventLog
+from .routing import Route
+
+if TYPE_CHECKING:
+    from livekit import api
+
+
+@dataclass
+class CallState:
+    """Mutable per-call state, owned by one job; tools read and update it."""
+
+    caller: Caller
+    route: Route
+    room_name: str
+    agent_identity: str
+    events: EventLog
+    lk: api.LiveKitAPI
+    outbound_trunk_id: str | None = None
+    dialled: list[str] = field(default_factory=list)  # identities of legs we added
+    transferred_to: str | None = None
+    ended: bool = False

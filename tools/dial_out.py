@@ -1,0 +1,124 @@
+"""Add a third party to the call through the outbound trunk, behind the dial-out policy.
+
+Nothing reaches the trunk before `switchboard.policy.decide` allows it: the number the
+model passes is the caller's words, untrusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from livekit import api
+from livekit.agents import RunContext, ToolError, function_tool
+from livekit.agents.llm import FunctionTool
+from livekit.protocol.sip import CreateSIPParticipantRequest
+from pydantic import Field
+
+from switchboard.callstate import CallState
+from switchboard.dialing import ANSWERED, FAILED, NO_ANSWER, Outcome, outcome_for_status
+from switchboard.policy import (
+    Destination,
+    DialHistory,
+    DialPolicy,
+    DialRequest,
+    Dictated,
+    Named,
+    decide,
+)
+
+logger = logging.getLogger("switchboard.tools")
+
+RING_SECONDS = 25
+
+DESCRIPTION = """
+Bring another person into this call by phone; they join as a third party and the caller
+stays on the line.
+Call when: the caller asks you to add or conference someone in ("add sales to the call").
+Do not call when: the caller wants to be handed over (use transfer_call), or only asks
+for a number. Never dial a number that only appears in the call details: the caller
+must have said it in this conversation.
+Before calling, tell the caller you are placing the call. Afterwards, tell them the outcome
+in plain words.
+"""
+
+
+def dial_out_tool(
+    policy: DialPolicy, destinations: Mapping[str, Destination], history: DialHistory
+) -> FunctionTool[..., Any]:
+    names = sorted(destinations)
+    hint = f"One of: {', '.join(names)}" + (
+        "; or a phone number the caller dictated, in +E.164 form"
+        if policy.allow_caller_dictated
+        else ""
+    )
+
+    @function_tool(name="add_participant", description=DESCRIPTION)
+    async def add_participant(
+        context: RunContext[CallState],
+        destination: Annotated[str, Field(description=f"Who to dial. {hint}.")],
+    ) -> str:
+        state = context.userdata
+        target = Named(destination) if destination in destinations else Dictated(destination)
+        call_key = state.caller.call_id or state.room_name
+        now = time.time()
+        decision = decide(
+            DialRequest(target, state.caller.phone_number, call_key),
+            policy,
+            destinations,
+            history.view(state.caller.phone_number, call_key, now),
+            now,
+        )
+        state.events.emit("dial_decision", **decision.log)
+        if not decision.allowed or decision.target is None:
+            raise ToolError(decision.spoken)
+        if not state.outbound_trunk_id:
+            logger.error("add_participant: no outbound trunk (set SWITCHBOARD_OUTBOUND_TRUNK_ID)")
+            raise ToolError("I can't place calls from this line.")
+        history.record(state.caller.phone_number, call_key, now)
+        identity = f"dialled-{len(state.dialled) + 1}"
+        state.dialled.append(identity)
+        context.disallow_interruptions()
+        outcome = await _dial(state, decision.target, identity, decision.dtmf)
+        state.events.emit(
+            "tool_call", tool="add_participant", arguments={"destination": _safe(destination)},
+            result=outcome.kind,
+        )  # fmt: skip
+        if outcome is not ANSWERED:
+            state.dialled.remove(identity)
+        return outcome.spoken
+
+    return add_participant
+
+
+async def _dial(state: CallState, target: str, identity: str, dtmf: str | None) -> Outcome:
+    request = CreateSIPParticipantRequest(
+        sip_trunk_id=state.outbound_trunk_id or "",
+        sip_call_to=target,
+        room_name=state.room_name,
+        participant_identity=identity,
+        participant_name="added party",
+        wait_until_answered=True,
+        dtmf=dtmf or "",
+    )
+    request.ringing_timeout.FromSeconds(RING_SECONDS)
+    try:
+        await state.lk.sip.create_sip_participant(request, timeout=RING_SECONDS + 10)
+        return ANSWERED
+    except api.SipCallError as e:
+        logger.info(
+            "add_participant: the dialled leg failed", extra={"sip_status": e.sip_status_code}
+        )
+        return outcome_for_status(e.sip_status_code)
+    except TimeoutError:
+        return NO_ANSWER
+    except Exception:
+        logger.exception("add_participant: the LiveKit API failed")
+        return FAILED
+
+
+def _safe(text: str) -> str:
+    # Tool arguments are the caller's words: keep a short, printable form for the record.
+    return "".join(ch for ch in text if ch.isprintable())[:64]

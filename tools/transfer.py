@@ -1,0 +1,82 @@
+"""Cold transfer (SIP REFER) of the caller to a destination the route names.
+
+The model can only pick from the route's destinations (an enum in the schema); a number
+the caller dictates is never a transfer target. The caller is told before the REFER, and a
+failed transfer is said out loud so the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from livekit import api
+from livekit.agents import RunContext, ToolError, function_tool
+from livekit.agents.llm import FunctionTool
+from pydantic import Field
+
+from switchboard.callstate import CallState
+from switchboard.policy import Destination, classify_number, destination_number
+
+logger = logging.getLogger("switchboard.tools")
+
+DESCRIPTION = """
+Hand the caller over to another team or person; you leave the call afterwards.
+Call when: the caller asks to speak to one of the destinations below, and has agreed to
+be transferred. Do not call when: the caller wants someone added while they stay with
+you (use add_participant), or names someone not in the list.
+Destinations:
+"""
+
+
+def transfer_tool(destinations: Mapping[str, Destination]) -> FunctionTool[..., Any]:
+    names = sorted(destinations)
+    listing = "\n".join(f"- {n}: {destinations[n].description}" for n in names)
+
+    @function_tool(name="transfer_call", description=DESCRIPTION + listing)
+    async def transfer_call(
+        context: RunContext[CallState],
+        destination: Annotated[
+            str, Field(description="Where to transfer.", json_schema_extra={"enum": names})
+        ],
+    ) -> str:
+        state = context.userdata
+        target = destinations.get(destination)
+        if target is None:
+            raise ToolError(f"I can transfer you to: {', '.join(names)}.")
+        number = destination_number(target)
+        if number and classify_number(number).problem is not None:
+            logger.error("transfer: destination %s is a restricted number; not used", destination)
+            raise ToolError("I can't transfer you there.")
+        if state.transferred_to:
+            raise ToolError("The transfer is already under way.")
+        context.disallow_interruptions()
+        await context.session.say(
+            f"I'm transferring you to {target.description} now. Please hold.",
+            allow_interruptions=False,
+        )
+        transfer_to = target.sip_uri or f"tel:{target.number}"
+        try:
+            await state.lk.sip.transfer_sip_participant(
+                api.TransferSIPParticipantRequest(
+                    room_name=state.room_name,
+                    participant_identity=state.caller.identity,
+                    transfer_to=transfer_to,
+                    play_dialtone=False,
+                )
+            )
+        except Exception as e:
+            status = getattr(e, "sip_status_code", None)
+            logger.warning("transfer failed", extra={"destination": destination, "sip": status})
+            state.events.emit("tool_call", tool="transfer_call", arguments={"destination":
+                              destination}, result="failed")  # fmt: skip
+            raise ToolError(
+                "The transfer did not go through. Tell the caller, and offer other help."
+            ) from None
+        state.transferred_to = destination
+        state.events.emit("tool_call", tool="transfer_call",
+                          arguments={"destination": destination}, result="transferred")  # fmt: skip
+        return "The caller has been transferred; the call with you is over."
+
+    return transfer_call
