@@ -29,10 +29,12 @@ PT_PCMU = 0
 PT_DTMF = 101  # the telephone-event payload type both lab SDPs offer
 DTMF_EVENTS = "0123456789*#ABCD"  # RFC 4733 event codes 0..15, in order
 
-# Speech energy over a 20 ms frame is rarely below -40 dBFS (RMS ~330), while the frames
-# the LiveKit SIP service sends before the agent speaks are digital silence or near it:
-# PCMU's smallest codes decode to +-8..+-100 and Opus-to-PCMU residual noise stays well
-# under -50 dBFS (RMS ~100).  200 (-44 dBFS) sits between the two with margin each way.
+# What counts as "audio" in a 20 ms PCMU frame.  Before the agent speaks, the LiveKit SIP
+# service sends digital silence (0xFF, RMS 0) or the near-silence of decoded/resampled
+# quiet, a few of mu-law's smallest steps (8..120).  Synthetic speech frames sit around
+# -30..-15 dBFS (RMS ~1000..6000; the lab prompts are normalised to -3 dBFS peak).  200
+# (about -44 dBFS) is far above the first and about 14 dB under quiet speech, so the
+# first frame over it is where speech starts, give or take a frame of onset.
 SILENCE_RMS = 200.0
 
 
@@ -47,12 +49,15 @@ _ULAW_SQUARED: tuple[int, ...] = tuple(s * s for s in ULAW_TO_LINEAR)
 
 
 def linear_to_ulaw(sample: int) -> int:
-    """One signed 16-bit sample to its mu-law code (G.711, with the usual 32635 clip)."""
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), 32635) + 0x84
-    exponent = magnitude.bit_length() - 8  # 0..7: the segment the biased value falls in
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+    """One signed 16-bit sample to its mu-law code: G.711 on the top 14 bits, rounded the
+    way ``audioop`` rounded, so the two agree code for code."""
+    value = max(-32768, min(32767, sample)) >> 2
+    mask = 0x7F if value < 0 else 0xFF  # mu-law stores every bit inverted, sign included
+    magnitude = min(abs(value), 8159) + 0x21  # clipped, plus the G.711 bias
+    segment = magnitude.bit_length() - 6  # 0..7; 8 only for the clipped maximum
+    if segment > 7:
+        return 0x7F ^ mask
+    return ((segment << 4) | ((magnitude >> (segment + 1)) & 0x0F)) ^ mask
 
 
 def pcmu_decode(payload: bytes) -> list[int]:

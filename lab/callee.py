@@ -8,6 +8,8 @@ caller's own tests dial.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import sys
 import tempfile
@@ -34,13 +36,19 @@ CalleeMode = Literal[
 _POLL = 0.02
 
 
-def udp_bound(ip: str, port: int) -> bool:
-    """Whether some socket holds UDP ``ip:port`` (or the wildcard) in this namespace.
-    Read from /proc rather than probed by binding, which could steal the port from sipp."""
-    ours = f"{int.from_bytes(socket.inet_aton(ip), sys.byteorder):08X}:{port:04X}"
-    anyip = f"00000000:{port:04X}"
+def udp_bound_by(pid: int, ip: str, port: int) -> bool:
+    """Whether process ``pid`` holds UDP ``ip:port``: the socket inode in /proc/net/udp is
+    one of the process's open files.  (Probing by binding could steal the port from sipp;
+    a bare "is it bound" would be fooled by whoever else holds it.)"""
+    addr = f"{int.from_bytes(socket.inet_aton(ip), sys.byteorder):08X}:{port:04X}"
     with open("/proc/net/udp") as table:
-        return any(line.split()[1] in (ours, anyip) for line in table.readlines()[1:])
+        rows = [line.split() for line in table.readlines()[1:]]
+    inodes = {f"socket:[{row[9]}]" for row in rows if row[1] == addr}
+    for fd in Path(f"/proc/{pid}/fd").glob("*") if inodes else ():
+        with contextlib.suppress(OSError):  # fds come and go while we look
+            if os.readlink(fd) in inodes:
+                return True
+    return False
 
 
 class Callee:
@@ -103,7 +111,8 @@ class Callee:
             args.append("-rtp_echo")
         try:
             self._proc = await start_sipp(args, self.workdir, self._sipp)
-            await self._until(lambda: udp_bound(self.ip, self.port), self._ready_timeout,
+            pid = self._proc.pid
+            await self._until(lambda: udp_bound_by(pid, self.ip, self.port), self._ready_timeout,
                               f"sipp listening on {self.ip}:{self.port}")  # fmt: skip
         except BaseException:
             await self.close()
@@ -162,6 +171,10 @@ class Callee:
     @property
     def refer(self) -> SipMessage | None:
         return next((m for m in self.messages() if not m.sent and m.method == "REFER"), None)
+
+    @property
+    def refer_received(self) -> bool:
+        return self.refer is not None
 
     @property
     def refer_to(self) -> str | None:

@@ -2,9 +2,9 @@
 
 sipp does the signalling; this process owns the RTP port the SDP offers, so it hears the
 far end (per-packet arrival time and RMS) and can speak (PCMU, RFC 4733 DTMF).  It also
-decides when to hang up: it sends an INFO with the call's Call-ID to sipp's own SIP port,
-which the scenario waits for next to the far end's BYE, and which becomes a CANCEL
-(before the answer) or a BYE (after it).  What happened is read back from sipp's
+decides when to hang up: it sends a LAB-HANGUP request with the call's Call-ID to sipp's
+own SIP port, which the scenario waits for next to the far end's BYE, and which becomes
+a CANCEL (before the answer) or a BYE (after it).  What happened is read back from sipp's
 ``-trace_msg`` log, whose timestamps are sipp's own, taken when it sent or received.
 """
 
@@ -21,16 +21,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .audio import SAMPLE_RATE, SILENCE_RMS, RtpEndpoint, load_pcmu
+from .audio import SAMPLE_RATE, SILENCE_RMS, Arrival, RtpEndpoint, load_pcmu
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 TEARDOWN_GRACE = 3.0  # seconds a CANCEL or BYE exchange gets before sipp is killed
 _POLL = 0.02  # how often the trace is re-read while the call runs
+_HANGUP = "LAB-HANGUP"  # the private request uac.xml waits for (see _poke)
 
 EndedBy = Literal["caller", "remote", "timeout"]
 
@@ -144,9 +145,10 @@ def free_udp_port(ip: str = "127.0.0.1", *, pair: bool = False) -> int:
 
 def sipp_args(ip: str, port: int, workdir: Path) -> list[str]:
     """Options every lab sipp gets: SIP, media and control sockets bound to ``ip`` only
-    (sipp's defaults are INADDR_ANY and UDP 8888), logs in ``workdir``."""
+    (sipp's defaults are INADDR_ANY and UDP 8888), logs in ``workdir``, and a 200 for an
+    unexpected INFO/OPTIONS/NOTIFY/UPDATE (-aa) instead of aborting the call."""
     return [
-        "-i", ip, "-p", str(port), "-bind_local", "-mi", ip, "-ci", ip, "-nostdin",
+        "-i", ip, "-p", str(port), "-bind_local", "-mi", ip, "-ci", ip, "-nostdin", "-aa",
         "-trace_msg", "-message_file", str(workdir / "messages.log"),
         "-trace_err", "-error_file", str(workdir / "errors.log"),
     ]  # fmt: skip
@@ -203,6 +205,7 @@ class CallResult:
     dtmf_packets_sent: int = 0
     dtmf_received: str = ""  # telephone-events that came back (an echoing far end)
     refer_to: str | None = None  # a REFER the far end sent (the agent transferring us)
+    arrivals: tuple[Arrival, ...] = field(default=(), repr=False)  # every RTP packet heard
 
     @property
     def time_to_answer(self) -> float | None:
@@ -321,12 +324,12 @@ async def place_call(
 
 
 def _poke(call_id: str, sipp_addr: tuple[str, int], me: tuple[str, int]) -> bytes:
-    """The INFO that tells our sipp to hang up; sipp finds the call by Call-ID alone."""
+    """The request that tells our sipp to hang up; sipp finds the call by Call-ID alone."""
     return (
-        f"INFO sip:hangup@{sipp_addr[0]}:{sipp_addr[1]} SIP/2.0\r\n"
+        f"{_HANGUP} sip:hangup@{sipp_addr[0]}:{sipp_addr[1]} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {me[0]}:{me[1]};branch=z9hG4bK-sbhangup\r\n"
         f"From: <sip:lab@{me[0]}>;tag=sbhangup\r\nTo: <sip:lab@{me[0]}>\r\n"
-        f"Call-ID: {call_id}\r\nCSeq: 1 INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 {_HANGUP}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ).encode()
 
 
@@ -375,9 +378,12 @@ async def _drive(
             if reason is None and (now >= deadline or hangup_in <= 0):
                 reason, give_up = ("timeout" if now >= deadline else "caller"), now + TEARDOWN_GRACE
             if reason is not None:
-                if invite is None or now >= give_up:
+                # Nothing heard from the far end: there is nothing to CANCEL yet (sipp holds
+                # a CANCEL back until a response stops the INVITE's retransmissions).
+                heard_back = any(not m.sent and m.status for m in msgs)
+                if invite is None or not heard_back or now >= give_up:
                     return reason, time.time()
-                seen = any(not m.sent and m.method == "INFO" for m in msgs)
+                seen = any(not m.sent and m.method == _HANGUP for m in msgs)
                 # Re-sent only while sipp has not logged it (a UDP datagram can be lost);
                 # once it has, a copy would be an unexpected message that aborts the call.
                 if not seen and now - poked >= 0.5:
@@ -443,4 +449,5 @@ def _result(
         dtmf_packets_sent=media.dtmf_packets_sent,
         dtmf_received=media.dtmf_received,
         refer_to=refer.header("Refer-To") if refer else None,
+        arrivals=tuple(media.arrivals),
     )

@@ -82,12 +82,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     )
     _end_when_caller_leaves(ctx, session, caller, events)
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
-    session.on(
-        "conversation_item_added",
-        lambda ev: events.emit(
-            "transcript", role=ev.item.role, text=getattr(ev.item, "text_content", None)
-        ),
-    )
+    session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
 
     agent = Agent(
         instructions=instructions_for(caller, route),
@@ -164,6 +159,14 @@ async def _keyless_call(
     events.emit("agent_hangup", reason="keyless")
     await ctx.delete_room()
     ctx.shutdown("keyless call complete")
+
+
+def _transcript(events: EventLog, item: object) -> None:
+    # Messages carry a role and text; function calls and handoffs are recorded elsewhere.
+    role = getattr(item, "role", None)
+    text = getattr(item, "text_content", None)
+    if role and text:
+        events.emit("transcript", role=role, text=text)
 
 
 async def _job_ended(events: EventLog, reason: str) -> None:

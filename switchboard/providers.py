@@ -15,6 +15,10 @@ from typing import Any
 
 from livekit.agents import inference, llm, stt, tts
 
+# Plugins register on the main thread at import, and openai's is slow to import: load
+# them with the worker, not in the middle of a call.
+from livekit.plugins import deepgram, openai
+
 from .caller import Caller
 from .keyless import EspeakTTS
 from .routing import Route, stt_model_for
@@ -50,12 +54,8 @@ def build_providers(settings: Settings, caller: Caller, route: Route) -> Provide
 def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT[Any]:
     model = stt_model_for(route, caller)
     if settings.deepgram_api_key:
-        from livekit.plugins import deepgram
-
         return deepgram.STT(model=model, language=route.language, api_key=settings.deepgram_api_key)
     if settings.ai_mode == "openai":
-        from livekit.plugins import openai
-
         return openai.STT(
             base_url=settings.openai_base_url or "",
             api_key=settings.openai_api_key or "none",
@@ -68,8 +68,6 @@ def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT
 
 def _language_model(settings: Settings) -> llm.LLM[Any]:
     if settings.ai_mode == "openai":
-        from livekit.plugins import openai
-
         return openai.LLM(
             base_url=settings.openai_base_url or "",
             api_key=settings.openai_api_key or "none",
@@ -82,8 +80,6 @@ def _voice(settings: Settings) -> tts.TTS[Any]:
     if settings.tts == "espeak":
         return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
     if settings.tts == "openai":
-        from livekit.plugins import openai
-
         return openai.TTS(
             base_url=settings.openai_base_url or "",
             api_key=settings.openai_api_key or "none",

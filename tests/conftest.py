@@ -16,6 +16,8 @@ import pytest
 from lab.procs import http_ok
 from lab.stack import Lab, LabConfig
 
+from .fake_openai import FakeOpenAI
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test module declares its category; a module without one is a mistake."""
@@ -78,3 +80,41 @@ def lab() -> Iterator[LabHandle]:
         yield LabHandle(env, lab)
     finally:
         lab.down()
+
+
+@dataclass(frozen=True)
+class AiLab:
+    """The lab plus a second agent worker whose LLM and STT are an OpenAI-compatible test
+    double (no cloud AI is reachable here); it answers LAB_AI_NUMBER."""
+
+    lab: LabHandle
+    fake: FakeOpenAI
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.lab.env
+
+
+@pytest.fixture(scope="session")
+def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
+    root = Path(__file__).resolve().parent.parent
+    with FakeOpenAI(host="127.0.0.1", port=0) as fake:
+        lab.lab.start_agent(
+            "start",
+            name="agent-ai",
+            env={
+                "SWITCHBOARD_AGENT_NAME": lab.env["LAB_AI_AGENT_NAME"],
+                "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url,
+                "OPENAI_API_KEY": "test-double",
+                "SWITCHBOARD_LLM_MODEL": "fake",
+                "SWITCHBOARD_TTS": "espeak",
+                "SWITCHBOARD_WORKER_PORT": "0",
+                "SWITCHBOARD_ROUTES": str(root / "lab/routes.toml"),
+                "SWITCHBOARD_POLICY": str(root / "lab/policy.toml"),
+                "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab.env["LAB_OUTBOUND_TRUNK_ID"],
+            },
+        )
+        try:
+            yield AiLab(lab, fake)
+        finally:
+            lab.lab.procs.stop("agent-ai")

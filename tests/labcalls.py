@@ -18,13 +18,14 @@ async def call_lab(
     lab: LabHandle,
     *,
     from_number: str = "+442071234567",
+    to_number: str | None = None,
     headers: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> CallResult:
     return await place_call(
         sip_host=lab.env["SIP_HOST"],
         sip_port=int(lab.env["SIP_PORT"]),
-        to_number=lab.env["LAB_INBOUND_NUMBER"],
+        to_number=to_number or lab.env["LAB_INBOUND_NUMBER"],
         from_number=from_number,
         headers=headers,
         local_ip=lab.env["LAB_PHONE_IP"],

@@ -4,8 +4,8 @@ Nothing reaches the trunk before `switchboard.policy.decide` allows it: the numb
 model passes is the caller's words, untrusted.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the tool schema is read from the annotations,
+# which name values (the destinations) known only when the tool is built.
 import logging
 import time
 from collections.abc import Mapping
@@ -71,7 +71,8 @@ def dial_out_tool(
             history.view(state.caller.phone_number, call_key, now),
             now,
         )
-        state.events.emit("dial_decision", **decision.log)
+        fields = {k: v for k, v in decision.log.items() if k != "event"}
+        state.events.emit("dial_decision", allowed=decision.allowed, **fields)
         if not decision.allowed or decision.target is None:
             raise ToolError(decision.spoken)
         if not state.outbound_trunk_id:

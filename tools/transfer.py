@@ -5,8 +5,8 @@ the caller dictates is never a transfer target. The caller is told before the RE
 failed transfer is said out loud so the conversation goes on.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the tool schema is read from the annotations,
+# which name values (the destinations) known only when the tool is built.
 import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
