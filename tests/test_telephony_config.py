@@ -70,14 +70,16 @@ def error_of(text: str, env: dict[str, str] | None = None) -> str:
 
 def test_lab_file_parses_with_defaults() -> None:
     cfg = load_config(ROOT / "lab" / "telephony.toml", env={})
-    (inbound,) = cfg.inbound_trunks
+    inbound, ai_inbound = cfg.inbound_trunks
+    assert ai_inbound.numbers == ("+15105550111",)
     assert inbound == InboundTrunk(
         "lab-inbound",
         ("+15105550100",),
         ("10.0.0.0/8", "127.0.0.0/8"),
         headers_to_attributes=(("X-Customer-Id", "customer_id"), ("X-Lang", "lang")),
     )
-    (rule,) = cfg.dispatch_rules
+    ai_rule, rule = sorted(cfg.dispatch_rules, key=lambda r: r.room_prefix)
+    assert (ai_rule.trunks, ai_rule.agents) == (("lab-inbound-ai",), ("switchboard-lab-ai",))
     assert (rule.trunks, rule.agents, rule.room_prefix) == (
         ("lab-inbound",),
         ("switchboard-lab",),
