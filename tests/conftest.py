@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from lab.procs import http_ok
 from lab.stack import Lab, LabConfig
 
 from .fake_openai import FakeOpenAI
+
+# A 2-core CI machine running the lab beside the tests is slow and uneven: judge
+# property tests on their examples, not on per-example wall time.
+settings.register_profile("switchboard", deadline=None, print_blob=True)
+settings.load_profile("switchboard")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
