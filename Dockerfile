@@ -9,7 +9,8 @@ RUN apt-get update \
 
 FROM base AS build
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+    UV_CACHE_DIR=/tmp/uv-cache HF_HOME=/app/.models
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --locked --no-dev --no-install-project
@@ -25,9 +26,9 @@ FROM base
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin agent
 WORKDIR /app
 COPY --from=build --chown=agent:agent /app /app
-COPY --from=build --chown=agent:agent /root/.cache /home/agent/.cache
 USER agent
-ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 SWITCHBOARD_STATE_DIR=/home/agent/state
+ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HOME=/app/.models \
+    SWITCHBOARD_STATE_DIR=/home/agent/state
 # Health checks hit the worker's HTTP port (SWITCHBOARD_WORKER_PORT, default 8081).
 EXPOSE 8081
 CMD ["python", "agent.py", "start"]
