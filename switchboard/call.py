@@ -16,6 +16,7 @@ from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, 
 from .caller import Caller
 from .callstate import CallState
 from .events import EventLog
+from .lifecycle import Action, on_participant_left
 from .participants import console_caller, wait_for_caller
 from .policy import DialHistory
 from .policy_config import PolicyConfig
@@ -80,7 +81,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         vad=vad_model,
         userdata=state,
     )
-    _end_when_caller_leaves(ctx, session, caller, events)
+    _follow_the_call(ctx, session, state)
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
     session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
 
@@ -116,25 +117,38 @@ def instructions_for(caller: Caller, route: Route) -> str:
     return render_instructions(load_prompt(route.prompt), details)
 
 
-def _end_when_caller_leaves(
-    ctx: JobContext, session: AgentSession[CallState], caller: Caller, events: EventLog
-) -> None:
-    """The caller leaving ends the call for everyone, whatever the disconnect reason.
-
-    The framework closes the session by itself only for some reasons (not for
-    USER_UNAVAILABLE or SIP_TRUNK_FAILURE), so we do it for all of them.
-    """
+def _follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: CallState) -> None:
+    """Act on every participant leaving, as `lifecycle.on_participant_left` decides, and
+    log every SIP call status change. The framework closes the session by itself only for
+    some disconnect reasons, so we never rely on it."""
+    events = state.events
 
     def on_disconnected(participant: rtc.RemoteParticipant) -> None:
-        if participant.identity != caller.identity:
-            return
-        reason = rtc.DisconnectReason.Name(
-            participant.disconnect_reason or rtc.DisconnectReason.UNKNOWN_REASON
+        reason = (
+            rtc.DisconnectReason.Name(participant.disconnect_reason)
+            if participant.disconnect_reason
+            else None
         )
-        events.emit("caller_left", reason=reason)
-        session.shutdown(drain=False)
-        ctx.delete_room()
-        ctx.shutdown(f"caller left ({reason})")
+        decision = on_participant_left(
+            participant.identity,
+            reason,
+            caller_identity=state.caller.identity,
+            dialled=frozenset(state.dialled),
+        )
+        events.emit("participant_left", identity=participant.identity, reason=reason,
+                    action=decision.action.value)  # fmt: skip
+        if decision.action is Action.END_CALL:
+            events.emit("caller_left", reason=reason or "UNKNOWN")
+            session.shutdown(drain=False)
+            ctx.delete_room()
+            ctx.shutdown(f"caller left ({reason})")
+        elif decision.action is Action.END_JOB:
+            session.shutdown(drain=False)
+            ctx.shutdown("room deleted")
+        elif decision.action is Action.REPORT_LEG:
+            state.dialled.remove(participant.identity)
+            if decision.say and session.llm is not None:
+                session.generate_reply(instructions=decision.say)
 
     def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
         if "sip.callStatus" in changed:
@@ -142,8 +156,13 @@ def _end_when_caller_leaves(
                 "call_status", identity=participant.identity, status=changed["sip.callStatus"]
             )
 
+    def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
+        events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))
+        ctx.shutdown("room disconnected")
+
     ctx.room.on("participant_disconnected", on_disconnected)
     ctx.room.on("participant_attributes_changed", on_attributes)
+    ctx.room.on("disconnected", on_room_gone)
 
 
 async def _keyless_call(
@@ -155,7 +174,7 @@ async def _keyless_call(
     events.emit("agent_said", text=text)
     await handle.wait_for_playout()
     if not ctx.room.isconnected() or not ctx.room.remote_participants:
-        return  # the caller hung up first; _end_when_caller_leaves has cleaned up
+        return  # the caller hung up first; _follow_the_call has cleaned up
     events.emit("agent_hangup", reason="keyless")
     await ctx.delete_room()
     ctx.shutdown("keyless call complete")

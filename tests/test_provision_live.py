@@ -46,6 +46,7 @@ from switchboard.telephony import Action, TelephonyConfig, load_config
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = ROOT / "tests/data/telephony-one-number.toml"
 SERVER_BIN = BIN / "livekit-server"
 REDIS_PORT, HTTP_PORT = 16379, 17880
 API_KEY, API_SECRET = "devkey", "switchboard-lab-secret-0123456789abcdef"
@@ -143,7 +144,7 @@ def livekit_api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
 
 
 def lab_config() -> TelephonyConfig:
-    return load_config(ROOT / "lab" / "telephony.toml", env={})  # the file's defaults
+    return load_config(CONFIG_FILE, env={})  # the file's defaults
 
 
 async def run(
@@ -324,7 +325,7 @@ def test_cli_json_prints_ids(
         monkeypatch.delenv(name, raising=False)
     parser = argparse.ArgumentParser()
     cli_provision.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["provision", "--file", str(ROOT / "lab/telephony.toml"), "--json"])
+    args = parser.parse_args(["provision", "--file", str(CONFIG_FILE), "--json"])
     assert args.func(args) == 0
     captured = capsys.readouterr()
     ids = json.loads(captured.out)

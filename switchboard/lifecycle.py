@@ -1,0 +1,50 @@
+"""What to do when someone leaves the call: one pure decision, reason and role in,
+action out, so the rules live in one place and not across the tools.
+
+The reference table of disconnect reasons, and what a careful operator expects:
+- the caller leaving, for any reason (or none), ends the call for everyone;
+- a dialled leg that never connected (rejected, unavailable, trunk failure) is reported
+  to the caller and the call goes on;
+- a dialled leg hanging up mid-call is reported too;
+- the room deleted (by us, or by an operator) ends the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Action(Enum):
+    END_CALL = "end_call"  # delete the room (every leg), close the session, end the job
+    END_JOB = "end_job"  # the room is already gone: close the session, end the job
+    REPORT_LEG = "report_leg"  # tell the caller what happened to the dialled leg; go on
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    say: str | None = None  # instructions for the agent's next words, when it must speak
+
+
+_LEG_WORDS = {
+    "USER_REJECTED": "The person you tried to add declined or was busy.",
+    "USER_UNAVAILABLE": "The person you tried to add did not answer.",
+    "SIP_TRUNK_FAILURE": "The call to the person you tried to add could not be connected.",
+    "CLIENT_INITIATED": "The person you added to the call has hung up.",
+}
+
+
+def on_participant_left(
+    identity: str, reason: str | None, *, caller_identity: str, dialled: frozenset[str]
+) -> Decision:
+    """``reason`` is the DisconnectReason name, or None when the server gave none."""
+    if reason == "ROOM_DELETED":
+        return Decision(Action.END_JOB)
+    if identity == caller_identity:
+        return Decision(Action.END_CALL)
+    if identity in dialled:
+        words = _LEG_WORDS.get(reason or "", "The person you added is no longer on the call.")
+        return Decision(Action.REPORT_LEG, say=f"{words} Tell the caller, and offer other help.")
+    return Decision(Action.IGNORE)
