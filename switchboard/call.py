@@ -73,6 +73,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         events=events,
         lk=ctx.api,
         outbound_trunk_id=settings.outbound_trunk_id,
+        ring_timeout=settings.ring_timeout,
     )
     session: AgentSession[CallState] = AgentSession(
         stt=providers.stt or NOT_GIVEN,

@@ -24,6 +24,8 @@ class CallState:
     events: EventLog
     lk: api.LiveKitAPI
     outbound_trunk_id: str | None = None
-    dialled: list[str] = field(default_factory=list)  # identities of legs we added
+    ring_timeout: float = 25.0
+    dialled: list[str] = field(default_factory=list)  # legs we added that answered
+    dial_attempts: int = 0
     transferred_to: str | None = None
     ended: bool = False

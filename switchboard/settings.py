@@ -59,6 +59,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("SWITCHBOARD_TTS_MODEL", "cartesia/sonic-2", "TTS model (LiveKit Inference name)"),
     EnvVar("SWITCHBOARD_TTS_VOICE", "alloy", "TTS voice on the OpenAI-compatible endpoint"),
+    EnvVar("SWITCHBOARD_RING_TIMEOUT", "25", "Seconds a dialled party may ring before we give up"),
     EnvVar("SWITCHBOARD_ROUTES", "routes.toml", "The route table"),
     EnvVar("SWITCHBOARD_POLICY", "policy.toml", "Dial-out policies and named destinations"),
     EnvVar(
@@ -121,6 +122,7 @@ class Settings:
     tts: TtsProvider
     tts_model: str
     tts_voice: str
+    ring_timeout: float
     routes_file: Path
     policy_file: Path
     outbound_trunk_id: str | None
@@ -175,6 +177,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
 
     timeout = _number(values, "SWITCHBOARD_PARTICIPANT_TIMEOUT", problems, low=1, high=600)
     port = _number(values, "SWITCHBOARD_WORKER_PORT", problems, low=0, high=65535)
+    ring_timeout = _number(values, "SWITCHBOARD_RING_TIMEOUT", problems, low=1, high=120)
     max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
 
@@ -196,6 +199,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         tts="espeak" if ai_mode == "keyless" else tts,  # type: ignore[arg-type]
         tts_model=values["SWITCHBOARD_TTS_MODEL"],
         tts_voice=values["SWITCHBOARD_TTS_VOICE"],
+        ring_timeout=ring_timeout,
         routes_file=Path(values["SWITCHBOARD_ROUTES"]),
         policy_file=Path(values["SWITCHBOARD_POLICY"]),
         outbound_trunk_id=values["SWITCHBOARD_OUTBOUND_TRUNK_ID"] or None,

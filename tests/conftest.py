@@ -118,6 +118,7 @@ def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
                 "SWITCHBOARD_ROUTES": str(root / "lab/routes.toml"),
                 "SWITCHBOARD_POLICY": str(root / "lab/policy.toml"),
                 "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab.env["LAB_OUTBOUND_TRUNK_ID"],
+                "SWITCHBOARD_RING_TIMEOUT": "4",
             },
         )
         try:

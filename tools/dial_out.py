@@ -31,8 +31,6 @@ from switchboard.policy import (
 
 logger = logging.getLogger("switchboard.tools")
 
-RING_SECONDS = 25
-
 DESCRIPTION = """
 Bring another person into this call by phone; they join as a third party and the caller
 stays on the line.
@@ -79,16 +77,18 @@ def dial_out_tool(
             logger.error("add_participant: no outbound trunk (set SWITCHBOARD_OUTBOUND_TRUNK_ID)")
             raise ToolError("I can't place calls from this line.")
         history.record(state.caller.phone_number, call_key, now)
-        identity = f"dialled-{len(state.dialled) + 1}"
-        state.dialled.append(identity)
+        state.dial_attempts += 1
+        identity = f"dialled-{state.dial_attempts}"
         context.disallow_interruptions()
         outcome = await _dial(state, decision.target, identity, decision.dtmf)
         state.events.emit(
             "tool_call", tool="add_participant", arguments={"destination": _safe(destination)},
             result=outcome.kind,
         )  # fmt: skip
-        if outcome is not ANSWERED:
-            state.dialled.remove(identity)
+        if outcome is ANSWERED:
+            # From now on the lifecycle follows this leg (and reports if it hangs up); until
+            # answered, this tool alone reports what happened.
+            state.dialled.append(identity)
         return outcome.spoken
 
     return add_participant
@@ -104,15 +104,22 @@ async def _dial(state: CallState, target: str, identity: str, dtmf: str | None) 
         wait_until_answered=True,
         dtmf=dtmf or "",
     )
-    request.ringing_timeout.FromSeconds(RING_SECONDS)
+    request.ringing_timeout.FromSeconds(int(state.ring_timeout))
     try:
-        await state.lk.sip.create_sip_participant(request, timeout=RING_SECONDS + 10)
+        await state.lk.sip.create_sip_participant(request, timeout=state.ring_timeout + 10)
         return ANSWERED
     except api.SipCallError as e:
         logger.info(
             "add_participant: the dialled leg failed", extra={"sip_status": e.sip_status_code}
         )
         return outcome_for_status(e.sip_status_code)
+    except api.ServerError as e:
+        # The SIP service gives up ringing with a plain 408 "sip request timed out".
+        if getattr(e, "status", None) == 408:
+            return NO_ANSWER
+        logger.warning("add_participant: the LiveKit API refused the dial",
+                       extra={"code": e.code, "status": getattr(e, "status", None)})  # fmt: skip
+        return FAILED
     except TimeoutError:
         return NO_ANSWER
     except Exception:

@@ -1,0 +1,126 @@
+"""Disconnect reasons on real calls: every leg ends cleanly, nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from livekit import api
+
+from lab.callee import Callee
+from lab.phone import place_call
+from switchboard.caller import mask_number
+
+from .conftest import AiLab, LabHandle
+from .fake_openai import call, say
+from .labcalls import call_lab, caller_event, wait_room_gone
+
+pytestmark = pytest.mark.lab
+
+
+def _ai_call_kwargs(ai_lab: AiLab, scenario: str) -> dict[str, object]:
+    return {"to_number": ai_lab.env["LAB_AI_NUMBER"], "headers": {"X-Scenario": scenario}}
+
+
+async def test_dialled_party_hanging_up_is_reported_and_the_call_goes_on(ai_lab: AiLab) -> None:
+    ai_lab.fake.script(
+        "leg-hangs-up",
+        [
+            call("add_participant", {"destination": "callee"}),
+            say("They are on the call now."),
+            say("I'm sorry, they have hung up. Can I help with anything else?"),
+        ],
+    )
+    phone_ip = ai_lab.env["LAB_PHONE_IP"]
+    async with Callee("answer_then_hangup", ip=phone_ip, port=5070, hangup_after_ms=1500):
+        result = await call_lab(
+            ai_lab.lab, **_ai_call_kwargs(ai_lab, "leg-hangs-up"), hangup=8.0, timeout=40
+        )
+    assert result.answered
+    event = caller_event(ai_lab.lab, result)
+    left = ai_lab.lab.wait_event(event="participant_left", job_id=event["job_id"],
+                                 identity="dialled-1")  # fmt: skip
+    assert left["reason"] == "CLIENT_INITIATED"
+    assert left["action"] == "report_leg"
+    # The agent was asked to tell the caller (the model got the news), and spoke after.
+    told = [r for r in ai_lab.fake.requests if "has hung up" in json.dumps(r.body)]
+    assert told, "the model was never told that the dialled party left"
+    spoke_after = [
+        e for e in ai_lab.lab.events()
+        if e["event"] == "transcript" and e["job_id"] == event["job_id"]
+        and e["role"] == "assistant" and e["ts"] > left["ts"]
+    ]  # fmt: skip
+    assert spoke_after, "the agent said nothing after the dialled party left"
+    assert result.ended_by == "caller", "the call went on after the dialled party left"
+
+
+async def test_no_answer_is_reported_in_plain_words(ai_lab: AiLab) -> None:
+    ai_lab.fake.script("no-answer", [call("add_participant", {"destination": "callee"})])
+    async with Callee("no_answer", ip=ai_lab.env["LAB_PHONE_IP"], port=5070) as callee:
+        result = await call_lab(
+            ai_lab.lab, **_ai_call_kwargs(ai_lab, "no-answer"), hangup=9.0, timeout=40
+        )
+        assert result.answered
+        await callee.wait_for_request("CANCEL", timeout=15)
+    # A slow tool first gets the framework's "still in progress" placeholder; the real
+    # outcome follows as a later tool result.
+    outputs = [str(r["content"]) for r in ai_lab.fake.tool_results("no-answer")]
+    assert any("Nobody answered" in o for o in outputs), outputs
+
+
+async def test_caller_hanging_up_while_the_dialled_leg_rings_cancels_it(ai_lab: AiLab) -> None:
+    ai_lab.fake.script(
+        "hangup-while-ringing",
+        [call("add_participant", {"destination": "callee"}, text="Calling them now.")],
+    )
+    async with Callee("no_answer", ip=ai_lab.env["LAB_PHONE_IP"], port=5070) as callee:
+        result = await call_lab(
+            ai_lab.lab, **_ai_call_kwargs(ai_lab, "hangup-while-ringing"), hangup=1.0, timeout=30
+        )
+        assert result.ended_by == "caller"
+        await callee.wait_for_invite(timeout=10)
+        # No orphan call: the ringing leg is cancelled once the caller is gone.
+        await callee.wait_for_request("CANCEL", timeout=10)
+    event = caller_event(ai_lab.lab, result)
+    await wait_room_gone(ai_lab.lab, event["room"], timeout=5)
+
+
+async def test_operator_deleting_the_room_ends_the_call_and_the_job(lab: LabHandle) -> None:
+    number = "+15105557777"  # used by no other test: it finds this call's events
+    started = time.time()
+    call_task = asyncio.create_task(
+        place_call(
+            sip_host=lab.env["SIP_HOST"], sip_port=int(lab.env["SIP_PORT"]),
+            to_number=lab.env["LAB_INBOUND_NUMBER"], from_number=number,
+            local_ip=lab.env["LAB_PHONE_IP"], hangup="remote", timeout=40,
+        )
+    )  # fmt: skip
+
+    def this_call_speaking() -> dict[str, Any] | None:
+        jobs = {
+            e["job_id"]
+            for e in lab.events()
+            if e["event"] == "caller" and e["ts"] >= started
+            and e["caller"]["phone_number"] == mask_number(number)
+        }  # fmt: skip
+        return next((e for e in lab.events() if e["event"] == "agent_said"
+                     and e["job_id"] in jobs), None)  # fmt: skip
+
+    speaking = None
+    deadline = time.monotonic() + 20
+    while speaking is None and time.monotonic() < deadline:
+        speaking = this_call_speaking()
+        await asyncio.sleep(0.05)
+    assert speaking is not None, "the agent never answered"
+    async with api.LiveKitAPI(
+        lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
+    ) as lk:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=speaking["room"]))
+    result = await call_task
+    assert result.ended_by == "remote", "the caller should get a BYE when the room goes"
+    job = speaking["job_id"]
+    ended = await asyncio.to_thread(lab.wait_event, 10.0, event="job_ended", job_id=job)
+    assert "room" in ended["reason"]
