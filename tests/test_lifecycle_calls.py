@@ -21,7 +21,7 @@ from .labcalls import call_lab, caller_event, wait_room_gone
 pytestmark = pytest.mark.lab
 
 
-def _ai_call_kwargs(ai_lab: AiLab, scenario: str) -> dict[str, object]:
+def _ai_call_kwargs(ai_lab: AiLab, scenario: str) -> dict[str, Any]:
     return {"to_number": ai_lab.env["LAB_AI_NUMBER"], "headers": {"X-Scenario": scenario}}
 
 
