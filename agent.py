@@ -5,6 +5,8 @@ This file only wires things together; the call flow lives in `switchboard/call.p
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
 
@@ -13,6 +15,7 @@ from livekit.agents import AgentServer, JobContext, JobProcess, cli
 from livekit.plugins import silero
 
 from switchboard.call import CallConfig, handle_call
+from switchboard.db import open_database
 from switchboard.policy_config import PolicyConfigError, load_policy
 from switchboard.routes_config import RoutesConfigError, load_routes
 from switchboard.settings import ConfigError, load_settings
@@ -68,5 +71,27 @@ async def entrypoint(ctx: JobContext) -> None:
     await handle_call(ctx, CONFIG, ctx.proc.userdata["vad"])
 
 
+def _prepare_database() -> None:
+    """Create or migrate the schema once, before any call: calls then only read and write.
+
+    A database that is down must not stop the phone from being answered: we say so once,
+    loudly, and calls go on as unknown callers without records until it is back.
+    """
+
+    async def migrate() -> None:
+        db = await open_database(SETTINGS.database_url)
+        await db.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(migrate(), timeout=15))
+    except Exception as e:
+        logging.getLogger("switchboard").error(
+            "the database is not usable; calls go on without caller lookup and records: %s",
+            type(e).__name__,
+        )
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ("console", "dev", "start"):
+        _prepare_database()
     cli.run_app(server)

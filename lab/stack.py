@@ -244,6 +244,7 @@ class Lab:
             "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
             "SWITCHBOARD_WORKER_PORT": str(c.worker_port),
             "SWITCHBOARD_ROUTES": str(c.routes_file),
+            "SWITCHBOARD_STATE_DIR": str(c.state_dir / "state"),
             # One worker answers every lab call: count capacity in calls, not CPU.
             "SWITCHBOARD_MAX_CALLS": "30",
             "SWITCHBOARD_LOAD_THRESHOLD": "0.99",
@@ -282,6 +283,7 @@ class Lab:
             "LAB_CALLEE_ADDR": f"{c.phone_ip}:5070",
             "LAB_NETNS": c.netns,
             "LAB_EVENTS_FILE": str(c.events_file),
+            "LAB_DATABASE_URL": f"sqlite:///{c.state_dir / 'state' / 'switchboard.db'}",
             "LAB_INBOUND_TRUNK_ID": ids["inbound"],
             "LAB_DISPATCH_RULE_ID": ids["rule"],
             "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],

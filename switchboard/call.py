@@ -7,14 +7,20 @@ caller leaves for any reason, the session closes, the room is deleted and the jo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
 
 from .caller import Caller
+from .callrecord import RecordSink
 from .callstate import CallState
+from .db import Database, create_database
+from .directory import lookup
+from .directory_model import DirectoryEntry
 from .events import EventLog
 from .lifecycle import Action, on_participant_left
 from .participants import console_caller, wait_for_caller
@@ -22,6 +28,7 @@ from .policy import DialHistory
 from .policy_config import PolicyConfig
 from .prompts import load_prompt, render_instructions
 from .providers import build_providers
+from .records import CallRecorder
 from .routing import Route, RouteTable, region_of, route_for
 from .settings import Settings
 from .toolkit import tools_for
@@ -42,7 +49,8 @@ class CallConfig:
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
     settings = config.settings
-    events = EventLog(settings.events_file, job_id=ctx.job.id, room=ctx.room.name)
+    # The room's SID, not its name: dispatch rules put the caller's number in room names.
+    events = EventLog(settings.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: _job_ended(events, reason))
     events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
@@ -59,9 +67,13 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         return
     events.emit("caller", caller=caller.log_fields())
 
-    decision = route_for(caller, config.routes)
+    db = create_database(settings.database_url)  # no I/O until first use
+    entry = await _known_caller(db, caller, settings, events)
+    decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
     events.emit("route", route=route.name, reason=decision.reason)
+    sink = RecordSink(CallRecorder(db), caller)
+    events.listeners.append(sink)
 
     providers = build_providers(settings, caller, route)
     events.emit("providers", **providers.describe())
@@ -86,8 +98,13 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
     session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
 
+    async def close_record(_reason: str) -> None:
+        await sink.finish(_usage(session))
+        await db.close()
+
+    ctx.add_shutdown_callback(close_record)
     agent = Agent(
-        instructions=instructions_for(caller, route),
+        instructions=instructions_for(caller, route, entry),
         tools=[] if settings.keyless else tools_for(route, config.policy, config.dial_history),
     )
     await session.start(
@@ -98,6 +115,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         ),
         record=False,
     )
+    sink.start(room=ctx.room.name, route=route.name, providers=providers.describe())
     if settings.keyless:
         await _keyless_call(ctx, session, events)
     elif route.greeting:
@@ -106,15 +124,47 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         session.generate_reply(instructions="Greet the caller briefly and offer your help.")
 
 
-def instructions_for(caller: Caller, route: Route) -> str:
+async def _known_caller(
+    db: Database, caller: Caller, settings: Settings, events: EventLog
+) -> DirectoryEntry | None:
+    """The directory's entry for this caller, within the lookup budget, or None."""
+    if not caller.is_phone_call:
+        return None
+    found = await lookup(
+        db,
+        caller.phone_number,
+        timeout_s=settings.directory_timeout,
+        default_region=settings.default_region,
+    )
+    events.emit("directory", status=found.status, failure=found.failure,
+                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
+    return found.entry
+
+
+def directory_fields(entry: DirectoryEntry | None) -> dict[str, str] | None:
+    """A directory entry as the flat text fields routes can match on."""
+    if entry is None:
+        return None
+    fields = {k: str(v) for k, v in entry.extra.items() if v is not None}
+    for name in ("name", "account_id", "tier", "language"):
+        if (value := getattr(entry, name)) is not None:
+            fields[name] = str(value)
+    return fields
+
+
+def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
     """The route's prompt with the caller's context as quoted data."""
-    details = {
+    details: dict[str, object] = {
         "called_number": caller.called_number,
         "caller_region": region_of(caller.phone_number),
         "caller_number_hidden": caller.number_hidden,
         "language": route.language,
         "custom": dict(caller.custom),
     }
+    if entry is not None:
+        details["known_caller"] = {
+            "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
+        }  # fmt: skip
     return render_instructions(load_prompt(route.prompt), details)
 
 
@@ -179,6 +229,15 @@ async def _keyless_call(
     events.emit("agent_hangup", reason="keyless")
     await ctx.delete_room()
     ctx.shutdown("keyless call complete")
+
+
+def _usage(session: AgentSession[CallState]) -> dict[str, Any]:
+    try:
+        return {"models": [dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
+                           for u in session.usage.model_usage]}  # fmt: skip
+    except Exception:
+        logger.exception("could not read the session's usage figures")
+        return {}
 
 
 def _transcript(events: EventLog, item: object) -> None:

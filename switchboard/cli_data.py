@@ -20,12 +20,12 @@ from typing import TypeAlias
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import cli_data_format as fmt
-from .db import Database, DatabaseError, async_url, database_url, open_database
+from .db import Database, DatabaseError, async_url, open_database
 from .directory import classify_failure, import_csv, lookup
 from .directory_csv import CsvFileError
 from .directory_model import check_region
 from .records import get_call, list_calls
-from .settings import ConfigError
+from .settings import ConfigError, database_url
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _EXIT = {"found": 0, "unknown": 1, "failed": 1, "hidden": 2, "invalid": 2}

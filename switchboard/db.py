@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,15 +39,6 @@ _HELP = "use sqlite:///path/to/file.db or postgresql://user:password@host:5432/d
 
 class DatabaseError(RuntimeError):
     """The database is not usable as it is (e.g. its schema is newer than this code)."""
-
-
-def database_url(env: Mapping[str, str]) -> str:
-    """``DATABASE_URL``, or the SQLite file in the state directory."""
-    url = env.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    state_dir = env.get("SWITCHBOARD_STATE_DIR", "").strip() or ".switchboard"
-    return f"sqlite:///{Path(state_dir) / 'switchboard.db'}"
 
 
 def async_url(url: str) -> URL:

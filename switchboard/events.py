@@ -11,8 +11,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+Listener = Callable[[str, dict[str, Any]], None]
 
 logger = logging.getLogger("switchboard.events")
 
@@ -21,10 +24,16 @@ class EventLog:
     def __init__(self, path: Path | None, **context: Any) -> None:
         self._path = path
         self._context = context
+        self.listeners: list[Listener] = []
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": time.time(), "event": event, **self._context, **fields}
         logger.info(event, extra={"switchboard": record})
+        for listener in self.listeners:
+            try:
+                listener(event, fields)
+            except Exception:
+                logger.exception("an event listener failed", extra={"event": event})
         if self._path is None:
             return
         line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()

@@ -60,6 +60,23 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("SWITCHBOARD_TTS_MODEL", "cartesia/sonic-2", "TTS model (LiveKit Inference name)"),
     EnvVar("SWITCHBOARD_TTS_VOICE", "alloy", "TTS voice on the OpenAI-compatible endpoint"),
     EnvVar("SWITCHBOARD_RING_TIMEOUT", "25", "Seconds a dialled party may ring before we give up"),
+    EnvVar(
+        "DATABASE_URL",
+        "",
+        "Caller directory and call records: postgresql://user:pass@host/db, or empty for "
+        "the SQLite file in SWITCHBOARD_STATE_DIR",
+    ),
+    EnvVar("SWITCHBOARD_STATE_DIR", ".switchboard", "Where the default SQLite database lives"),
+    EnvVar(
+        "SWITCHBOARD_DIRECTORY_TIMEOUT_MS",
+        "150",
+        "Longest the caller lookup may delay the greeting; past it the caller is unknown",
+    ),
+    EnvVar(
+        "SWITCHBOARD_DEFAULT_REGION",
+        "US",
+        "Country (ISO code) for numbers that arrive without a +country prefix",
+    ),
     EnvVar("SWITCHBOARD_ROUTES", "routes.toml", "The route table"),
     EnvVar("SWITCHBOARD_POLICY", "policy.toml", "Dial-out policies and named destinations"),
     EnvVar(
@@ -123,6 +140,9 @@ class Settings:
     tts_model: str
     tts_voice: str
     ring_timeout: float
+    database_url: str
+    directory_timeout: float
+    default_region: str
     routes_file: Path
     policy_file: Path
     outbound_trunk_id: str | None
@@ -177,6 +197,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
 
     timeout = _number(values, "SWITCHBOARD_PARTICIPANT_TIMEOUT", problems, low=1, high=600)
     port = _number(values, "SWITCHBOARD_WORKER_PORT", problems, low=0, high=65535)
+    lookup_ms = _number(values, "SWITCHBOARD_DIRECTORY_TIMEOUT_MS", problems, low=10, high=5000)
     ring_timeout = _number(values, "SWITCHBOARD_RING_TIMEOUT", problems, low=1, high=120)
     max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
@@ -200,6 +221,9 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         tts_model=values["SWITCHBOARD_TTS_MODEL"],
         tts_voice=values["SWITCHBOARD_TTS_VOICE"],
         ring_timeout=ring_timeout,
+        database_url=database_url(values),
+        directory_timeout=lookup_ms / 1000,
+        default_region=values["SWITCHBOARD_DEFAULT_REGION"].upper(),
         routes_file=Path(values["SWITCHBOARD_ROUTES"]),
         policy_file=Path(values["SWITCHBOARD_POLICY"]),
         outbound_trunk_id=values["SWITCHBOARD_OUTBOUND_TRUNK_ID"] or None,
@@ -212,6 +236,15 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         console_called=values["SWITCHBOARD_CONSOLE_CALLED"],
         console_attributes=console_attributes,
     )
+
+
+def database_url(env: Mapping[str, str]) -> str:
+    """``DATABASE_URL``, or the SQLite file in the state directory."""
+    url = env.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    state_dir = env.get("SWITCHBOARD_STATE_DIR", "").strip() or ".switchboard"
+    return f"sqlite:///{Path(state_dir) / 'switchboard.db'}"
 
 
 def _ai_mode(mode: str, url: str, base_url: str, problems: list[str]) -> AiMode:

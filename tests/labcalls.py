@@ -10,6 +10,7 @@ from typing import Any
 from livekit import api
 
 from lab.phone import CallResult, place_call
+from switchboard.caller import mask_number
 
 from .conftest import LabHandle
 
@@ -45,19 +46,32 @@ def caller_event(lab: LabHandle, result: CallResult, timeout: float = 15.0) -> d
     raise AssertionError(f"the agent never reported call {result.call_id}")
 
 
-async def room_names(lab: LabHandle) -> set[str]:
+async def rooms(lab: LabHandle) -> dict[str, str]:
+    """The server's rooms: SID -> name."""
     async with api.LiveKitAPI(
         lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
     ) as lk:
-        rooms = await lk.room.list_rooms(api.ListRoomsRequest())
-    return {r.name for r in rooms.rooms}
+        listing = await lk.room.list_rooms(api.ListRoomsRequest())
+    return {r.sid: r.name for r in listing.rooms}
 
 
-async def wait_room_gone(lab: LabHandle, room: str, timeout: float = 5.0) -> float:
-    """Seconds until the server no longer lists ``room``; fails after ``timeout``."""
+async def wait_room_gone(lab: LabHandle, room_id: str, timeout: float = 5.0) -> float:
+    """Seconds until the server no longer lists room ``room_id``; fails after ``timeout``."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if room not in await room_names(lab):
+        if room_id not in await rooms(lab):
             return time.monotonic() - start
         await asyncio.sleep(0.1)
-    raise AssertionError(f"room {room} still exists {timeout}s later")
+    raise AssertionError(f"room {room_id} still exists {timeout}s later")
+
+
+def first_event(
+    lab: LabHandle, since: float, caller_number: str, event: str
+) -> dict[str, Any] | None:
+    """The first ``event`` of the call from ``caller_number`` that started after ``since``."""
+    masked = mask_number(caller_number)
+    jobs = {
+        e["job_id"] for e in lab.events()
+        if e["event"] == "caller" and e["ts"] >= since and e["caller"]["phone_number"] == masked
+    }  # fmt: skip
+    return next((e for e in lab.events() if e["event"] == event and e["job_id"] in jobs), None)

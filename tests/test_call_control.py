@@ -56,7 +56,7 @@ async def test_dial_out_to_a_named_destination_is_answered(
     # The caller hung up: the dialled leg must not stay up on its own.
     await callee_answers.wait_for_request("BYE", timeout=10)
     event = caller_event(ai_lab.lab, result)
-    await wait_room_gone(ai_lab.lab, event["room"], timeout=5)
+    await wait_room_gone(ai_lab.lab, event["room_id"], timeout=5)
 
 
 async def test_busy_callee_is_reported_in_plain_words(ai_lab: AiLab) -> None:
@@ -160,7 +160,7 @@ async def test_end_call_lets_the_goodbye_play_then_hangs_up(ai_lab: AiLab) -> No
     # espeak says the goodbye in about 3.5 s; all of it must reach the caller before BYE.
     assert result.received_audio_seconds >= 3.0
     event = caller_event(ai_lab.lab, result)
-    await wait_room_gone(ai_lab.lab, event["room"], timeout=5)
+    await wait_room_gone(ai_lab.lab, event["room_id"], timeout=5)
 
 
 async def test_transfer_sends_refer_to_the_named_desk(ai_lab: AiLab) -> None:

@@ -45,7 +45,7 @@ async def test_caller_hangup_removes_the_room_and_ends_the_job(lab: LabHandle) -
     left = lab.wait_event(event="caller_left", job_id=event["job_id"])
     assert left["reason"] == "CLIENT_INITIATED"
     lab.wait_event(event="job_ended", job_id=event["job_id"], timeout=5)
-    await wait_room_gone(lab, event["room"], timeout=5)
+    await wait_room_gone(lab, event["room_id"], timeout=5)
 
 
 async def test_keyless_agent_says_it_is_unavailable_and_hangs_up(lab: LabHandle) -> None:
@@ -57,4 +57,4 @@ async def test_keyless_agent_says_it_is_unavailable_and_hangs_up(lab: LabHandle)
     said = lab.wait_event(event="agent_said", job_id=event["job_id"])
     assert "not available" in said["text"]
     lab.wait_event(event="agent_hangup", job_id=event["job_id"])
-    await wait_room_gone(lab, event["room"], timeout=5)
+    await wait_room_gone(lab, event["room_id"], timeout=5)

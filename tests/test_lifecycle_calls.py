@@ -12,11 +12,10 @@ from livekit import api
 
 from lab.callee import Callee
 from lab.phone import place_call
-from switchboard.caller import mask_number
 
 from .conftest import AiLab, LabHandle
 from .fake_openai import call, say
-from .labcalls import call_lab, caller_event, wait_room_gone
+from .labcalls import call_lab, caller_event, first_event, rooms, wait_room_gone
 
 pytestmark = pytest.mark.lab
 
@@ -85,7 +84,7 @@ async def test_caller_hanging_up_while_the_dialled_leg_rings_cancels_it(ai_lab: 
         # No orphan call: the ringing leg is cancelled once the caller is gone.
         await callee.wait_for_request("CANCEL", timeout=10)
     event = caller_event(ai_lab.lab, result)
-    await wait_room_gone(ai_lab.lab, event["room"], timeout=5)
+    await wait_room_gone(ai_lab.lab, event["room_id"], timeout=5)
 
 
 async def test_operator_deleting_the_room_ends_the_call_and_the_job(lab: LabHandle) -> None:
@@ -99,26 +98,17 @@ async def test_operator_deleting_the_room_ends_the_call_and_the_job(lab: LabHand
         )
     )  # fmt: skip
 
-    def this_call_speaking() -> dict[str, Any] | None:
-        jobs = {
-            e["job_id"]
-            for e in lab.events()
-            if e["event"] == "caller" and e["ts"] >= started
-            and e["caller"]["phone_number"] == mask_number(number)
-        }  # fmt: skip
-        return next((e for e in lab.events() if e["event"] == "agent_said"
-                     and e["job_id"] in jobs), None)  # fmt: skip
-
     speaking = None
     deadline = time.monotonic() + 20
     while speaking is None and time.monotonic() < deadline:
-        speaking = this_call_speaking()
+        speaking = first_event(lab, started, number, "agent_said")
         await asyncio.sleep(0.05)
     assert speaking is not None, "the agent never answered"
+    room_name = (await rooms(lab))[speaking["room_id"]]
     async with api.LiveKitAPI(
         lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
     ) as lk:
-        await lk.room.delete_room(api.DeleteRoomRequest(room=speaking["room"]))
+        await lk.room.delete_room(api.DeleteRoomRequest(room=room_name))
     result = await call_task
     assert result.ended_by == "remote", "the caller should get a BYE when the room goes"
     job = speaking["job_id"]

@@ -1,0 +1,104 @@
+"""Call records from real calls: complete after a normal call, incomplete after a crash,
+and the caller lookup never delays the greeting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from switchboard.caller import mask_number
+from switchboard.db import Database, open_database
+from switchboard.directory import upsert_entries
+from switchboard.directory_model import DirectoryEntry
+from switchboard.records_model import CallRecord
+from switchboard.records_query import get_call, list_calls
+
+from .conftest import LabHandle
+from .labcalls import call_lab, caller_event, first_event
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+async def db(lab: LabHandle) -> AsyncIterator[Database]:
+    database = await open_database(lab.env["LAB_DATABASE_URL"])
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def wait_record(db: Database, call_id: str, status: str, timeout: float = 10) -> CallRecord:
+    deadline = time.monotonic() + timeout
+    record = None
+    while time.monotonic() < deadline:
+        record = await get_call(db, call_id)
+        if record is not None and record.summary.status == status:
+            return record
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"record {call_id} not {status} within {timeout}s: {record}")
+
+
+async def test_a_call_leaves_a_complete_record(lab: LabHandle, db: Database) -> None:
+    result = await call_lab(lab, from_number="+442071234567", hangup=1.0, timeout=30)
+    assert result.answered
+    call_id = caller_event(lab, result)["caller"]["call_id"]
+    record = await wait_record(db, call_id, "complete")
+    summary = record.summary
+    assert summary.route == "default"
+    assert summary.caller_number == mask_number("+442071234567")
+    assert summary.called_number == lab.env["LAB_INBOUND_NUMBER"]
+    assert summary.disconnect_reason == "CLIENT_INITIATED"
+    assert summary.answered_at is not None and summary.ended_at is not None
+    statuses = [s.status for s in record.statuses]
+    assert "active" in statuses and statuses[-1] == "hangup"
+    assert any(t.role == "assistant" for t in record.transcript)
+    assert record.providers.get("tts", "").startswith("espeak")
+    # Nowhere in the stored record is the caller's full number.
+    assert "2071234567" not in repr(record)
+
+
+async def test_a_known_caller_is_looked_up_within_the_budget(lab: LabHandle, db: Database) -> None:
+    await upsert_entries(db, [DirectoryEntry("+442079460123", name="Ada", tier="vip")])
+    result = await call_lab(lab, from_number="+442079460123", hangup=0.5, timeout=30)
+    assert result.answered
+    job = caller_event(lab, result)["job_id"]
+    looked_up = lab.wait_event(event="directory", job_id=job)
+    assert looked_up["status"] == "found"
+    assert looked_up["elapsed_ms"] < 150
+
+
+async def test_a_crashed_worker_leaves_an_incomplete_record(lab: LabHandle, db: Database) -> None:
+    """Kill the worker (SIGKILL, no clean-up) mid-call, then bring it back."""
+    started = time.time()
+    call = asyncio.create_task(
+        call_lab(lab, from_number="+15105556666", hangup="remote", timeout=20)
+    )
+    deadline = time.monotonic() + 20
+    job = None
+    while job is None and time.monotonic() < deadline:
+        job = first_event(lab, started, "+15105556666", "agent_said")
+        await asyncio.sleep(0.05)
+    assert job is not None, "the agent never answered"
+    call_id = next(e["caller"]["call_id"] for e in lab.events()
+                   if e["event"] == "caller" and e["job_id"] == job["job_id"])  # fmt: skip
+    # The record is written in the background once the call is answered: wait for it.
+    await wait_record(db, call_id, "in_progress")
+    (worker,) = [p for p in lab.lab.procs.running() if p.name == "agent"]
+    os.killpg(worker.pid, signal.SIGKILL)
+    lab.lab.procs.stop("agent")
+    try:
+        record = await get_call(db, call_id)
+        assert record is not None and record.summary.status == "in_progress"
+        later = await list_calls(db, limit=50, now=time.time() + 600)
+        (seen,) = [c for c in later if c.call_id == call_id]
+        assert seen.status == "incomplete"
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        lab.lab.start_agent("start")
