@@ -22,6 +22,7 @@ from .db import Database, create_database
 from .directory import lookup
 from .directory_model import DirectoryEntry
 from .events import EventLog
+from .faults import SESSION_OPTIONS, watch_provider_faults
 from .lifecycle import Action, on_participant_left
 from .participants import console_caller, wait_for_caller
 from .policy import DialHistory
@@ -93,8 +94,10 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         tts=providers.tts,
         vad=vad_model,
         userdata=state,
+        conn_options=SESSION_OPTIONS,
     )
     _follow_the_call(ctx, session, state)
+    watch_provider_faults(ctx, session, state)
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
     session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
 

@@ -67,13 +67,26 @@ def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT
 
 
 def _language_model(settings: Settings) -> llm.LLM[Any]:
+    primary = _one_model(settings, settings.llm_model)
+    if not settings.llm_fallback_model:
+        return primary
+    # Switch to the second model at once rather than retrying the first: retries are
+    # silence on the phone.
+    return llm.FallbackAdapter(
+        [primary, _one_model(settings, settings.llm_fallback_model)],
+        attempt_timeout=2.5,
+        max_retry_per_llm=0,
+    )
+
+
+def _one_model(settings: Settings, model: str) -> llm.LLM[Any]:
     if settings.ai_mode == "openai":
         return openai.LLM(
             base_url=settings.openai_base_url or "",
             api_key=settings.openai_api_key or "none",
-            model=settings.llm_model,
+            model=model,
         )
-    return inference.LLM(model=settings.llm_model)
+    return inference.LLM(model=model)
 
 
 def _voice(settings: Settings) -> tts.TTS[Any]:

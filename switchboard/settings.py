@@ -50,6 +50,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "openai/gpt-4.1-mini",
         "LLM model: a LiveKit Inference name, or the model your OpenAI-compatible server serves",
     ),
+    EnvVar(
+        "SWITCHBOARD_LLM_FALLBACK_MODEL",
+        "",
+        "A second LLM model on the same provider, used when the first fails mid-call",
+    ),
     EnvVar("SWITCHBOARD_STT_MODEL", "whisper-1", "Speech-to-text model on the OpenAI endpoint"),
     EnvVar(
         "SWITCHBOARD_TTS",
@@ -135,6 +140,7 @@ class Settings:
     openai_api_key: str | None
     deepgram_api_key: str | None
     llm_model: str
+    llm_fallback_model: str | None
     stt_model: str
     tts: TtsProvider
     tts_model: str
@@ -216,6 +222,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         openai_api_key=values["OPENAI_API_KEY"] or None,
         deepgram_api_key=values["DEEPGRAM_API_KEY"] or None,
         llm_model=values["SWITCHBOARD_LLM_MODEL"],
+        llm_fallback_model=values["SWITCHBOARD_LLM_FALLBACK_MODEL"] or None,
         stt_model=values["SWITCHBOARD_STT_MODEL"],
         tts="espeak" if ai_mode == "keyless" else tts,  # type: ignore[arg-type]
         tts_model=values["SWITCHBOARD_TTS_MODEL"],

@@ -113,6 +113,7 @@ def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
                 "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url,
                 "OPENAI_API_KEY": "test-double",
                 "SWITCHBOARD_LLM_MODEL": "fake",
+                "SWITCHBOARD_LLM_FALLBACK_MODEL": "fake-second",
                 "SWITCHBOARD_TTS": "espeak",
                 "SWITCHBOARD_WORKER_PORT": "0",
                 "SWITCHBOARD_ROUTES": str(root / "lab/routes.toml"),
