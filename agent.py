@@ -16,10 +16,9 @@ from livekit.plugins import silero
 
 from switchboard.call import CallConfig, handle_call
 from switchboard.db import open_database
-from switchboard.policy_config import PolicyConfigError, load_policy
+from switchboard.policy_config import PolicyConfigError, load_policy, policy_problems
 from switchboard.routes_config import RoutesConfigError, load_routes
 from switchboard.settings import ConfigError, load_settings
-from switchboard.toolkit import policy_problems
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)

@@ -19,6 +19,7 @@ from .caller import Caller
 from .callrecord import RecordSink
 from .callstate import CallState
 from .db import Database, create_database
+from .dial_log import SharedDialHistory
 from .directory import lookup
 from .directory_model import DirectoryEntry
 from .events import EventLog
@@ -101,6 +102,8 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
     session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
 
+    history = SharedDialHistory(db, config.dial_history)
+
     async def close_record(_reason: str) -> None:
         await sink.finish(_usage(session))
         await db.close()
@@ -108,7 +111,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     ctx.add_shutdown_callback(close_record)
     agent = Agent(
         instructions=instructions_for(caller, route, entry),
-        tools=[] if settings.keyless else tools_for(route, config.policy, config.dial_history),
+        tools=[] if settings.keyless else tools_for(route, config.policy, history),
     )
     await session.start(
         agent=agent,

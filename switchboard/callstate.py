@@ -29,3 +29,5 @@ class CallState:
     dial_attempts: int = 0
     transferred_to: str | None = None
     ended: bool = False
+    pin_verified: bool = False  # the route's PIN gate let the caller through
+    dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dotenv import load_dotenv
 
 from . import cli_data, cli_policy, cli_provision, cli_routes
+from .reference import reference
 from .settings import env_example
 
 
@@ -26,11 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
     cli_policy.add_parser(subparsers)
     env = subparsers.add_parser("env-example", help="print .env.example (every variable)")
     env.set_defaults(func=_print_env_example)
+    ref = subparsers.add_parser(
+        "config-reference", help="print the configuration reference (docs/CONFIGURATION.md)"
+    )
+    ref.set_defaults(func=_print_reference)
     return parser
 
 
 def _print_env_example(_args: argparse.Namespace) -> int:
     print(env_example(), end="")
+    return 0
+
+
+def _print_reference(_args: argparse.Namespace) -> int:
+    print(reference(), end="")
     return 0
 
 

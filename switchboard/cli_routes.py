@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeAlias, get_args
 
 from .caller import CallerKind, caller_from_participant
+from .policy_config import PolicyConfigError, load_policy, policy_problems
 from .prompts import prompts_dir
 from .routes_config import RoutesConfigError, load_routes
 from .routing import RouteDecision, RouteTable, route_for
@@ -40,6 +41,9 @@ def add_check_parser(subparsers: Subparsers) -> None:
         "the default route, and routes an earlier route makes unreachable.",
     )
     _common(p)
+    p.add_argument(
+        "--policy", default="policy.toml", help="the dial-out policy file the routes name"
+    )
     p.set_defaults(func=run_check)
 
 
@@ -91,8 +95,16 @@ def run_check(args: argparse.Namespace) -> int:
     table = _load(args)
     if isinstance(table, int):
         return table
+    try:
+        policy = load_policy(args.policy)
+    except (PolicyConfigError, FileNotFoundError, OSError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if problems := policy_problems(table, policy):
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     count = len(table.routes)
-    print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK")
+    print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK; {args.policy} OK")
     return 0
 
 

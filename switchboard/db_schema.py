@@ -66,6 +66,16 @@ calls = Table(
     Column("heartbeat_at", Float, nullable=False),
 )
 
+# Placed dial-outs, for the per-caller hourly limit: every call runs in its own process,
+# so the limit must live where all of them see it. The caller is a keyed hash, not a number.
+dials = Table(
+    "dials",
+    metadata,
+    Column("caller_key", Text, nullable=False),
+    Column("call_id", Text, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -106,6 +116,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             " turns INTEGER NOT NULL, writer TEXT NOT NULL, revision INTEGER NOT NULL,"
             " heartbeat_at DOUBLE PRECISION NOT NULL)",
             "CREATE INDEX calls_started_at ON calls (started_at)",
+        ),
+    ),
+    Migration(
+        3,
+        "dial log",
+        (
+            "CREATE TABLE dials ("
+            " caller_key TEXT NOT NULL, call_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)",
+            "CREATE INDEX dials_caller_at ON dials (caller_key, at)",
         ),
     ),
 )

@@ -25,6 +25,7 @@ from .policy import (
     classify_number,
     destination_number,
 )
+from .routing import RouteTable
 
 OVERRIDE = "UNSAFE_ALLOW_RESTRICTED_NUMBERS"
 TOP_KEYS = ("dial_policy", "destinations", OVERRIDE)
@@ -222,3 +223,27 @@ def _destination(t: _Table, name: str, unsafe: bool) -> Destination:
     elif problem is not None and not unsafe:
         t.fail(key, f"{as_number!r} is {_KIND[problem]}, which is never dialled", _OVERRIDE_FIX)
     return found
+
+
+DEFAULT_POLICY = "default"
+
+
+def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[str]:
+    """Names a route uses that the policy file does not define (pure; for start-up and
+    `switchboard check`)."""
+    problems = []
+    for route in routes.routes:
+        where = f'{routes.source}: route "{route.name}"'
+        name = route.dial_policy or DEFAULT_POLICY
+        if "dial_out" in route.tools and name not in policy.policies:
+            problems.append(
+                f"{where}, field 'dial_policy': no [dial_policy.{name}] in {policy.source}; "
+                f"fix: add it, or name one of: {', '.join(sorted(policy.policies)) or 'none'}"
+            )
+        for dest in route.transfer_destinations:
+            if dest not in policy.destinations:
+                problems.append(
+                    f"{where}, field 'transfer_destinations': no [destinations.{dest}] in "
+                    f"{policy.source}; fix: add it or remove {dest!r}"
+                )
+    return problems

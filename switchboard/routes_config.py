@@ -19,13 +19,24 @@ from .routes_fields import (
     ITEM_CHECKS,
     LANGUAGE,
     NAME,
+    PIN_ATTEMPTS,
+    PIN_ENV,
     PROMPT,
     SIP_FIELDS,
     Problems,
     Reader,
     suggest,
 )
-from .routing import DEFAULT_ROUTE, KNOWN_TOOLS, PHONE_STT_MODEL, Match, Route, RouteTable
+from .routing import (
+    DEFAULT_PIN_ATTEMPTS,
+    DEFAULT_PIN_PROMPT,
+    DEFAULT_ROUTE,
+    KNOWN_TOOLS,
+    PHONE_STT_MODEL,
+    Match,
+    Route,
+    RouteTable,
+)
 
 # The file format mirrors the dataclasses: one TOML key per field.
 ROUTE_KEYS = tuple(f.name for f in fields(Route))
@@ -118,6 +129,7 @@ def read_route(
     if destinations and tools is not None and "transfer" not in tools:
         fix = 'add "transfer" to tools, or remove transfer_destinations'
         r.fail("transfer_destinations", "is set but the transfer tool is not enabled", fix)
+    pin_env, pin_attempts, pin_prompt = _pin(r, data)
     route = Route(
         name=name or "",
         match=match or Match(),
@@ -128,8 +140,31 @@ def read_route(
         tools=tools or (),
         dial_policy=r.text("dial_policy", data.get("dial_policy")),
         transfer_destinations=destinations or (),
+        pin_env=pin_env,
+        pin_attempts=pin_attempts or DEFAULT_PIN_ATTEMPTS,
+        pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
     )
     return route if r.ok and name else None
+
+
+def _pin(r: Reader, data: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
+    """pin_env, pin_attempts, pin_prompt. Only the variable's name is checked here: the
+    file is checked where the PIN is not known (CI, a laptop); the worker checks that the
+    variable is set when it starts (switchboard.dtmf.pin_problems)."""
+    env = data.get("pin_env")
+    if env is not None and not (isinstance(env, str) and PIN_ENV.fullmatch(env)):
+        # The value is not repeated: someone may have written the PIN itself here.
+        fix = "write the name of an environment variable in capitals ending in _PIN, e.g. "
+        fix += 'pin_env = "SUPPORT_LINE_PIN"; the PIN itself goes in that variable, never here'
+        r.fail("pin_env", "is not the name of a PIN variable", fix)
+        env = None
+    attempts = r.integer("pin_attempts", data.get("pin_attempts"), *PIN_ATTEMPTS)
+    prompt = r.text("pin_prompt", data.get("pin_prompt"))
+    for key in ("pin_attempts", "pin_prompt"):
+        if key in data and "pin_env" not in data:
+            r.fail(key, "is set but pin_env is not, so no PIN is asked for",
+                   'add pin_env = "<NAME>_PIN", or remove it')  # fmt: skip
+    return env, attempts, prompt
 
 
 def _match(r: Reader, data: Any) -> Match | None:

@@ -20,6 +20,10 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 PROMPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # a file name, never a path
 # BCP-47 language[-subtags], or Deepgram's "multi" (code-switching) mode.
 LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*|multi")
+# An environment variable whose name ends in _PIN: a route can then never point the PIN
+# check at another secret (LIVEKIT_API_SECRET...) and turn it into a guessing oracle.
+PIN_ENV = re.compile(r"[A-Z][A-Z0-9_]{0,58}_PIN")
+PIN_ATTEMPTS = (1, 10)  # more than 10 guesses per call would make a short PIN guessable
 # sip.* attributes the Caller turns into fields: match those fields instead.
 SIP_FIELDS = {
     "sip.phoneNumber": "caller_number",
@@ -115,6 +119,16 @@ class Reader:
             return None
         if not isinstance(value, str) or not value.strip():
             self.fail(key, f"expected a non-empty string, got {value!r}", f'write {key} = "..."')
+            return None
+        return value
+
+    def integer(self, key: str, value: Any, low: int, high: int) -> int | None:
+        if value is None:
+            return None
+        # TOML true/false are Python bools, which are ints: refuse them explicitly.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            fix = f"write {key} = {low}, or another whole number up to {high}, without quotes"
+            self.fail(key, f"expected a whole number from {low} to {high}, got {value!r}", fix)
             return None
         return value
 

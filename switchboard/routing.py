@@ -25,6 +25,9 @@ DEFAULT_ROUTE = "default"
 # everyone else gets the general multilingual model. (Same rule as providers.choose_stt.)
 PHONE_STT_MODEL = "nova-2-phonecall"
 GENERAL_STT_MODEL = "nova-3"
+# A route with pin_env asks for a PIN before anything else (see switchboard.dtmf).
+DEFAULT_PIN_ATTEMPTS = 3
+DEFAULT_PIN_PROMPT = "Please enter your PIN, then press the hash key."
 
 Values = tuple[str, ...]
 Expected = Values | bool
@@ -65,6 +68,11 @@ class Route:
     tools: Values = ("end_call",)
     dial_policy: str | None = None
     transfer_destinations: Values = ()
+    # The name of the environment variable that holds the PIN, never the PIN itself: the
+    # routes file is checked in, the PIN is a secret of the deployment.
+    pin_env: str | None = None
+    pin_attempts: int = DEFAULT_PIN_ATTEMPTS
+    pin_prompt: str = DEFAULT_PIN_PROMPT
 
 
 @dataclass(frozen=True, slots=True)

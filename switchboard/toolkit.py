@@ -9,37 +9,15 @@ from livekit.agents import llm
 from tools.dial_out import dial_out_tool
 from tools.end_call import end_call_tool
 from tools.list_participants import list_participants
+from tools.send_dtmf import send_dtmf
 from tools.transfer import transfer_tool
 
-from .policy import DialHistory
-from .policy_config import PolicyConfig
-from .routing import Route, RouteTable
-
-DEFAULT_POLICY = "default"
+from .dial_log import SharedDialHistory
+from .policy_config import DEFAULT_POLICY, PolicyConfig
+from .routing import Route
 
 
-def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[str]:
-    """Names a route uses that the policy file does not define (pure; for start-up and
-    `switchboard check`)."""
-    problems = []
-    for route in routes.routes:
-        where = f'{routes.source}: route "{route.name}"'
-        name = route.dial_policy or DEFAULT_POLICY
-        if "dial_out" in route.tools and name not in policy.policies:
-            problems.append(
-                f"{where}, field 'dial_policy': no [dial_policy.{name}] in {policy.source}; "
-                f"fix: add it, or name one of: {', '.join(sorted(policy.policies)) or 'none'}"
-            )
-        for dest in route.transfer_destinations:
-            if dest not in policy.destinations:
-                problems.append(
-                    f"{where}, field 'transfer_destinations': no [destinations.{dest}] in "
-                    f"{policy.source}; fix: add it or remove {dest!r}"
-                )
-    return problems
-
-
-def tools_for(route: Route, policy: PolicyConfig, history: DialHistory) -> list[Any]:
+def tools_for(route: Route, policy: PolicyConfig, history: SharedDialHistory) -> list[Any]:
     """Function tools and toolsets for one call on ``route``."""
     chosen: list[llm.Tool | llm.Toolset] = []
     if "end_call" in route.tools:
@@ -52,4 +30,6 @@ def tools_for(route: Route, policy: PolicyConfig, history: DialHistory) -> list[
     if "transfer" in route.tools and route.transfer_destinations:
         named = {n: policy.destinations[n] for n in route.transfer_destinations}
         chosen.append(transfer_tool(named))
+    if "dtmf" in route.tools:
+        chosen.append(send_dtmf)
     return chosen

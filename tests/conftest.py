@@ -120,6 +120,7 @@ def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
                 "SWITCHBOARD_POLICY": str(root / "lab/policy.toml"),
                 "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab.env["LAB_OUTBOUND_TRUNK_ID"],
                 "SWITCHBOARD_RING_TIMEOUT": "4",
+                "LAB_TEST_PIN": "48151623",  # the PIN of route lab-pin in lab/routes.toml
             },
         )
         try:

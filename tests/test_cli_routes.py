@@ -45,7 +45,7 @@ def vip_routes(tmp_path: Path) -> str:
 
 def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--routes", SHIPPED]) == 0
-    assert capsys.readouterr().out == f"{SHIPPED}: 2 routes OK\n"
+    assert capsys.readouterr().out == f"{SHIPPED}: 2 routes OK; policy.toml OK\n"
 
 
 def test_check_uses_routes_toml_in_the_current_folder(
@@ -53,7 +53,7 @@ def test_check_uses_routes_toml_in_the_current_folder(
 ) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["check"]) == 0
-    assert capsys.readouterr().out == "routes.toml: 2 routes OK\n"
+    assert capsys.readouterr().out == "routes.toml: 2 routes OK; policy.toml OK\n"
 
 
 def test_check_lists_every_problem_and_exits_1(

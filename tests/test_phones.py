@@ -36,6 +36,7 @@ from lab.audio import (
 from lab.callee import Callee
 from lab.phone import (
     SIPP_DIR,
+    TEARDOWN_GRACE,
     CallResult,
     free_udp_port,
     header_block,
@@ -141,13 +142,14 @@ async def test_no_answer_times_out_with_cancel_and_leaves_no_sipp(
 ) -> None:
     async with Callee("no_answer", port=port) as callee:
         result = await call(port, caller_number, timeout=1.0)
-        await callee.wait_for_request("CANCEL", timeout=2)
+        await callee.wait_for_request("CANCEL", timeout=10)
     assert not result.answered
     assert result.ended_by == "timeout", result.sipp_log_tail
     assert result.final_status == 487  # the callee's answer to our CANCEL
     assert 180 in result.provisional
     assert result.invite_sent_at is not None and result.ended_at is not None
-    assert 0.8 <= result.ended_at - result.invite_sent_at < 2.5
+    # Bounded, not timed: the call ends at its deadline plus teardown, never much later.
+    assert 0.8 <= result.ended_at - result.invite_sent_at < 1.0 + TEARDOWN_GRACE + 3
     assert sipp_pids(caller_number) == []
 
 
@@ -155,7 +157,7 @@ async def test_silent_far_end_times_out_without_hanging(port: int, caller_number
     loop = asyncio.get_running_loop()
     started = loop.time()
     result = await call(port, caller_number, timeout=0.5)  # nothing listens on ``port``
-    assert loop.time() - started < 0.5 + 1.5
+    assert loop.time() - started < 0.5 + TEARDOWN_GRACE + 3  # bounded: it never hangs
     assert (result.answered, result.final_status, result.ended_by) == (False, None, "timeout")
     assert sipp_pids(caller_number) == []
 

@@ -88,3 +88,12 @@ def test_env_example_is_generated_from_the_code() -> None:
     assert example == env_example(), "run: uv run switchboard env-example > .env.example"
     for var in ENV_VARS:
         assert f"{var.name}=" in example
+
+
+def test_configuration_reference_is_generated_from_the_code() -> None:
+    from switchboard.reference import reference
+
+    path = Path(__file__).resolve().parent.parent / "docs/CONFIGURATION.md"
+    assert path.read_text() == reference(), (
+        "run: uv run switchboard config-reference > docs/CONFIGURATION.md"
+    )

@@ -18,10 +18,10 @@ from livekit.protocol.sip import CreateSIPParticipantRequest
 from pydantic import Field
 
 from switchboard.callstate import CallState
+from switchboard.dial_log import SharedDialHistory
 from switchboard.dialing import ANSWERED, FAILED, NO_ANSWER, Outcome, outcome_for_status
 from switchboard.policy import (
     Destination,
-    DialHistory,
     DialPolicy,
     DialRequest,
     Dictated,
@@ -44,7 +44,7 @@ in plain words.
 
 
 def dial_out_tool(
-    policy: DialPolicy, destinations: Mapping[str, Destination], history: DialHistory
+    policy: DialPolicy, destinations: Mapping[str, Destination], history: SharedDialHistory
 ) -> FunctionTool[..., Any]:
     names = sorted(destinations)
     hint = f"One of: {', '.join(names)}" + (
@@ -66,7 +66,7 @@ def dial_out_tool(
             DialRequest(target, state.caller.phone_number, call_key),
             policy,
             destinations,
-            history.view(state.caller.phone_number, call_key, now),
+            await history.view(state.caller.phone_number, call_key, now),
             now,
         )
         fields = {k: v for k, v in decision.log.items() if k != "event"}
@@ -76,7 +76,7 @@ def dial_out_tool(
         if not state.outbound_trunk_id:
             logger.error("add_participant: no outbound trunk (set SWITCHBOARD_OUTBOUND_TRUNK_ID)")
             raise ToolError("I can't place calls from this line.")
-        history.record(state.caller.phone_number, call_key, now)
+        await history.record(state.caller.phone_number, call_key, now)
         state.dial_attempts += 1
         identity = f"dialled-{state.dial_attempts}"
         context.disallow_interruptions()
