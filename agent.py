@@ -54,6 +54,8 @@ def _calls_load(worker: AgentServer) -> float:
 server = AgentServer(
     port=SETTINGS.worker_port,
     load_threshold=SETTINGS.load_threshold,
+    # A deploy's SIGTERM lets calls in progress finish (up to this long) before exiting.
+    drain_timeout=SETTINGS.drain_timeout,
     load_fnc=_calls_load if SETTINGS.max_calls else None,
 )
 

@@ -98,6 +98,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
         "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
     ),
+    EnvVar(
+        "SWITCHBOARD_DRAIN_TIMEOUT",
+        "1800",
+        "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
+    ),
     EnvVar("SWITCHBOARD_LOAD_THRESHOLD", "0.7", "Load (0-1) above which the worker takes no call"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLER", "+15105550123", "console: the simulated caller's number"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLED", "+15105550100", "console: the number it dialled"),
@@ -156,6 +161,7 @@ class Settings:
     events_file: Path | None
     worker_port: int
     max_calls: int
+    drain_timeout: int
     load_threshold: float
     console_caller: str
     console_called: str
@@ -206,6 +212,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     lookup_ms = _number(values, "SWITCHBOARD_DIRECTORY_TIMEOUT_MS", problems, low=10, high=5000)
     ring_timeout = _number(values, "SWITCHBOARD_RING_TIMEOUT", problems, low=1, high=120)
     max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
+    drain = _number(values, "SWITCHBOARD_DRAIN_TIMEOUT", problems, low=0, high=86400)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
 
     console_attributes = _pairs(values["SWITCHBOARD_CONSOLE_ATTRIBUTES"], problems)
@@ -238,6 +245,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         events_file=Path(events) if events else None,
         worker_port=int(port),
         max_calls=int(max_calls),
+        drain_timeout=int(drain),
         load_threshold=threshold,
         console_caller=values["SWITCHBOARD_CONSOLE_CALLER"],
         console_called=values["SWITCHBOARD_CONSOLE_CALLED"],

@@ -12,7 +12,7 @@ from livekit import api
 from lab.phone import CallResult, place_call
 from switchboard.caller import mask_number
 
-from .conftest import LabHandle
+from .conftest import AiLab, LabHandle
 
 
 async def call_lab(
@@ -31,6 +31,14 @@ async def call_lab(
         headers=headers,
         local_ip=lab.env["LAB_PHONE_IP"],
         **kwargs,
+    )
+
+
+async def call_ai(ai_lab: AiLab, scenario: str, **kwargs: Any) -> CallResult:
+    """Call the lab's AI worker; the scripted test-double LLM plays ``scenario``."""
+    headers = {"X-Scenario": scenario, **kwargs.pop("headers", {})}
+    return await call_lab(
+        ai_lab.lab, to_number=ai_lab.env["LAB_AI_NUMBER"], headers=headers, **kwargs
     )
 
 

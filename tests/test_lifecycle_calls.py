@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
 
 import pytest
 from livekit import api
@@ -15,13 +14,9 @@ from lab.phone import place_call
 
 from .conftest import AiLab, LabHandle
 from .fake_openai import call, say
-from .labcalls import call_lab, caller_event, first_event, rooms, wait_room_gone
+from .labcalls import call_ai, caller_event, first_event, rooms, wait_room_gone
 
 pytestmark = pytest.mark.lab
-
-
-def _ai_call_kwargs(ai_lab: AiLab, scenario: str) -> dict[str, Any]:
-    return {"to_number": ai_lab.env["LAB_AI_NUMBER"], "headers": {"X-Scenario": scenario}}
 
 
 async def test_dialled_party_hanging_up_is_reported_and_the_call_goes_on(ai_lab: AiLab) -> None:
@@ -35,9 +30,7 @@ async def test_dialled_party_hanging_up_is_reported_and_the_call_goes_on(ai_lab:
     )
     phone_ip = ai_lab.env["LAB_PHONE_IP"]
     async with Callee("answer_then_hangup", ip=phone_ip, port=5070, hangup_after_ms=1500):
-        result = await call_lab(
-            ai_lab.lab, **_ai_call_kwargs(ai_lab, "leg-hangs-up"), hangup=8.0, timeout=40
-        )
+        result = await call_ai(ai_lab, "leg-hangs-up", hangup=8.0, timeout=40)
     assert result.answered
     event = caller_event(ai_lab.lab, result)
     left = ai_lab.lab.wait_event(event="participant_left", job_id=event["job_id"],
@@ -59,9 +52,7 @@ async def test_dialled_party_hanging_up_is_reported_and_the_call_goes_on(ai_lab:
 async def test_no_answer_is_reported_in_plain_words(ai_lab: AiLab) -> None:
     ai_lab.fake.script("no-answer", [call("add_participant", {"destination": "callee"})])
     async with Callee("no_answer", ip=ai_lab.env["LAB_PHONE_IP"], port=5070) as callee:
-        result = await call_lab(
-            ai_lab.lab, **_ai_call_kwargs(ai_lab, "no-answer"), hangup=9.0, timeout=40
-        )
+        result = await call_ai(ai_lab, "no-answer", hangup=9.0, timeout=40)
         assert result.answered
         await callee.wait_for_request("CANCEL", timeout=15)
     # A slow tool first gets the framework's "still in progress" placeholder; the real
@@ -76,9 +67,7 @@ async def test_caller_hanging_up_while_the_dialled_leg_rings_cancels_it(ai_lab: 
         [call("add_participant", {"destination": "callee"}, text="Calling them now.")],
     )
     async with Callee("no_answer", ip=ai_lab.env["LAB_PHONE_IP"], port=5070) as callee:
-        result = await call_lab(
-            ai_lab.lab, **_ai_call_kwargs(ai_lab, "hangup-while-ringing"), hangup=1.0, timeout=30
-        )
+        result = await call_ai(ai_lab, "hangup-while-ringing", hangup=1.0, timeout=30)
         assert result.ended_by == "caller"
         await callee.wait_for_invite(timeout=10)
         # No orphan call: the ringing leg is cancelled once the caller is gone.

@@ -7,7 +7,7 @@ import pytest
 
 from .conftest import AiLab
 from .fake_openai import say
-from .labcalls import call_lab, caller_event, wait_room_gone
+from .labcalls import call_ai, caller_event, wait_room_gone
 
 pytestmark = pytest.mark.lab
 
@@ -16,13 +16,7 @@ async def test_fallback_model_answers_when_the_first_fails(ai_lab: AiLab) -> Non
     greeting = "Hello from the fallback model."
     ai_lab.fake.script("fallback", [say(greeting)])
     ai_lab.fake.fail_next(1, status=500)
-    result = await call_lab(
-        ai_lab.lab,
-        to_number=ai_lab.env["LAB_AI_NUMBER"],
-        headers={"X-Scenario": "fallback"},
-        hangup=2.0,
-        timeout=30,
-    )
+    result = await call_ai(ai_lab, "fallback", hangup=2.0, timeout=30)
     assert result.answered
     event = caller_event(ai_lab.lab, result)
     said = ai_lab.lab.wait_event(event="transcript", job_id=event["job_id"], text=greeting)
@@ -35,13 +29,7 @@ async def test_no_model_left_means_an_apology_and_a_clean_hang_up(ai_lab: AiLab)
     ai_lab.fake.script("all-down", [say("never heard")])
     ai_lab.fake.fail_next(20, status=503)
     try:
-        result = await call_lab(
-            ai_lab.lab,
-            to_number=ai_lab.env["LAB_AI_NUMBER"],
-            headers={"X-Scenario": "all-down"},
-            hangup="remote",
-            timeout=40,
-        )
+        result = await call_ai(ai_lab, "all-down", hangup="remote", timeout=40)
     finally:
         ai_lab.fake.fail_next(0)
     assert result.answered

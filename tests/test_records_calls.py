@@ -102,3 +102,37 @@ async def test_a_crashed_worker_leaves_an_incomplete_record(lab: LabHandle, db: 
         call.cancel()
         await asyncio.gather(call, return_exceptions=True)
         lab.lab.start_agent("start")
+
+
+async def test_sigterm_lets_the_call_in_progress_finish(lab: LabHandle) -> None:
+    """A deploy stops the worker with SIGTERM: the caller still hears the whole message."""
+    started = time.time()
+    call = asyncio.create_task(
+        call_lab(lab, from_number="+15105554444", hangup="remote", timeout=40)
+    )
+    deadline = time.monotonic() + 20
+    job = None
+    while job is None and time.monotonic() < deadline:
+        job = first_event(lab, started, "+15105554444", "agent_said")
+        await asyncio.sleep(0.05)
+    assert job is not None, "the agent never answered"
+    (worker,) = [p for p in lab.lab.procs.running() if p.name == "agent"]
+    os.kill(worker.pid, signal.SIGTERM)
+    try:
+        result = await call
+        assert result.ended_by == "remote", "the agent, not the shutdown, should end the call"
+        assert result.received_audio_seconds > 3.0
+        lab.wait_event(event="agent_hangup", job_id=job["job_id"])
+        await asyncio.to_thread(_wait_exit, worker.pid, 30)
+    finally:
+        lab.lab.procs.stop("agent")
+        lab.lab.start_agent("start")
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    from lab.procs import alive
+
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid), "the worker should exit once its call is over"
