@@ -65,6 +65,9 @@ def prewarm(proc: JobProcess) -> None:
 
 
 server.setup_fnc = prewarm
+if SETTINGS.idle_processes:
+    # Each call runs in its own process; a call with no warm process waits seconds for one.
+    server.update_options(num_idle_processes=SETTINGS.idle_processes)
 
 
 @server.rtc_session(agent_name=SETTINGS.agent_name)

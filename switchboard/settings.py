@@ -99,6 +99,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
     ),
     EnvVar(
+        "SWITCHBOARD_IDLE_PROCESSES",
+        "0",
+        "Job processes kept warm for the next calls (each call runs in its own); 0 = the "
+        "framework's default (one per CPU). Calls beyond the warm ones wait seconds for a "
+        "process to start: set it to the burst of simultaneous calls you expect",
+    ),
+    EnvVar(
         "SWITCHBOARD_DRAIN_TIMEOUT",
         "1800",
         "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
@@ -162,6 +169,7 @@ class Settings:
     worker_port: int
     max_calls: int
     drain_timeout: int
+    idle_processes: int
     load_threshold: float
     console_caller: str
     console_called: str
@@ -212,6 +220,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     lookup_ms = _number(values, "SWITCHBOARD_DIRECTORY_TIMEOUT_MS", problems, low=10, high=5000)
     ring_timeout = _number(values, "SWITCHBOARD_RING_TIMEOUT", problems, low=1, high=120)
     max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
+    idle = _number(values, "SWITCHBOARD_IDLE_PROCESSES", problems, low=0, high=64)
     drain = _number(values, "SWITCHBOARD_DRAIN_TIMEOUT", problems, low=0, high=86400)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
 
@@ -246,6 +255,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         worker_port=int(port),
         max_calls=int(max_calls),
         drain_timeout=int(drain),
+        idle_processes=int(idle),
         load_threshold=threshold,
         console_caller=values["SWITCHBOARD_CONSOLE_CALLER"],
         console_called=values["SWITCHBOARD_CONSOLE_CALLED"],
