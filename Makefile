@@ -30,3 +30,7 @@ lab-down:
 
 bench: setup
 	$(IN_LAB) $(PY) -m bench.calls
+	$(IN_LAB) $(PY) -m bench.scale
+	$(IN_LAB) $(PY) -m bench.turns
+	$(PY) -m bench.bench_directory
+	$(PY) -m bench.routing

@@ -16,6 +16,7 @@ from livekit.plugins import silero
 
 from switchboard.call import CallConfig, handle_call
 from switchboard.db import open_database
+from switchboard.dtmf import pin_problems
 from switchboard.policy_config import PolicyConfigError, load_policy, policy_problems
 from switchboard.routes_config import RoutesConfigError, load_routes
 from switchboard.settings import ConfigError, load_settings
@@ -31,8 +32,14 @@ def _configuration() -> CallConfig:
         settings = load_settings(os.environ, need_server=not console)
         routes = load_routes(settings.routes_file)
         policy = load_policy(settings.policy_file)
-        if problems := policy_problems(routes, policy):
+        if problems := policy_problems(routes, policy) + pin_problems(routes, os.environ):
             raise RoutesConfigError(problems)
+        if settings.keyless:
+            logging.getLogger("switchboard").warning(
+                "no AI provider configured: running keyless (offline voice, no conversation). "
+                "Set SWITCHBOARD_OPENAI_BASE_URL for an OpenAI-compatible endpoint, or use a "
+                "LiveKit Cloud LIVEKIT_URL for LiveKit Inference (DEEPGRAM_API_KEY optional)"
+            )
         return CallConfig(settings, routes, policy)
     except ConfigError as e:
         sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,9 @@ class Level:
     windows: list[tuple[Snapshot, Snapshot]] = field(default_factory=list)  # per round
     peak: Peak = field(default_factory=Peak)  # worker tree, during the rounds
     before: Usage = field(default_factory=Usage)  # worker tree, idle before the level
+    before_at: float = 0.0
     settle_timeouts: int = 0
+    worker_log: dict[str, Any] = field(default_factory=dict)  # see worker_log_summary
     level_cpu_s: float = 0.0  # worker tree, first round start to last round settled
 
     @property
@@ -335,12 +338,14 @@ class Level:
             "rss_per_call_mb": round((self.peak.rss - self.before.rss) / MB / self.calls, 1),
             "pss_per_call_mb": round((self.peak.pss - self.before.pss) / MB / self.calls, 1),
             "settle_timeouts": self.settle_timeouts,
+            "worker_log": self.worker_log,
         }
 
 
 @dataclass(frozen=True)
 class Target:
     lab: Lab
+    worker_log: Path
     meter: Meter
     probe: MemoryProbe
     idle_procs: int  # processes in the worker's tree when it has no call
@@ -377,7 +382,8 @@ async def run_level(
     level = Level(calls)
     if not await target.settle():
         level.settle_timeouts += 1
-    level.before = target.meter.take(pss=True).worker
+    idle = target.meter.take(pss=True)
+    level.before, level.before_at = idle.worker, idle.at
     start_cpu = level.before.cpu_s
     for r in range(rounds):
         numbers = [f"+44207{first + r * calls + i:07d}" for i in range(calls)]
@@ -392,8 +398,43 @@ async def run_level(
         level.rounds += 1
         if not await target.settle():
             level.settle_timeouts += 1
-    level.level_cpu_s = target.meter.take().worker.cpu_s - start_cpu
+    end = target.meter.take()
+    level.level_cpu_s = end.worker.cpu_s - start_cpu
+    level.worker_log = worker_log_summary(target.worker_log, level.before_at, end.at)
     return level
+
+
+# -- what the worker said ---------------------------------------------------------------------
+_WORKER_EVENTS = {
+    "no warmed process available for job, waiting for one to be created": "no_warm_process",
+    "error initializing process": "process_init_failed",
+    "VAD inference is slower than realtime": "vad_slower_than_realtime",
+    "received job request": "jobs",
+}
+
+
+def worker_log_summary(path: Path, start: float, end: float) -> dict[str, Any]:
+    """Counts of the worker log lines that explain load (see ``_WORKER_EVENTS``) between
+    ``start`` and ``end``, and how long its job processes took to initialise."""
+    counts = dict.fromkeys(_WORKER_EVENTS.values(), 0)
+    init_s: list[float] = []
+    with suppress(OSError), path.open(encoding="utf-8", errors="replace") as log:
+        for line in log:
+            with suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+                if not start <= at <= end:
+                    continue
+                message = entry["message"]
+                if message in _WORKER_EVENTS:
+                    counts[_WORKER_EVENTS[message]] += 1
+                elif message == "process initialized":
+                    init_s.append(float(entry["elapsed_time"]))
+    return {
+        **counts,
+        "process_init_s_p50": round(percentile(init_s, 50), 2),
+        "process_init_s_max": round(max(init_s), 2) if init_s else math.nan,
+    }
 
 
 # -- the knee ------------------------------------------------------------------------------
@@ -430,29 +471,65 @@ def _pair(a: float, b: float) -> str:
     return f"{a:.0f} / {b:.0f}"
 
 
-def table(levels: Iterable[Level]) -> str:
+def _rows(head: str, rows: Iterable[str]) -> str:
+    return "\n".join([head, "-" * len(head), *rows])
+
+
+def calls_table(levels: Iterable[Level]) -> str:
+    """What the callers saw."""
     head = (
-        f"{'calls':>5} {'ans':>7} {'ref':>3} {'unans':>5} {'overlap':>7} "
-        f"{'answer p50/p95 ms':>18} {'greeting p50/p95 ms':>20} "
-        f"{'worker':>6} {'servers':>7} {'callers':>7} {'probe':>5} {'other':>5} {'machine':>7} "
-        f"{'RSS MB before/peak':>18} {'PSS MB before/peak':>18} {'MB/call rss/pss':>15}"
+        f"{'calls':>5} {'rounds':>6} {'answered':>9} {'refused':>7} {'unanswered':>10} "
+        f"{'max up at once':>14} {'INVITE->200 p50/p95 ms':>23} {'200->greeting p50/p95 ms':>25}"
     )
-    rows = [head, "-" * len(head)]
+    rows = []
     for lv in levels:
         s = lv.summary()
         a, g = s["invite_to_200ok"], s["200ok_to_greeting_audio"]
         rows.append(
-            f"{lv.calls:>5} {f'{lv.answered}/{lv.placed}':>7} {lv.refused:>3} "
-            f"{lv.unanswered:>5} {s['max_overlap']:>7} "
-            f"{_pair(a['p50_ms'], a['p95_ms']):>18} {_pair(g['p50_ms'], g['p95_ms']):>20} "
-            f"{s['worker_cores']:>6.2f} {s['servers_cores']:>7.2f} {s['callers_cores']:>7.2f} "
-            f"{s['probe_cores']:>5.2f} {s['other_cores']:>5.2f} "
-            f"{s['machine_cpu_pct']:>6.0f}% "
-            f"{_pair(s['worker_rss_before_mb'], s['worker_rss_peak_mb']):>18} "
-            f"{_pair(s['worker_pss_before_mb'], s['worker_pss_peak_mb']):>18} "
-            f"{_pair(s['rss_per_call_mb'], s['pss_per_call_mb']):>15}"
+            f"{lv.calls:>5} {lv.rounds:>6} {f'{lv.answered}/{lv.placed}':>9} {lv.refused:>7} "
+            f"{lv.unanswered:>10} {s['max_overlap']:>14} "
+            f"{_pair(a['p50_ms'], a['p95_ms']):>23} {_pair(g['p50_ms'], g['p95_ms']):>25}"
         )
-    return "\n".join(rows)
+    return _rows(head, rows)
+
+
+def resources_table(levels: Iterable[Level]) -> str:
+    """What it cost: CPU in cores (mean over the rounds), memory of the worker tree."""
+    head = (
+        f"{'calls':>5} {'worker':>6} {'servers':>7} {'callers':>7} {'probe':>5} {'other':>5} "
+        f"{'machine':>7} {'CPU-s/call':>10} {'RSS MB idle/peak':>16} {'PSS MB idle/peak':>16} "
+        f"{'MB/call rss/pss':>15} {'procs':>5}"
+    )
+    rows = []
+    for lv in levels:
+        s = lv.summary()
+        rows.append(
+            f"{lv.calls:>5} {s['worker_cores']:>6.2f} {s['servers_cores']:>7.2f} "
+            f"{s['callers_cores']:>7.2f} {s['probe_cores']:>5.2f} {s['other_cores']:>5.2f} "
+            f"{s['machine_cpu_pct']:>6.0f}% {s['worker_cpu_s_per_call']:>10.2f} "
+            f"{_pair(s['worker_rss_before_mb'], s['worker_rss_peak_mb']):>16} "
+            f"{_pair(s['worker_pss_before_mb'], s['worker_pss_peak_mb']):>16} "
+            f"{_pair(s['rss_per_call_mb'], s['pss_per_call_mb']):>15} {s['worker_procs_peak']:>5}"
+        )
+    return _rows(head, rows)
+
+
+def worker_table(levels: Iterable[Level]) -> str:
+    """What the worker logged while it took the level's calls."""
+    head = (
+        f"{'calls':>5} {'jobs':>5} {'no warm process':>15} {'init failed':>11} "
+        f"{'VAD behind':>10} {'process init s p50/max':>22}"
+    )
+    rows = []
+    for lv in levels:
+        w = lv.worker_log
+        rows.append(
+            f"{lv.calls:>5} {w.get('jobs', 0):>5} {w.get('no_warm_process', 0):>15} "
+            f"{w.get('process_init_failed', 0):>11} {w.get('vad_slower_than_realtime', 0):>10} "
+            f"{w.get('process_init_s_p50', math.nan):>11.1f} / "
+            f"{w.get('process_init_s_max', math.nan):<8.1f}"
+        )
+    return _rows(head, rows)
 
 
 def chart(levels: Sequence[Level], knee: int | None, path: Path) -> None:
@@ -540,7 +617,8 @@ async def run(lab: Lab, args: argparse.Namespace) -> list[Level]:
         meter = Meter(worker, tuple(server_pids), probe.pid)
         # One call first, not counted: warms caches the first real caller should not pay for.
         await one_call(lab, "+442070000000", hangup=args.hangup, timeout=args.timeout)
-        target = Target(lab, meter, probe, idle_procs=await _idle_procs(worker))
+        log = lab.procs.logs / "agent.log"
+        target = Target(lab, log, meter, probe, idle_procs=await _idle_procs(worker))
         levels = []
         first = 1
         for calls in args.levels:
@@ -571,6 +649,19 @@ async def _idle_procs(worker_pid: int, timeout: float = 30.0) -> int:
     return last
 
 
+def print_report(levels: Sequence[Level], knee: dict[str, Any]) -> None:
+    print(f"\nOne keyless agent worker, {psutil.cpu_count()} CPUs: simultaneous calls\n")
+    print(calls_table(levels))
+    print("\nCPU in cores, mean over the rounds (worker: its process tree; servers:")
+    print("livekit-server + livekit-sip + redis; callers: this process and its sipp; probe:")
+    print("the memory sampler; other: the rest of the machine); CPU-s/call: worker tree over")
+    print("the whole level; memory: the worker tree\n")
+    print(resources_table(levels))
+    print("\nWhat the worker logged during each level\n")
+    print(worker_table(levels))
+    print(f"\nknee: {knee['level'] or 'none'} ({knee['reason']})")
+
+
 def _call_fields(result: CallResult) -> dict[str, Any]:
     return {k: v for k, v in asdict(result).items() if k not in ("arrivals", "sipp_log_tail")}
 
@@ -599,10 +690,7 @@ def main() -> int:
     finally:
         lab.down()
     knee = find_knee(levels)
-    print(f"\nOne keyless worker, {machine()['cpus']} CPUs; CPU columns in cores "
-          "(mean over the rounds), machine in % of all CPUs\n")  # fmt: skip
-    print(table(levels))
-    print(f"\nknee: {knee['level'] or 'none'} ({knee['reason']})")
+    print_report(levels, knee)
     OUT.mkdir(exist_ok=True)
     figures = {
         "machine": machine(),

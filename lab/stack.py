@@ -29,7 +29,10 @@ BIN = Path(os.environ.get("SWITCHBOARD_CACHE", Path.home() / ".cache/switchboard
 
 @dataclass(frozen=True)
 class LabConfig:
-    state_dir: Path = ROOT / ".lab"
+    # Another namespace (LAB_NETNS_NAME) with another state dir runs a second lab beside.
+    state_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("LAB_STATE_DIR") or ROOT / ".lab")
+    )
     server_ip: str = field(default_factory=lambda: os.environ.get("LAB_SERVER_IP", "127.0.0.1"))
     phone_ip: str = field(default_factory=lambda: os.environ.get("LAB_PHONE_IP", "127.0.0.1"))
     netns: str = field(default_factory=lambda: os.environ.get("LAB_NETNS", ""))

@@ -7,31 +7,30 @@ caller leaves for any reason, the session closes, the room is deleted and the jo
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
-from typing import Any
 
-from livekit import rtc
 from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
 
+from .call_events import follow_the_call, job_ended, record_transcript, usage_of
 from .caller import Caller
+from .caller_context import directory_fields, instructions_for, known_caller
 from .callrecord import RecordSink
 from .callstate import CallState
-from .db import Database, create_database
+from .db import create_database
 from .dial_log import SharedDialHistory
-from .directory import lookup
-from .directory_model import DirectoryEntry
+from .dtmf import DtmfCollector, forward_keypresses, pin_for, pin_gate
 from .events import EventLog
 from .faults import SESSION_OPTIONS, watch_provider_faults
-from .lifecycle import Action, on_participant_left
 from .participants import console_caller, wait_for_caller
 from .policy import DialHistory
 from .policy_config import PolicyConfig
-from .prompts import load_prompt, render_instructions
+from .prompts import load_prompt
 from .providers import build_providers
 from .records import CallRecorder
-from .routing import Route, RouteTable, region_of, route_for
+from .routing import RouteTable, route_for
 from .settings import Settings
 from .toolkit import tools_for
 
@@ -54,7 +53,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     # The room's SID, not its name: dispatch rules put the caller's number in room names.
     events = EventLog(settings.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
-    ctx.add_shutdown_callback(lambda reason: _job_ended(events, reason))
+    ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
     events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
 
     if ctx.is_fake_job():
@@ -70,10 +69,11 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events.emit("caller", caller=caller.log_fields())
 
     db = create_database(settings.database_url)  # no I/O until first use
-    entry = await _known_caller(db, caller, settings, events)
+    entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
-    events.emit("route", route=route.name, reason=decision.reason)
+    events.emit("route", route=route.name, reason=decision.reason, stt_model=decision.stt_model)
+    logger.info("route %s chosen: %s", route.name, decision.reason)
     sink = RecordSink(CallRecorder(db), caller)
     events.listeners.append(sink)
 
@@ -97,15 +97,15 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         userdata=state,
         conn_options=SESSION_OPTIONS,
     )
-    _follow_the_call(ctx, session, state)
+    follow_the_call(ctx, session, state)
     watch_provider_faults(ctx, session, state)
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
-    session.on("conversation_item_added", lambda ev: _transcript(events, ev.item))
+    session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
     history = SharedDialHistory(db, config.dial_history)
 
     async def close_record(_reason: str) -> None:
-        await sink.finish(_usage(session))
+        await sink.finish(usage_of(session))
         await db.close()
 
     ctx.add_shutdown_callback(close_record)
@@ -113,6 +113,11 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         instructions=instructions_for(caller, route, entry),
         tools=[] if settings.keyless else tools_for(route, config.policy, history),
     )
+    keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
+    if route.pin_env:
+        # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
+        # it back on); off before start, so there is no gap while the session starts.
+        session.input.set_audio_enabled(False)
     await session.start(
         agent=agent,
         room=ctx.room,
@@ -121,7 +126,19 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         ),
         record=False,
     )
+    events.emit("session_started")
     sink.start(room=ctx.room.name, route=route.name, providers=providers.describe())
+    if route.pin_env and not await _pin_ok(ctx, session, keys, state):
+        return
+    if not settings.keyless:  # key presses become the caller's words (no model: nobody to tell)
+        keypad = asyncio.create_task(
+            forward_keypresses(session, keys, caller.identity, events=events)
+        )
+
+        async def stop_keypad(_reason: str) -> None:
+            keypad.cancel()
+
+        ctx.add_shutdown_callback(stop_keypad)
     if settings.keyless:
         await _keyless_call(ctx, session, events)
     elif route.greeting:
@@ -130,96 +147,28 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         session.generate_reply(instructions="Greet the caller briefly and offer your help.")
 
 
-async def _known_caller(
-    db: Database, caller: Caller, settings: Settings, events: EventLog
-) -> DirectoryEntry | None:
-    """The directory's entry for this caller, within the lookup budget, or None."""
-    if not caller.is_phone_call:
-        return None
-    found = await lookup(
-        db,
-        caller.phone_number,
-        timeout_s=settings.directory_timeout,
-        default_region=settings.default_region,
+async def _pin_ok(
+    ctx: JobContext, session: AgentSession[CallState], keys: DtmfCollector, state: CallState
+) -> bool:
+    """The route's PIN gate; a caller who fails it is told goodbye and the call ends."""
+    route, events = state.route, state.events
+    verified = await pin_gate(
+        session,
+        keys,
+        state.caller.identity,
+        expected=pin_for(route, os.environ),
+        attempts=route.pin_attempts,
+        prompt=route.pin_prompt,
+        events=events,
     )
-    events.emit("directory", status=found.status, failure=found.failure,
-                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
-    return found.entry
-
-
-def directory_fields(entry: DirectoryEntry | None) -> dict[str, str] | None:
-    """A directory entry as the flat text fields routes can match on."""
-    if entry is None:
-        return None
-    fields = {k: str(v) for k, v in entry.extra.items() if v is not None}
-    for name in ("name", "account_id", "tier", "language"):
-        if (value := getattr(entry, name)) is not None:
-            fields[name] = str(value)
-    return fields
-
-
-def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
-    """The route's prompt with the caller's context as quoted data."""
-    details: dict[str, object] = {
-        "called_number": caller.called_number,
-        "caller_region": region_of(caller.phone_number),
-        "caller_number_hidden": caller.number_hidden,
-        "language": route.language,
-        "custom": dict(caller.custom),
-    }
-    if entry is not None:
-        details["known_caller"] = {
-            "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
-        }  # fmt: skip
-    return render_instructions(load_prompt(route.prompt), details)
-
-
-def _follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: CallState) -> None:
-    """Act on every participant leaving, as `lifecycle.on_participant_left` decides, and
-    log every SIP call status change. The framework closes the session by itself only for
-    some disconnect reasons, so we never rely on it."""
-    events = state.events
-
-    def on_disconnected(participant: rtc.RemoteParticipant) -> None:
-        reason = (
-            rtc.DisconnectReason.Name(participant.disconnect_reason)
-            if participant.disconnect_reason
-            else None
-        )
-        decision = on_participant_left(
-            participant.identity,
-            reason,
-            caller_identity=state.caller.identity,
-            dialled=frozenset(state.dialled),
-        )
-        events.emit("participant_left", identity=participant.identity, reason=reason,
-                    action=decision.action.value)  # fmt: skip
-        if decision.action is Action.END_CALL:
-            events.emit("caller_left", reason=reason or "UNKNOWN")
-            session.shutdown(drain=False)
-            ctx.delete_room()
-            ctx.shutdown(f"caller left ({reason})")
-        elif decision.action is Action.END_JOB:
-            session.shutdown(drain=False)
-            ctx.shutdown("room deleted")
-        elif decision.action is Action.REPORT_LEG:
-            state.dialled.remove(participant.identity)
-            if decision.say and session.llm is not None:
-                session.generate_reply(instructions=decision.say)
-
-    def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
-        if "sip.callStatus" in changed:
-            events.emit(
-                "call_status", identity=participant.identity, status=changed["sip.callStatus"]
-            )
-
-    def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
-        events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))
-        ctx.shutdown("room disconnected")
-
-    ctx.room.on("participant_disconnected", on_disconnected)
-    ctx.room.on("participant_attributes_changed", on_attributes)
-    ctx.room.on("disconnected", on_room_gone)
+    if verified:
+        state.pin_verified = True
+        return True
+    if state.caller.identity in ctx.room.remote_participants:  # not if they hung up first
+        events.emit("agent_hangup", reason="pin")
+        await ctx.delete_room()
+    ctx.shutdown("PIN not verified")
+    return False
 
 
 async def _keyless_call(
@@ -235,24 +184,3 @@ async def _keyless_call(
     events.emit("agent_hangup", reason="keyless")
     await ctx.delete_room()
     ctx.shutdown("keyless call complete")
-
-
-def _usage(session: AgentSession[CallState]) -> dict[str, Any]:
-    try:
-        return {"models": [dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
-                           for u in session.usage.model_usage]}  # fmt: skip
-    except Exception:
-        logger.exception("could not read the session's usage figures")
-        return {}
-
-
-def _transcript(events: EventLog, item: object) -> None:
-    # Messages carry a role and text; function calls and handoffs are recorded elsewhere.
-    role = getattr(item, "role", None)
-    text = getattr(item, "text_content", None)
-    if role and text:
-        events.emit("transcript", role=role, text=text)
-
-
-async def _job_ended(events: EventLog, reason: str) -> None:
-    events.emit("job_ended", reason=reason)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.call import directory_fields, instructions_for
 from switchboard.caller import caller_from_participant
+from switchboard.caller_context import directory_fields, instructions_for
 from switchboard.directory_model import DirectoryEntry
 from switchboard.participants import console_caller
 from switchboard.providers import build_providers

@@ -1,0 +1,87 @@
+"""Following a call once it runs: participants leaving (decided by `lifecycle`), SIP
+call status changes, the transcript and the usage figures, all as call events."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession, JobContext
+
+from .callstate import CallState
+from .dtmf import mask_keypresses
+from .events import EventLog
+from .lifecycle import Action, on_participant_left
+
+logger = logging.getLogger("switchboard.call")
+
+
+def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: CallState) -> None:
+    """Act on every participant leaving, as `lifecycle.on_participant_left` decides, and
+    log every SIP call status change. The framework closes the session by itself only for
+    some disconnect reasons, so we never rely on it."""
+    events = state.events
+
+    def on_disconnected(participant: rtc.RemoteParticipant) -> None:
+        reason = (
+            rtc.DisconnectReason.Name(participant.disconnect_reason)
+            if participant.disconnect_reason
+            else None
+        )
+        decision = on_participant_left(
+            participant.identity,
+            reason,
+            caller_identity=state.caller.identity,
+            dialled=frozenset(state.dialled),
+        )
+        events.emit("participant_left", identity=participant.identity, reason=reason,
+                    action=decision.action.value)  # fmt: skip
+        if decision.action is Action.END_CALL:
+            events.emit("caller_left", reason=reason or "UNKNOWN")
+            session.shutdown(drain=False)
+            ctx.delete_room()
+            ctx.shutdown(f"caller left ({reason})")
+        elif decision.action is Action.END_JOB:
+            session.shutdown(drain=False)
+            ctx.shutdown("room deleted")
+        elif decision.action is Action.REPORT_LEG:
+            state.dialled.remove(participant.identity)
+            if decision.say and session.llm is not None:
+                session.generate_reply(instructions=decision.say)
+
+    def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
+        if "sip.callStatus" in changed:
+            events.emit(
+                "call_status", identity=participant.identity, status=changed["sip.callStatus"]
+            )
+
+    def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
+        events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))
+        ctx.shutdown("room disconnected")
+
+    ctx.room.on("participant_disconnected", on_disconnected)
+    ctx.room.on("participant_attributes_changed", on_attributes)
+    ctx.room.on("disconnected", on_room_gone)
+
+
+def usage_of(session: AgentSession[CallState]) -> dict[str, Any]:
+    try:
+        return {"models": [dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
+                           for u in session.usage.model_usage]}  # fmt: skip
+    except Exception:
+        logger.exception("could not read the session's usage figures")
+        return {}
+
+
+def record_transcript(events: EventLog, item: object) -> None:
+    # Messages carry a role and text; function calls and handoffs are recorded elsewhere.
+    role = getattr(item, "role", None)
+    text = getattr(item, "text_content", None)
+    if role and text:
+        events.emit("transcript", role=role, text=mask_keypresses(text))
+
+
+async def job_ended(events: EventLog, reason: str) -> None:
+    events.emit("job_ended", reason=reason)

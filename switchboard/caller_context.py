@@ -1,0 +1,57 @@
+"""The caller's context before the greeting: who they are in the directory, and the
+instructions the model gets, with everything from the caller's side as quoted data."""
+
+from __future__ import annotations
+
+from .caller import Caller
+from .db import Database
+from .directory import lookup
+from .directory_model import DirectoryEntry
+from .events import EventLog
+from .prompts import load_prompt, render_instructions
+from .routing import Route, region_of
+from .settings import Settings
+
+
+async def known_caller(
+    db: Database, caller: Caller, settings: Settings, events: EventLog
+) -> DirectoryEntry | None:
+    """The directory's entry for this caller, within the lookup budget, or None."""
+    if not caller.is_phone_call:
+        return None
+    found = await lookup(
+        db,
+        caller.phone_number,
+        timeout_s=settings.directory_timeout,
+        default_region=settings.default_region,
+    )
+    events.emit("directory", status=found.status, failure=found.failure,
+                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
+    return found.entry
+
+
+def directory_fields(entry: DirectoryEntry | None) -> dict[str, str] | None:
+    """A directory entry as the flat text fields routes can match on."""
+    if entry is None:
+        return None
+    fields = {k: str(v) for k, v in entry.extra.items() if v is not None}
+    for name in ("name", "account_id", "tier", "language"):
+        if (value := getattr(entry, name)) is not None:
+            fields[name] = str(value)
+    return fields
+
+
+def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
+    """The route's prompt with the caller's context as quoted data."""
+    details: dict[str, object] = {
+        "called_number": caller.called_number,
+        "caller_region": region_of(caller.phone_number),
+        "caller_number_hidden": caller.number_hidden,
+        "language": route.language,
+        "custom": dict(caller.custom),
+    }
+    if entry is not None:
+        details["known_caller"] = {
+            "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
+        }  # fmt: skip
+    return render_instructions(load_prompt(route.prompt), details)
