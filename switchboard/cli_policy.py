@@ -14,7 +14,8 @@ import time
 from typing import TypeAlias
 
 from .policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
-from .policy_config import PolicyConfig, PolicyConfigError, load_policy
+from .policy_config import DEFAULT_POLICY, PolicyConfig, PolicyConfigError, load_policy
+from .routes_config import RoutesConfigError, load_routes
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -34,6 +35,10 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument(
         "--policy-name", help="a [dial_policy.NAME] (default: the only one, else 'default')"
     )
+    p.add_argument(
+        "--route", help="use the dial_policy of this route in --routes (instead of --policy-name)"
+    )
+    p.add_argument("--routes", default="routes.toml", help="default: %(default)s")
     p.add_argument("--caller", help="the caller's number, e.g. +15105550123 (hidden if unset)")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=run_dial_check)
@@ -49,6 +54,19 @@ def run_dial_check(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     name = args.policy_name or _default_name(config)
+    if args.route:
+        try:
+            table = load_routes(args.routes)
+        except (FileNotFoundError, RoutesConfigError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        route = next((r for r in table.routes if r.name == args.route), None)
+        if route is None:
+            known = ", ".join(r.name for r in table.routes)
+            print(f"error: no route {args.route!r} in {args.routes}; known: {known}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        name = route.dial_policy or DEFAULT_POLICY
     policy = config.policies.get(name or "")
     if policy is None:
         known = ", ".join(config.policies) or "none"

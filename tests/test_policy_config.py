@@ -332,3 +332,14 @@ def test_cli_bad_arguments_and_config(
     with pytest.raises(SystemExit) as e:
         main(["dial-check"])
     assert e.value.code == 2
+
+
+def test_dial_check_uses_a_routes_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    from switchboard.cli import main
+
+    root = Path(__file__).resolve().parent.parent
+    args = ["dial-check", "+15105550123", "--route", "lab-tools", "--routes",
+            str(root / "lab/routes.toml"), "--policy", str(root / "lab/policy.toml")]  # fmt: skip
+    assert main(args) == 0
+    assert "allowed" in capsys.readouterr().out
+    assert main([*args[:2], "--route", "nope", *args[4:]]) == 2
