@@ -10,7 +10,9 @@ from switchboard.roster import describe_participants
 pytestmark = pytest.mark.unit
 
 
-def participant(identity: str, kind: int, **attributes: str) -> ParticipantInfo:
+def participant(
+    identity: str, kind: ParticipantInfo.Kind.ValueType, **attributes: str
+) -> ParticipantInfo:
     return ParticipantInfo(
         identity=identity, kind=kind, state=ParticipantInfo.State.ACTIVE, attributes=attributes
     )
