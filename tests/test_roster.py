@@ -10,9 +10,7 @@ from switchboard.roster import describe_participants
 pytestmark = pytest.mark.unit
 
 
-def participant(
-    identity: str, kind: ParticipantInfo.Kind.ValueType, **attributes: str
-) -> ParticipantInfo:
+def participant(identity: str, kind: ParticipantInfo.Kind, **attributes: str) -> ParticipantInfo:
     return ParticipantInfo(
         identity=identity, kind=kind, state=ParticipantInfo.State.ACTIVE, attributes=attributes
     )
