@@ -138,8 +138,9 @@ async def room_of(lab: LabHandle, scenario: str, since: float, timeout: float = 
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for e in lab.events():
-            custom = (e.get("caller") or {}).get("custom") or {}
-            if e["event"] == "caller" and e["ts"] >= since and custom.get("scenario") == scenario:
+            if e["event"] != "caller" or e["ts"] < since:
+                continue  # other events carry "caller" too (a masked number, in dial logs)
+            if e["caller"]["custom"].get("scenario") == scenario:
                 # Events name the room by SID only (its name holds the caller's number).
                 return (await rooms(lab))[e["room_id"]]
         await asyncio.sleep(0.05)
