@@ -83,3 +83,16 @@ def first_event(
         if e["event"] == "caller" and e["ts"] >= since and e["caller"]["phone_number"] == masked
     }  # fmt: skip
     return next((e for e in lab.events() if e["event"] == event and e["job_id"] in jobs), None)
+
+
+async def agent_speaking(
+    lab: LabHandle, since: float, caller_number: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    """Wait (without blocking the loop the call's media runs on) until the agent speaks on
+    the call from ``caller_number`` started after ``since``; its ``agent_said`` event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if said := first_event(lab, since, caller_number, "agent_said"):
+            return said
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the agent never answered the call from {caller_number}")

@@ -14,7 +14,7 @@ from lab.phone import place_call
 
 from .conftest import AiLab, LabHandle
 from .fake_openai import call, say
-from .labcalls import call_ai, caller_event, first_event, rooms, wait_room_gone
+from .labcalls import agent_speaking, call_ai, caller_event, rooms, wait_room_gone
 
 pytestmark = pytest.mark.lab
 
@@ -87,12 +87,7 @@ async def test_operator_deleting_the_room_ends_the_call_and_the_job(lab: LabHand
         )
     )  # fmt: skip
 
-    speaking = None
-    deadline = time.monotonic() + 20
-    while speaking is None and time.monotonic() < deadline:
-        speaking = first_event(lab, started, number, "agent_said")
-        await asyncio.sleep(0.05)
-    assert speaking is not None, "the agent never answered"
+    speaking = await agent_speaking(lab, started, number)
     room_name = (await rooms(lab))[speaking["room_id"]]
     async with api.LiveKitAPI(
         lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]

@@ -19,7 +19,7 @@ from switchboard.records_model import CallRecord
 from switchboard.records_query import get_call, list_calls
 
 from .conftest import LabHandle
-from .labcalls import call_lab, caller_event, first_event
+from .labcalls import agent_speaking, call_lab, caller_event
 
 pytestmark = pytest.mark.lab
 
@@ -79,12 +79,7 @@ async def test_a_crashed_worker_leaves_an_incomplete_record(lab: LabHandle, db: 
     call = asyncio.create_task(
         call_lab(lab, from_number="+15105556666", hangup="remote", timeout=20)
     )
-    deadline = time.monotonic() + 20
-    job = None
-    while job is None and time.monotonic() < deadline:
-        job = first_event(lab, started, "+15105556666", "agent_said")
-        await asyncio.sleep(0.05)
-    assert job is not None, "the agent never answered"
+    job = await agent_speaking(lab, started, "+15105556666")
     call_id = next(e["caller"]["call_id"] for e in lab.events()
                    if e["event"] == "caller" and e["job_id"] == job["job_id"])  # fmt: skip
     # The record is written in the background once the call is answered: wait for it.
@@ -110,12 +105,7 @@ async def test_sigterm_lets_the_call_in_progress_finish(lab: LabHandle) -> None:
     call = asyncio.create_task(
         call_lab(lab, from_number="+15105554444", hangup="remote", timeout=40)
     )
-    deadline = time.monotonic() + 20
-    job = None
-    while job is None and time.monotonic() < deadline:
-        job = first_event(lab, started, "+15105554444", "agent_said")
-        await asyncio.sleep(0.05)
-    assert job is not None, "the agent never answered"
+    job = await agent_speaking(lab, started, "+15105554444")
     (worker,) = [p for p in lab.lab.procs.running() if p.name == "agent"]
     os.kill(worker.pid, signal.SIGTERM)
     try:
