@@ -4,13 +4,17 @@ For each concurrency level L, places L sipp calls at once (each hangs up 1 s aft
 greeting audio starts), ``ceil(calls_per_level / L)`` rounds of them (at least
 ``--min-rounds``), waiting between rounds until the server lists no room and the worker
 is back to its idle processes.  Per level it reports the answered fraction, refused
-(final status >= 300) and unanswered calls, p50/p95 INVITE -> 200 OK and 200 OK -> first
+(a final status >= 300) and unanswered calls (rang until the caller gave up after
+``--timeout`` s), p50/p95 INVITE -> 200 OK and 200 OK -> first
 greeting audio, CPU of the worker's process tree, of the lab's servers, of the callers
 (this process and its sipp children) and of the whole machine, and the worker tree's
-memory (RSS and PSS: before, peak, and growth per call).  The knee is the first level
+memory (RSS and PSS: idle before, peak, and growth per call in progress, each call being
+one job process), and what the worker logged.  The knee is the first level
 whose answered fraction drops or whose p95 latency degrades (see ``find_knee``).
 
-Writes bench/out/scale.json and bench/out/scale.png (latency and memory against calls).
+The lab runs with its state in .lab/bench/ (logs in .lab/bench/logs/), so that no test
+session can mistake it for its own.  Writes bench/out/scale.json and bench/out/scale.png
+(latency, memory and CPU against simultaneous calls).
 """
 
 from __future__ import annotations
@@ -229,6 +233,10 @@ class MemoryProbe:
         self._tmp.cleanup()
 
 
+def _gave_up(r: CallResult) -> bool:
+    return r.final_status is None or (r.final_status == 487 and r.ended_by != "remote")
+
+
 # -- one level ---------------------------------------------------------------------------
 @dataclass
 class Level:
@@ -253,11 +261,13 @@ class Level:
 
     @property
     def refused(self) -> int:
-        return sum(1 for r in self.results if not r.answered and (r.final_status or 0) >= 300)
+        """Calls the far end turned down with a final status (busy, unavailable...)."""
+        return sum(1 for r in self.results if not r.answered and not _gave_up(r))
 
     @property
     def unanswered(self) -> int:
-        return sum(1 for r in self.results if r.final_status is None)
+        """Calls that rang until the caller gave up (the 487 answers our CANCEL)."""
+        return sum(1 for r in self.results if not r.answered and _gave_up(r))
 
     @property
     def no_greeting(self) -> int:
@@ -290,6 +300,12 @@ class Level:
             return math.nan
         ours = sum(self.cores(part) for part in ("worker", "servers", "callers", "probe"))
         return busy / wall - ours
+
+    def per_call(self, peak: int, idle: int) -> float:
+        """MB the worker tree grew per call in progress at its peak.  Each call is one job
+        process, so the calls in progress are the processes beyond the idle tree's."""
+        extra = max(1, self.peak.procs - self.before.procs)
+        return round((peak - idle) / MB / extra, 1)
 
     def max_overlap(self) -> int:
         """Most calls answered and not yet ended at the same moment."""
@@ -335,8 +351,8 @@ class Level:
             "worker_pss_peak_mb": round(self.peak.pss / MB, 1),
             "worker_procs_before": self.before.procs,
             "worker_procs_peak": self.peak.procs,
-            "rss_per_call_mb": round((self.peak.rss - self.before.rss) / MB / self.calls, 1),
-            "pss_per_call_mb": round((self.peak.pss - self.before.pss) / MB / self.calls, 1),
+            "rss_per_call_mb": self.per_call(self.peak.rss, self.before.rss),
+            "pss_per_call_mb": self.per_call(self.peak.pss, self.before.pss),
             "settle_timeouts": self.settle_timeouts,
             "worker_log": self.worker_log,
         }
@@ -532,55 +548,68 @@ def worker_table(levels: Iterable[Level]) -> str:
     return _rows(head, rows)
 
 
-def chart(levels: Sequence[Level], knee: int | None, path: Path) -> None:
+def chart(figures: dict[str, Any], path: Path) -> None:
+    """The PNG, from what scale.json holds (``--replot`` redraws it without calling)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator
 
-    x = [lv.calls for lv in levels]
+    levels: list[dict[str, Any]] = figures["levels"]
+    x = [lv["calls"] for lv in levels]
+    cpus = figures["machine"]["cpus"]
     fig, (lat, mem) = plt.subplots(2, 1, figsize=(9, 9.5), sharex=True)
-    series = [
-        ("INVITE → 200 OK (time to answer)", [lv.answer_s() for lv in levels], "tab:blue"),
-        ("200 OK → greeting audio", [lv.greeting_s() for lv in levels], "tab:orange"),
-    ]
-    for name, values, color in series:
-        lat.plot(x, [percentile(v, 50) * 1000 for v in values], "o-", color=color,
+    for key, name, color in (
+        ("invite_to_200ok", "INVITE → 200 OK (time to answer)", "tab:blue"),
+        ("200ok_to_greeting_audio", "200 OK → greeting audio", "tab:orange"),
+    ):
+        lat.plot(x, [lv[key]["p50_ms"] for lv in levels], "o-", color=color,
                  label=f"{name}, p50")  # fmt: skip
-        lat.plot(x, [percentile(v, 95) * 1000 for v in values], "s--", color=color,
+        lat.plot(x, [lv[key]["p95_ms"] for lv in levels], "s--", color=color,
                  label=f"{name}, p95")  # fmt: skip
+    at_bottom = lat.get_xaxis_transform()
+    for lv in levels:
+        lat.text(lv["calls"], 0.02, f"{lv['answered']}/{lv['placed']}", fontsize=7,
+                 ha="center", va="bottom", color="dimgray", transform=at_bottom)  # fmt: skip
     lat.set_yscale("log")
+    lowest = min(
+        lv[k]["p50_ms"] for lv in levels for k in ("invite_to_200ok", "200ok_to_greeting_audio")
+    )
+    lat.set_ylim(bottom=lowest / 2.5)  # room for the answered counts under the lines
     lat.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     lat.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     lat.set_ylabel("latency at the caller (ms, log scale)")
-    lat.set_title(f"One keyless agent worker on {psutil.cpu_count()} CPUs: simultaneous SIP calls")
+    lat.set_title(f"One keyless agent worker on {cpus} CPUs: simultaneous SIP calls\n"
+                  "(along the bottom: calls answered / placed)", fontsize=11)  # fmt: skip
     lat.grid(True, which="both", alpha=0.3)
     lat.legend(fontsize=8, loc="upper left")
 
-    mem.plot(x, [lv.peak.rss / MB for lv in levels], "s--", color="tab:olive",
+    mem.plot(x, [lv["worker_rss_peak_mb"] for lv in levels], "s--", color="tab:olive",
              label="RSS summed over processes, peak (shared pages counted again)")  # fmt: skip
-    mem.plot(x, [lv.peak.pss / MB for lv in levels], "o-", color="tab:green",
+    mem.plot(x, [lv["worker_pss_peak_mb"] for lv in levels], "o-", color="tab:green",
              label="PSS (real footprint), peak")  # fmt: skip
-    mem.plot(x, [lv.before.pss / MB for lv in levels], ":", color="tab:gray",
+    mem.plot(x, [lv["worker_pss_before_mb"] for lv in levels], ":", color="tab:gray",
              label="PSS, idle before the level")  # fmt: skip
     mem.set_ylim(bottom=0)
     mem.set_ylabel("worker process tree memory (MB)")
     mem.set_xlabel("simultaneous calls")
     mem.grid(True, alpha=0.3)
     cpu = mem.twinx()
-    cpu.plot(x, [lv.cores("worker") for lv in levels], "^-", color="tab:red",
+    cores = [lv["worker_cores"] for lv in levels]
+    cpu.plot(x, cores, "^-", color="tab:red",
              label="worker tree CPU, mean over the rounds (cores, right axis)")  # fmt: skip
     cpu.set_ylabel("CPU (cores)", color="tab:red")
-    cpu.set_ylim(0, max(psutil.cpu_count() or 2, *(lv.cores("worker") for lv in levels)) * 1.05)
+    cpu.set_ylim(0, max(cpus, *cores) * 1.05)
     handles, labels = mem.get_legend_handles_labels()
     more_handles, more_labels = cpu.get_legend_handles_labels()
     mem.legend(handles + more_handles, labels + more_labels, fontsize=8,
                loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)  # fmt: skip
+    knee = figures["knee"]["level"]
     if knee is not None:
         for ax in (lat, mem):
             ax.axvline(knee, color="tab:red", alpha=0.25, linewidth=3)
-        lat.text(knee, 0.02, f" knee: {knee} calls", transform=lat.get_xaxis_transform(),
+        lat.text(knee, 0.2, f" knee: {knee}", transform=lat.get_xaxis_transform(),
                  color="tab:red", ha="left", va="bottom")  # fmt: skip
     mem.set_xticks(x)
     fig.tight_layout()
@@ -676,9 +705,14 @@ def main() -> int:
     parser.add_argument("--hangup", type=float, default=1.0,
                         help="seconds after the greeting audio starts")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=30.0, help="per call, in seconds")
+    parser.add_argument("--replot", action="store_true",
+                        help="redraw scale.png from scale.json; place no call")  # fmt: skip
     args = parser.parse_args()
     if any(n < 1 for n in args.levels):
         parser.error("levels must be positive")
+    if args.replot:
+        chart(json.loads((OUT / "scale.json").read_text()), OUT / "scale.png")
+        return 0
     lab = private_lab()
     try:
         wait_for_no_lab(lab.c)
@@ -701,7 +735,7 @@ def main() -> int:
         "calls": [{"level": lv.calls, **_call_fields(r)} for lv in levels for r in lv.results],
     }
     (OUT / "scale.json").write_text(json.dumps(figures, indent=1, default=str))
-    chart(levels, knee["level"], OUT / "scale.png")
+    chart(figures, OUT / "scale.png")
     print(f"wrote {OUT / 'scale.json'} and {OUT / 'scale.png'}")
     return 0
 

@@ -49,6 +49,11 @@ async def wait_for_caller(ctx: JobContext, timeout_s: float) -> Caller | None:
         participant = await asyncio.wait_for(ctx.wait_for_participant(kind=CALLER_KINDS), timeout_s)
     except TimeoutError:
         return None
+    except RuntimeError:
+        # The room went away first (the caller hung up before a process took the job, or a
+        # late second dispatch for a deleted room): there is nobody to answer.
+        logger.info("the room closed while waiting for the caller")
+        return None
     kind = KINDS.get(participant.kind, "standard")
     if kind == "sip" and "sip.callID" not in participant.attributes:
         await _wait_for_attributes(ctx.room, participant, ATTRIBUTE_GRACE_S)
