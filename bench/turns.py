@@ -40,7 +40,7 @@ from lab.audio import (
 )
 from lab.phone import CallResult, place_call
 from lab.procs import LabError
-from lab.stack import ROOT, Lab
+from lab.stack import Lab, ai_worker_env
 from tests.fake_openai import FakeOpenAI, Recorded, say
 
 from .scale import private_lab, wait_for_no_lab
@@ -130,24 +130,6 @@ def turns_of(
         )  # fmt: skip
         out.append(Turn(call, i, speech_end, reply, stt_at, llm_at, chats))
     return out
-
-
-def ai_worker_env(lab_env: dict[str, str], fake: FakeOpenAI) -> dict[str, str]:
-    """As tests/conftest.py's ``ai_lab`` fixture starts the AI worker (keep in step)."""
-    return {
-        "SWITCHBOARD_AGENT_NAME": lab_env["LAB_AI_AGENT_NAME"],
-        "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "test-double",
-        "SWITCHBOARD_LLM_MODEL": "fake",
-        "SWITCHBOARD_LLM_FALLBACK_MODEL": "fake-second",
-        "SWITCHBOARD_TTS": "espeak",
-        "SWITCHBOARD_WORKER_PORT": "0",
-        "SWITCHBOARD_ROUTES": str(ROOT / "lab/routes.toml"),
-        "SWITCHBOARD_POLICY": str(ROOT / "lab/policy.toml"),
-        "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab_env["LAB_OUTBOUND_TRUNK_ID"],
-        "SWITCHBOARD_RING_TIMEOUT": "4",
-        "LAB_TEST_PIN": "48151623",  # route lab-pin of lab/routes.toml needs one
-    }
 
 
 async def run_calls(
@@ -248,7 +230,7 @@ def main() -> int:
         wait_for_no_lab(lab.c)
         env = lab.up(agent_mode=None)
         with FakeOpenAI(host="127.0.0.1", port=0) as fake:
-            lab.start_agent("start", name="agent-ai", env=ai_worker_env(env, fake))
+            lab.start_agent("start", name="agent-ai", env=ai_worker_env(env, fake.base_url))
             turns, _ = asyncio.run(run_calls(lab, fake, args.calls, args.turns_per_call))
     except LabError as e:
         print(f"bench.turns: {e}", file=sys.stderr)

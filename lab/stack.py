@@ -292,3 +292,22 @@ class Lab:
             "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],
             "LAB_STARTED_AT": str(int(time.time())),
         }
+
+
+def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, str]:
+    """The environment of the lab's AI worker (the number LAB_AI_NUMBER): its LLM and STT
+    are an OpenAI-compatible endpoint at ``openai_base_url`` (the tests' double)."""
+    return {
+        "SWITCHBOARD_AGENT_NAME": lab_env["LAB_AI_AGENT_NAME"],
+        "SWITCHBOARD_OPENAI_BASE_URL": openai_base_url,
+        "OPENAI_API_KEY": "test-double",
+        "SWITCHBOARD_LLM_MODEL": "fake",
+        "SWITCHBOARD_LLM_FALLBACK_MODEL": "fake-second",
+        "SWITCHBOARD_TTS": "espeak",
+        "SWITCHBOARD_WORKER_PORT": "0",
+        "SWITCHBOARD_ROUTES": str(ROOT / "lab/routes.toml"),
+        "SWITCHBOARD_POLICY": str(ROOT / "lab/policy.toml"),
+        "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab_env["LAB_OUTBOUND_TRUNK_ID"],
+        "SWITCHBOARD_RING_TIMEOUT": "4",
+        "LAB_TEST_PIN": "48151623",  # the PIN of route lab-pin in lab/routes.toml
+    }

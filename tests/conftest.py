@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 from lab.procs import http_ok
-from lab.stack import Lab, LabConfig
+from lab.stack import Lab, LabConfig, ai_worker_env
 
 from .fake_openai import FakeOpenAI
 
@@ -103,25 +103,11 @@ class AiLab:
 
 @pytest.fixture(scope="session")
 def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
-    root = Path(__file__).resolve().parent.parent
     with FakeOpenAI(host="127.0.0.1", port=0) as fake:
         lab.lab.start_agent(
             "start",
             name="agent-ai",
-            env={
-                "SWITCHBOARD_AGENT_NAME": lab.env["LAB_AI_AGENT_NAME"],
-                "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url,
-                "OPENAI_API_KEY": "test-double",
-                "SWITCHBOARD_LLM_MODEL": "fake",
-                "SWITCHBOARD_LLM_FALLBACK_MODEL": "fake-second",
-                "SWITCHBOARD_TTS": "espeak",
-                "SWITCHBOARD_WORKER_PORT": "0",
-                "SWITCHBOARD_ROUTES": str(root / "lab/routes.toml"),
-                "SWITCHBOARD_POLICY": str(root / "lab/policy.toml"),
-                "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab.env["LAB_OUTBOUND_TRUNK_ID"],
-                "SWITCHBOARD_RING_TIMEOUT": "4",
-                "LAB_TEST_PIN": "48151623",  # the PIN of route lab-pin in lab/routes.toml
-            },
+            env=ai_worker_env(lab.env, fake.base_url),
         )
         try:
             yield AiLab(lab, fake)
