@@ -30,6 +30,7 @@ def _report(result: CallResult, events: list[dict[str, Any]]) -> str:
     if result.time_to_first_audio is not None:
         lines.append(f"200 OK → voice  : {result.time_to_first_audio * 1000:.0f} ms")
     lines.append(f"audio heard     : {result.received_audio_seconds:.1f} s")
+    said: set[str] = set()  # keyless speech is both an "agent_said" and a transcript line
     for event in events:
         kind = event["event"]
         if kind == "caller":
@@ -44,8 +45,10 @@ def _report(result: CallResult, events: list[dict[str, Any]]) -> str:
             lines.append(
                 f"providers       : stt={event['stt']} llm={event['llm']} tts={event['tts']}"
             )
-        elif kind in ("agent_said", "transcript"):
-            lines.append(f"agent said      : {event.get('text')!r}")
+        elif kind in ("agent_said", "transcript") and event.get("text") not in said:
+            said.add(str(event.get("text")))
+            who = "caller said     " if event.get("role") == "user" else "agent said      "
+            lines.append(f"{who}: {event.get('text')!r}")
         elif kind in ("caller_left", "agent_hangup"):
             who = "the caller hung up" if kind == "caller_left" else "the agent hung up"
             lines.append(f"how it ended    : {who} ({event['reason']})")
