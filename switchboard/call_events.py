@@ -59,6 +59,8 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
     def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
         events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))
+        # Close the session too: a speech still waiting to play out must not hold the job.
+        session.shutdown(drain=False)
         ctx.shutdown("room disconnected")
 
     ctx.room.on("participant_disconnected", on_disconnected)
