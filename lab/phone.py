@@ -247,7 +247,7 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
-async def place_call(
+async def _place_call_once(
     *,
     sip_host: str,
     to_number: str,
@@ -321,6 +321,22 @@ async def place_call(
     if reason is None and not any(m.sent and m.method == "INVITE" for m in msgs):
         raise RuntimeError(f"sipp placed no call (exit status {proc.returncode}):\n{tail}")
     return _result(msgs, media, reason, gave_up_at, tail)
+
+
+async def place_call(**kwargs: Any) -> CallResult:
+    """Place one call (see ``_place_call_once`` for the arguments).
+
+    A free port picked for sipp can be taken before sipp binds it (WebRTC stacks in the lab
+    bind ephemeral UDP ports on the phones' address too): then sipp exits at once with
+    "Unable to bind main socket", having sent nothing, and we retry on another port.
+    """
+    for attempt in range(3):
+        try:
+            return await _place_call_once(**kwargs)
+        except RuntimeError as e:
+            if "Unable to bind" not in str(e) or kwargs.get("local_sip_port") or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _poke(call_id: str, sipp_addr: tuple[str, int], me: tuple[str, int]) -> bytes:
