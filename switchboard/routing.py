@@ -22,7 +22,7 @@ KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
 ROUTE_KINDS = ("sip", "standard")
 DEFAULT_ROUTE = "default"
 # Deepgram's phone-call model is tuned for 8 kHz narrow-band audio and is English-only;
-# everyone else gets the general multilingual model. (Same rule as providers.choose_stt.)
+# everyone else gets the general multilingual model. The one rule is stt_model_for below.
 PHONE_STT_MODEL = "nova-2-phonecall"
 GENERAL_STT_MODEL = "nova-3"
 # A route with pin_env asks for a PIN before anything else (see switchboard.dtmf).
