@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -59,8 +60,9 @@ class Callee:
     without it the callee streams silence, so RTP flows as from a real phone.
     ``hangup_after_ms`` is how long ``answer_then_hangup`` talks before its BYE and
     ``transfer`` before its REFER to ``refer_to`` (what the LiveKit SIP service sends a
-    caller the agent transfers).  ``rtp_echo`` sends every RTP packet back to its sender,
-    to check what a caller sends, DTMF included.
+    caller the agent transfers).  ``reject_status`` is the final answer of ``reject``
+    (e.g. "503 Service Unavailable" for a failing trunk).  ``rtp_echo`` sends every RTP
+    packet back to its sender, to check what a caller sends, DTMF included.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Callee:
         hangup_after_ms: int = 1000,
         refer_to: str = "sip:+15105550199@127.0.0.1",
         rtp_echo: bool = False,
+        reject_status: str = "603 Decline",
         ready_timeout: float = 5.0,
         sipp: str = "sipp",
     ) -> None:
@@ -88,6 +91,9 @@ class Callee:
             raise ValueError(f"not a plain SIP URI: {refer_to!r}")
         self._refer_to = refer_to
         self._rtp_echo = rtp_echo
+        if not re.fullmatch(r"[3-6][0-9][0-9] [A-Za-z ]+", reject_status):
+            raise ValueError(f"not a SIP final status line: {reject_status!r}")
+        self._reject_status = reject_status
         self._ready_timeout = ready_timeout
         self._sipp = sipp
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -103,7 +109,12 @@ class Callee:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"sb-callee-{self.mode}-")
         # The scenario's rtp_stream names this file; sipp runs in the directory holding it.
         (self.workdir / "callee_audio.ulaw").write_bytes(self._audio)
-        args = ["-sf", str(SIPP_DIR / f"uas_{self.mode}.xml"),
+        # sipp reads a response's status when it loads the scenario, before any -key is
+        # substituted, so the reject status is written into a copy of the scenario.
+        scenario = self.workdir / f"uas_{self.mode}.xml"
+        template = (SIPP_DIR / scenario.name).read_text()
+        scenario.write_text(template.replace("[status]", self._reject_status))
+        args = ["-sf", str(scenario),
                 *sipp_args(self.ip, self.port, self.workdir),
                 "-mp", str(self.media_port), "-d", str(self._hangup_after_ms),
                 "-key", "refer_to", self._refer_to]  # fmt: skip

@@ -53,6 +53,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
     def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
         if "sip.callStatus" in changed:
+            state.call_statuses[participant.identity] = changed["sip.callStatus"]
             events.emit(
                 "call_status", identity=participant.identity, status=changed["sip.callStatus"]
             )

@@ -52,6 +52,9 @@ class RecordSink:
         elif event == "dial_decision" and not fields.get("allowed"):
             r.add_tool_call("add_participant", {"policy": fields.get("policy")},
                             f"refused: {fields.get('reason')}")  # fmt: skip
+        elif event == "participant_left" and fields.get("identity") != self.caller.identity:
+            # A dialled leg's end, with the server's reason, belongs in the call's timeline.
+            r.add_status(f"{fields.get('identity')}: left ({fields.get('reason') or 'UNKNOWN'})")
         elif event == "caller_left":
             self.disconnect_reason = self.disconnect_reason or str(fields.get("reason"))
         elif event == "agent_hangup":

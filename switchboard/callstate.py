@@ -31,3 +31,5 @@ class CallState:
     ended: bool = False
     pin_verified: bool = False  # the route's PIN gate let the caller through
     dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)
+    # the last sip.callStatus of every participant (a ringing leg is reachable)
+    call_statuses: dict[str, str] = field(default_factory=dict)

@@ -25,6 +25,11 @@ _BY_STATUS = {
 }
 FAILED = Outcome("failed", "The call could not be placed because of a technical problem.")
 NO_ANSWER = _BY_STATUS[408]
+# The trunk never answered the INVITE at all (nothing listening, network down): not the
+# person's fault, and worth saying differently from a phone that rang out.
+TRUNK_DOWN = Outcome(
+    "unreachable", "The call could not be connected; the phone line is not responding."
+)
 
 
 def outcome_for_status(sip_status: int | None) -> Outcome:
@@ -32,3 +37,9 @@ def outcome_for_status(sip_status: int | None) -> Outcome:
     if sip_status is None:
         return FAILED
     return _BY_STATUS.get(sip_status, FAILED)
+
+
+def outcome_for_timeout(last_call_status: str | None) -> Outcome:
+    """A dial that timed out (the SIP service's plain 408): a leg that rang was not
+    answered; one that never rang never reached a phone."""
+    return NO_ANSWER if last_call_status in ("ringing", "active") else TRUNK_DOWN

@@ -12,36 +12,22 @@ from collections.abc import AsyncIterator
 import pytest
 
 from switchboard.caller import mask_number
-from switchboard.db import Database, open_database
+from switchboard.db import Database
 from switchboard.directory import upsert_entries
 from switchboard.directory_model import DirectoryEntry
-from switchboard.records_model import CallRecord
 from switchboard.records_query import get_call, list_calls
 
 from .conftest import LabHandle
 from .labcalls import agent_speaking, call_lab, caller_event
+from .labrecords import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture
 async def db(lab: LabHandle) -> AsyncIterator[Database]:
-    database = await open_database(lab.env["LAB_DATABASE_URL"])
-    try:
+    async with lab_database(lab) as database:
         yield database
-    finally:
-        await database.close()
-
-
-async def wait_record(db: Database, call_id: str, status: str, timeout: float = 10) -> CallRecord:
-    deadline = time.monotonic() + timeout
-    record = None
-    while time.monotonic() < deadline:
-        record = await get_call(db, call_id)
-        if record is not None and record.summary.status == status:
-            return record
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"record {call_id} not {status} within {timeout}s: {record}")
 
 
 async def test_a_call_leaves_a_complete_record(lab: LabHandle, db: Database) -> None:

@@ -19,7 +19,13 @@ from pydantic import Field
 
 from switchboard.callstate import CallState
 from switchboard.dial_log import SharedDialHistory
-from switchboard.dialing import ANSWERED, FAILED, NO_ANSWER, Outcome, outcome_for_status
+from switchboard.dialing import (
+    ANSWERED,
+    FAILED,
+    Outcome,
+    outcome_for_status,
+    outcome_for_timeout,
+)
 from switchboard.policy import (
     Destination,
     DialPolicy,
@@ -114,14 +120,15 @@ async def _dial(state: CallState, target: str, identity: str, dtmf: str | None) 
         )
         return outcome_for_status(e.sip_status_code)
     except api.ServerError as e:
-        # The SIP service gives up ringing with a plain 408 "sip request timed out".
+        # The SIP service gives up with a plain 408 "sip request timed out", both when the
+        # phone rang out and when the trunk never answered the INVITE.
         if getattr(e, "status", None) == 408:
-            return NO_ANSWER
+            return outcome_for_timeout(state.call_statuses.get(identity))
         logger.warning("add_participant: the LiveKit API refused the dial",
                        extra={"code": e.code, "status": getattr(e, "status", None)})  # fmt: skip
         return FAILED
     except TimeoutError:
-        return NO_ANSWER
+        return outcome_for_timeout(state.call_statuses.get(identity))
     except Exception:
         logger.exception("add_participant: the LiveKit API failed")
         return FAILED
