@@ -20,6 +20,7 @@ from switchboard.dtmf import pin_problems
 from switchboard.policy_config import PolicyConfigError, load_policy, policy_problems
 from switchboard.routes_config import RoutesConfigError, load_routes
 from switchboard.settings import ConfigError, load_settings
+from switchboard.shutdown import SwitchboardServer
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)
@@ -58,11 +59,12 @@ def _calls_load(worker: AgentServer) -> float:
     return min(len(worker.active_jobs) / SETTINGS.max_calls, 1.0)
 
 
-server = AgentServer(
+# On a deploy's SIGTERM, calls in progress finish (up to SWITCHBOARD_DRAIN_TIMEOUT) or
+# hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/shutdown.py).
+server = SwitchboardServer(
+    SETTINGS,
     port=SETTINGS.worker_port,
     load_threshold=SETTINGS.load_threshold,
-    # A deploy's SIGTERM lets calls in progress finish (up to this long) before exiting.
-    drain_timeout=SETTINGS.drain_timeout,
     load_fnc=_calls_load if SETTINGS.max_calls else None,
 )
 

@@ -264,6 +264,7 @@ async def _place_call_once(
     dtmf_delay: float = 1.0,
     send_silence: bool = True,
     silence_rms: float = SILENCE_RMS,
+    on_refer: Literal["accept", "hangup"] = "accept",
     sipp: str = "sipp",
 ) -> CallResult:
     """Call ``sip:<to_number>@<sip_host>:<sip_port>`` from ``<from_number>`` and report.
@@ -273,7 +274,9 @@ async def _place_call_once(
     down (CANCEL or BYE, sipp killed ``TEARDOWN_GRACE`` s later at most) and ``ended_by``
     says "timeout".  ``send_audio`` (raw PCMU) is spoken from the answer on, then silence
     if ``send_silence``; ``send_dtmf`` digits go out ``dtmf_delay`` s after the answer.
-    ``local_sip_port``/``rtp_port`` 0 pick free ports on ``local_ip``.
+    ``local_sip_port``/``rtp_port`` 0 pick free ports on ``local_ip``.  A REFER (the agent
+    transferring the call) is accepted and reported done, or with ``on_refer="hangup"``
+    accepted and then hung up on, as a caller who gives up during the transfer.
     """
     _check(_HOST, sip_host, "SIP host")
     _check(_USER, to_number, "number to call")
@@ -301,7 +304,7 @@ async def _place_call_once(
             f"{sip_host}:{sip_port}", "-sf", str(SIPP_DIR / "uac.xml"), "-m", "1",
             "-s", to_number, "-key", "from_number", from_number,
             "-key", "rtp_ip", local_ip, "-key", "rtp_port", str(media.local[1]),
-            "-set", "extra_headers", extra,
+            "-set", "extra_headers", extra, "-key", "on_refer", on_refer,
             "-cid_str", f"sb-{uuid.uuid4().hex[:20]}-%u@%s",
             # sipp's own backstop, should this process die without killing it.
             "-timeout", str(math.ceil(timeout + 2 * TEARDOWN_GRACE)),

@@ -32,6 +32,7 @@ from .providers import build_providers
 from .records import CallRecorder
 from .routing import RouteTable, route_for
 from .settings import Settings
+from .shutdown import listen_for_shutdown
 from .toolkit import tools_for
 
 logger = logging.getLogger("switchboard.call")
@@ -127,6 +128,8 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         record=False,
     )
     events.emit("session_started")
+    if not ctx.is_fake_job():  # console has no worker to shut down under it
+        listen_for_shutdown(ctx, session, state)
     sink.start(room=ctx.room.name, route=route.name, providers=providers.describe())
     if route.pin_env and not await _pin_ok(ctx, session, keys, state):
         return
@@ -140,7 +143,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
 
         ctx.add_shutdown_callback(stop_keypad)
     if settings.keyless:
-        await _keyless_call(ctx, session, events)
+        await _keyless_call(ctx, session, state)
     elif route.greeting:
         session.say(route.greeting)
     else:
@@ -172,13 +175,15 @@ async def _pin_ok(
 
 
 async def _keyless_call(
-    ctx: JobContext, session: AgentSession[CallState], events: EventLog
+    ctx: JobContext, session: AgentSession[CallState], state: CallState
 ) -> None:
     """No AI configured: say so honestly, then hang up once the words have been heard."""
-    text = load_prompt("keyless")
+    text, events = load_prompt("keyless"), state.events
     handle = session.say(text, allow_interruptions=False)
     events.emit("agent_said", text=text)
     await handle.wait_for_playout()
+    if state.ended:
+        return  # cut short by a shutdown goodbye, which hangs up itself
     if not ctx.room.isconnected() or not ctx.room.remote_participants:
         return  # the caller hung up first; _follow_the_call has cleaned up
     events.emit("agent_hangup", reason="keyless")

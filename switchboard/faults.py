@@ -8,15 +8,14 @@ and ends the call cleanly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from livekit.agents import AgentSession, APIConnectOptions, JobContext
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import ErrorEvent
 
 from .callstate import CallState
+from .hangup import say_then_hang_up_soon
 from .prompts import load_prompt
 
 logger = logging.getLogger("switchboard.call")
@@ -48,23 +47,6 @@ def watch_provider_faults(
         kind = getattr(event.error, "type", "error")
         state.events.emit("provider_failed", source=kind)
         logger.error("the %s provider failed; apologising and ending the call", kind)
-        task = asyncio.create_task(_apologise_and_hang_up(ctx, session, state))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        say_then_hang_up_soon(ctx, session, state, load_prompt("provider_down"), "provider_failed")
 
     session.on("error", on_error)
-
-
-_tasks: set[asyncio.Task[Any]] = set()
-
-
-async def _apologise_and_hang_up(
-    ctx: JobContext, session: AgentSession[CallState], state: CallState
-) -> None:
-    text = load_prompt("provider_down")
-    handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
-    state.events.emit("agent_said", text=text)
-    await handle.wait_for_playout()
-    state.events.emit("agent_hangup", reason="provider_failed")
-    await ctx.delete_room()
-    ctx.shutdown("AI provider failed")

@@ -110,6 +110,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "1800",
         "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
     ),
+    EnvVar(
+        "SWITCHBOARD_SHUTDOWN_MODE",
+        "finish",
+        "On SIGTERM: finish = calls in progress go on, and any still running 15 s before "
+        "SWITCHBOARD_DRAIN_TIMEOUT ends hear prompts/shutdown_goodbye.md and are ended; "
+        "goodbye = every call in progress hears it at once and is ended",
+    ),
     EnvVar("SWITCHBOARD_LOAD_THRESHOLD", "0.7", "Load (0-1) above which the worker takes no call"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLER", "+15105550123", "console: the simulated caller's number"),
     EnvVar("SWITCHBOARD_CONSOLE_CALLED", "+15105550100", "console: the number it dialled"),
@@ -169,6 +176,7 @@ class Settings:
     worker_port: int
     max_calls: int
     drain_timeout: int
+    shutdown_mode: Literal["finish", "goodbye"]
     idle_processes: int
     load_threshold: float
     console_caller: str
@@ -223,6 +231,9 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     idle = _number(values, "SWITCHBOARD_IDLE_PROCESSES", problems, low=0, high=64)
     drain = _number(values, "SWITCHBOARD_DRAIN_TIMEOUT", problems, low=0, high=86400)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
+    shutdown_mode = values["SWITCHBOARD_SHUTDOWN_MODE"]
+    if shutdown_mode not in ("finish", "goodbye"):
+        problems.append(f"SWITCHBOARD_SHUTDOWN_MODE={shutdown_mode!r} must be finish or goodbye")
 
     console_attributes = _pairs(values["SWITCHBOARD_CONSOLE_ATTRIBUTES"], problems)
     if problems:
@@ -255,6 +266,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         worker_port=int(port),
         max_calls=int(max_calls),
         drain_timeout=int(drain),
+        shutdown_mode=shutdown_mode,  # type: ignore[arg-type]  # checked above
         idle_processes=int(idle),
         load_threshold=threshold,
         console_caller=values["SWITCHBOARD_CONSOLE_CALLER"],

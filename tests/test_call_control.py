@@ -14,6 +14,7 @@ from switchboard.caller import mask_number
 from .conftest import AiLab
 from .fake_openai import call, say
 from .labcalls import call_ai, caller_event, wait_room_gone
+from .labrecords import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 
@@ -133,3 +134,11 @@ async def test_transfer_sends_refer_to_the_named_desk(ai_lab: AiLab) -> None:
     result = await call_ai(ai_lab, "transfer", hangup="remote", timeout=40)
     assert result.answered, result.sipp_log_tail
     assert result.refer_to is not None and "+15105550198" in result.refer_to
+    # The caller's phone took the call elsewhere: it leaves the room, and the record says so.
+    event = caller_event(ai_lab.lab, result)
+    await wait_room_gone(ai_lab.lab, event["room_id"], timeout=10)
+    async with lab_database(ai_lab.lab) as db:
+        record = await wait_record(db, event["caller"]["call_id"], "complete")
+    (transfer,) = [t for t in record.tool_calls if t.name == "transfer_call"]
+    assert (transfer.arguments["destination"], transfer.result) == ("desk", "transferred")
+    assert record.summary.disconnect_reason == "CLIENT_INITIATED"

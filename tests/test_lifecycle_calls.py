@@ -15,6 +15,7 @@ from lab.phone import place_call
 from .conftest import AiLab, LabHandle
 from .fake_openai import call, say
 from .labcalls import agent_speaking, call_ai, caller_event, rooms, wait_room_gone
+from .labrecords import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 
@@ -100,3 +101,22 @@ async def test_operator_deleting_the_room_ends_the_call_and_the_job(lab: LabHand
     assert gone["reason"] == "ROOM_DELETED"
     # The job ends (its exact shutdown wording depends on which side noticed first).
     await asyncio.to_thread(lab.wait_event, 10.0, event="job_ended", job_id=job)
+
+
+async def test_caller_hanging_up_during_a_transfer_ends_everything(ai_lab: AiLab) -> None:
+    ai_lab.fake.script("transfer-hangup", [call("transfer_call", {"destination": "desk"})])
+    result = await call_ai(
+        ai_lab, "transfer-hangup", hangup="remote", on_refer="hangup", timeout=40
+    )
+    assert result.answered, result.sipp_log_tail
+    assert result.refer_to is not None, "the transfer never reached the caller"
+    event = caller_event(ai_lab.lab, result)
+    await wait_room_gone(ai_lab.lab, event["room_id"], timeout=10)
+    await asyncio.to_thread(ai_lab.lab.wait_event, 10.0, event="job_ended", job_id=event["job_id"])
+    async with lab_database(ai_lab.lab) as db:
+        record = await wait_record(db, event["caller"]["call_id"], "complete")
+    # The REFER was accepted (livekit-sip v1.8.0 reports success on the 202), then the
+    # caller hung up: the record has both, and the call is over for everyone.
+    assert [t.result for t in record.tool_calls if t.name == "transfer_call"] == ["transferred"]
+    assert record.summary.disconnect_reason == "CLIENT_INITIATED"
+    assert record.statuses[-1].status == "hangup"

@@ -15,6 +15,7 @@ from switchboard.caller import mask_number
 from switchboard.db import Database
 from switchboard.directory import upsert_entries
 from switchboard.directory_model import DirectoryEntry
+from switchboard.prompts import load_prompt
 from switchboard.records_query import get_call, list_calls
 
 from .conftest import LabHandle
@@ -101,6 +102,42 @@ async def test_sigterm_lets_the_call_in_progress_finish(lab: LabHandle) -> None:
         lab.wait_event(event="agent_hangup", job_id=job["job_id"])
         await asyncio.to_thread(_wait_exit, worker.pid, 30)
     finally:
+        lab.lab.procs.stop("agent")
+        lab.lab.start_agent("start")
+
+
+async def test_sigterm_in_goodbye_mode_says_goodbye_then_hangs_up(
+    lab: LabHandle, db: Database
+) -> None:
+    """SWITCHBOARD_SHUTDOWN_MODE=goodbye: the call in progress is cut short, but never
+    silently: the caller hears the shutdown goodbye, then the agent hangs up."""
+    lab.lab.procs.stop("agent")
+    lab.lab.start_agent("start", env={"SWITCHBOARD_SHUTDOWN_MODE": "goodbye"})
+    started = time.time()
+    call = asyncio.create_task(
+        call_lab(lab, from_number="+15105553333", hangup="remote", timeout=40)
+    )
+    try:
+        job = await agent_speaking(lab, started, "+15105553333")
+        (worker,) = [p for p in lab.lab.procs.running() if p.name == "agent"]
+        os.kill(worker.pid, signal.SIGTERM)
+        result = await call
+        assert result.ended_by == "remote", "the agent should hang up, not the caller"
+        said = [e["text"] for e in lab.events()
+                if e["event"] == "agent_said" and e["job_id"] == job["job_id"]]  # fmt: skip
+        assert said[-1] == load_prompt("shutdown_goodbye")
+        hangup = lab.wait_event(event="agent_hangup", job_id=job["job_id"])
+        assert hangup["reason"] == "shutdown"
+        # The goodbye (about 6 s in the offline voice) reached the caller before the BYE.
+        assert result.received_audio_seconds > 5.0
+        await asyncio.to_thread(_wait_exit, worker.pid, 30)
+        call_id = next(e["caller"]["call_id"] for e in lab.events()
+                       if e["event"] == "caller" and e["job_id"] == job["job_id"])  # fmt: skip
+        record = await wait_record(db, call_id, "complete")
+        assert record.summary.disconnect_reason == "AGENT_HANGUP"
+    finally:
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
         lab.lab.procs.stop("agent")
         lab.lab.start_agent("start")
 
