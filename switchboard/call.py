@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
 
 from .call_events import follow_the_call, job_ended, record_transcript, usage_of
-from .caller import Caller
 from .caller_context import directory_fields, instructions_for, known_caller
 from .callrecord import RecordSink
 from .callstate import CallState
@@ -24,7 +23,7 @@ from .dial_log import SharedDialHistory
 from .dtmf import DtmfCollector, forward_keypresses, pin_for, pin_gate
 from .events import EventLog
 from .faults import SESSION_OPTIONS, watch_provider_faults
-from .participants import console_caller, wait_for_caller
+from .participants import NoCallerError, console_caller, wait_for_caller
 from .policy import DialHistory
 from .policy_config import PolicyConfig
 from .prompts import load_prompt
@@ -57,15 +56,17 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
     events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
 
-    if ctx.is_fake_job():
-        caller: Caller | None = console_caller(settings)
-    else:
-        caller = await wait_for_caller(ctx, settings.participant_timeout)
-    if caller is None:
-        logger.warning("no caller joined within %ss; ending the job", settings.participant_timeout)
-        events.emit("no_caller", timeout_s=settings.participant_timeout)
+    try:
+        caller = (
+            console_caller(settings)
+            if ctx.is_fake_job()
+            else await wait_for_caller(ctx, settings.participant_timeout)
+        )
+    except NoCallerError as e:
+        logger.warning("%s; ending the job", e)
+        events.emit("no_caller", reason=str(e))
         ctx.delete_room()
-        ctx.shutdown("no caller joined")
+        ctx.shutdown(str(e))
         return
     events.emit("caller", caller=caller.log_fields())
 

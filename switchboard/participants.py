@@ -42,18 +42,22 @@ def console_caller(settings: Settings) -> Caller:
     return caller_from_participant("sip", "console-caller", attributes)
 
 
-async def wait_for_caller(ctx: JobContext, timeout_s: float) -> Caller | None:
-    """The first SIP or WebRTC participant as a Caller, or None after ``timeout_s``."""
+class NoCallerError(Exception):
+    """Nobody to answer; the message says why, for the log line that ends the job."""
+
+
+async def wait_for_caller(ctx: JobContext, timeout_s: float) -> Caller:
+    """The first SIP or WebRTC participant as a Caller; NoCallerError after ``timeout_s``."""
     await ctx.connect()
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(kind=CALLER_KINDS), timeout_s)
     except TimeoutError:
-        return None
+        raise NoCallerError(f"no caller joined within {timeout_s:g} s") from None
     except RuntimeError:
-        # The room went away first (the caller hung up before a process took the job, or a
-        # late second dispatch for a deleted room): there is nobody to answer.
-        logger.info("the room closed while waiting for the caller")
-        return None
+        # The room went away first: the caller hung up before a process took the job, a
+        # late second dispatch for a deleted room, or a room nobody joined closed by the
+        # server's empty timeout.
+        raise NoCallerError("the room closed before a caller joined") from None
     kind = KINDS.get(participant.kind, "standard")
     if kind == "sip" and "sip.callID" not in participant.attributes:
         await _wait_for_attributes(ctx.room, participant, ATTRIBUTE_GRACE_S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 
 import pytest
 from livekit import api
@@ -120,3 +121,26 @@ async def test_caller_hanging_up_during_a_transfer_ends_everything(ai_lab: AiLab
     assert [t.result for t in record.tool_calls if t.name == "transfer_call"] == ["transferred"]
     assert record.summary.disconnect_reason == "CLIENT_INITIATED"
     assert record.statuses[-1].status == "hangup"
+
+
+async def test_a_job_without_a_caller_ends_after_the_timeout(lab: LabHandle) -> None:
+    """Dispatched to a room no caller ever joins (or the caller hung up while it rang):
+    the job waits SWITCHBOARD_PARTICIPANT_TIMEOUT, says why in the log, and ends."""
+    room = f"no-caller-{uuid.uuid4().hex[:8]}"
+    async with api.LiveKitAPI(
+        lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
+    ) as lk:
+        created = await lk.room.create_room(api.CreateRoomRequest(name=room))
+        await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=lab.env["LAB_AGENT_NAME"], room=room)
+        )
+    started = await asyncio.to_thread(lab.wait_event, 20.0, event="job_started",
+                                      room_id=created.sid)  # fmt: skip
+    # Whichever comes first, the caller timeout (20 s) or the server closing the empty room
+    # (the lab's empty_timeout), the job says why and ends.
+    gave_up = await asyncio.to_thread(lab.wait_event, 40.0, event="no_caller",
+                                      job_id=started["job_id"])  # fmt: skip
+    assert gave_up["reason"] in ("no caller joined within 20 s",
+                                 "the room closed before a caller joined")  # fmt: skip
+    await asyncio.to_thread(lab.wait_event, 15.0, event="job_ended", job_id=started["job_id"])
+    await wait_room_gone(lab, created.sid, timeout=10)
