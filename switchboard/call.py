@@ -136,7 +136,9 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         return
     if not settings.keyless:  # key presses become the caller's words (no model: nobody to tell)
         keypad = asyncio.create_task(
-            forward_keypresses(session, keys, caller.identity, events=events)
+            forward_keypresses(
+                session, keys, caller.identity, events=events, on_hold=lambda: state.on_hold
+            )
         )
 
         async def stop_keypad(_reason: str) -> None:

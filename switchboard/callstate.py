@@ -28,6 +28,7 @@ class CallState:
     dialled: list[str] = field(default_factory=list)  # legs we added that answered
     dial_attempts: int = 0
     transferred_to: str | None = None
+    on_hold: bool = False  # a warm transfer holds the caller while it briefs the person
     ended: bool = False
     pin_verified: bool = False  # the route's PIN gate let the caller through
     dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)

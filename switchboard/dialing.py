@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from livekit import api
+
+logger = logging.getLogger("switchboard.tools")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +48,22 @@ def outcome_for_timeout(last_call_status: str | None) -> Outcome:
     """A dial that timed out (the SIP service's plain 408): a leg that rang was not
     answered; one that never rang never reached a phone."""
     return NO_ANSWER if last_call_status in ("ringing", "active") else TRUNK_DOWN
+
+
+def outcome_for_dial_error(error: BaseException, last_call_status: str | None) -> Outcome:
+    """What a failed CreateSIPParticipant (wait_until_answered) means for the caller, from
+    the error and the dialled leg's last sip.callStatus; one log line for the unexpected."""
+    if isinstance(error, api.SipCallError):
+        logger.info("the dialled leg failed", extra={"sip_status": error.sip_status_code})
+        return outcome_for_status(error.sip_status_code)
+    # The SIP service gives up with a plain 408 "sip request timed out", both when the
+    # phone rang out and when the trunk never answered the INVITE; our own client's
+    # timeout means the same.
+    if isinstance(error, TimeoutError) or getattr(error, "status", None) == 408:
+        return outcome_for_timeout(last_call_status)
+    if isinstance(error, api.ServerError):
+        status = getattr(error, "status", None)
+        logger.warning("the LiveKit API refused the dial: %s (HTTP %s)", error.code, status)
+    else:
+        logger.error("the LiveKit API failed on a dial: %r", error)
+    return FAILED

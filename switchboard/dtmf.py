@@ -311,9 +311,12 @@ async def forward_keypresses(
     *,
     inter_digit_s: float = KEYPAD_INTER_DIGIT_S,
     events: EventLog | None = None,
+    on_hold: Callable[[], bool] = lambda: False,
 ) -> None:
     """Until cancelled: each key sequence ``identity`` completes (``#`` or a pause) becomes
-    a user turn, ``keypress_text``, as if the caller had said it.
+    a user turn, ``keypress_text``, as if the caller had said it; keys pressed while
+    ``on_hold()`` are dropped (on hold, the session's agent is the warm transfer's, whose
+    tools connect or cancel the transfer: never the caller's to press).
 
     A user turn, not instructions: key presses are the caller's input, no more trusted than
     their speech, and the model keeps them in its history like anything else said. A press
@@ -325,8 +328,11 @@ async def forward_keypresses(
             identity, KEYPAD_MAX_DIGITS, terminator="#", timeout_s=None, inter_digit_s=inter_digit_s
         )
         keys = keys or "#"  # with no time limit, "" means "#" alone: a key in its own right
+        held = on_hold()
         if events is not None:
-            events.emit("keypress", identity=identity, digits=mask_digits(keys))
+            events.emit("keypress", identity=identity, digits=mask_digits(keys), ignored=held)
+        if held:
+            continue
         with contextlib.suppress(RuntimeError):  # nothing to interrupt, or not allowed
             session.interrupt()
         try:

@@ -59,8 +59,11 @@ DESTINATION_FIELDS = {
     "number": "E.164 number (exactly one of `number` and `sip_uri`).",
     "sip_uri": "`sip:user@host[:port]`.",
     "dtmf": "Digits sent after the answer (`w` = half-second pause), e.g. `ww123#`.",
-    "warm": "Reserved for warm transfer (the agent briefs the person first): not built yet; "
-    "transfers are cold today.",
+    "warm": "`true`: a warm transfer: the caller holds while the agent calls the person "
+    "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree. "
+    "Needs a server with MoveParticipant (LiveKit Cloud); the open-source livekit-server "
+    "lacks it, so there the person is hung up on and the caller is told the transfer failed. "
+    "`false`: a cold transfer (SIP REFER).",
 }
 
 

@@ -13,6 +13,7 @@ from tools.send_dtmf import send_dtmf
 from tools.transfer import transfer_tool
 
 from .dial_log import SharedDialHistory
+from .policy import DialPolicy
 from .policy_config import DEFAULT_POLICY, PolicyConfig
 from .routing import Route
 
@@ -29,7 +30,14 @@ def tools_for(route: Route, policy: PolicyConfig, history: SharedDialHistory) ->
         chosen.append(dial_out_tool(dial_policy, policy.destinations, history))
     if "transfer" in route.tools and route.transfer_destinations:
         named = {n: policy.destinations[n] for n in route.transfer_destinations}
-        chosen.append(transfer_tool(named))
+        chosen.append(transfer_tool(named, transfer_policy(route, policy), history))
     if "dtmf" in route.tools:
         chosen.append(send_dtmf)
     return chosen
+
+
+def transfer_policy(route: Route, policy: PolicyConfig) -> DialPolicy:
+    """The dial policy a warm transfer's call obeys: the route's, or, for a route that
+    does not dial out and names none that exists, the defaults (one dial per call)."""
+    name = route.dial_policy or DEFAULT_POLICY
+    return policy.policies.get(name) or DialPolicy(name)

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # from the caller's custom attributes into its instructions
 SCENARIO_RE = re.compile(r"""scenario['"]?\s*[:=]\s*['"]([A-Za-z0-9_.-]+)""")
 DEFAULT = "default"
+# A warm transfer's side session (the agent briefing the person it called) is offered this
+# tool; its requests play the script "<scenario>@human" when there is one.
+HUMAN_SIDE_TOOL = "connect_to_caller"
+HUMAN_SIDE = "@human"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ def scenario_of(messages: Sequence[Mapping[str, Any]]) -> str | None:
         if m.get("role") in ("system", "developer") and found:
             return found.group(1)
     return None
+
+
+def offers_tool(body: Mapping[str, Any], name: str) -> bool:
+    """Whether a chat request offers the model the tool ``name``."""
+    tools = body.get("tools") or []
+    return any((t.get("function") or {}).get("name") == name for t in tools)
 
 
 def _tool_call(index: int, call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -206,6 +216,8 @@ class FakeOpenAI:
         messages = body.get("messages", [])
         index = sum(1 for m in messages if m.get("role") == "assistant")
         wanted = scenario_of(messages) or DEFAULT
+        if offers_tool(body, HUMAN_SIDE_TOOL):
+            wanted += HUMAN_SIDE
         with self._lock:
             scenario = wanted if wanted in self._scripts else DEFAULT
             steps = self._scripts.get(scenario)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
@@ -386,6 +387,32 @@ async def test_key_sequences_become_user_turns(room: rtc.EventEmitter[str]) -> N
     ]
     assert replier.interrupts == 3
     assert [f["digits"] for _, f in events.seen] == ["•", "••", "•"]
+
+
+async def test_keys_pressed_on_hold_are_dropped(room: rtc.EventEmitter[str]) -> None:
+    """On hold (a warm transfer briefing the person), a key press reaches no model."""
+    keys, replier, events = DtmfCollector(room), FakeReplier(), Recorded()
+    hold = [True]
+    task = asyncio.create_task(
+        forward_keypresses(
+            replier, keys, "caller", inter_digit_s=0.1, events=events, on_hold=lambda: hold[0]
+        )
+    )
+    press(room, "1#")
+    await until(lambda: len(events.seen) == 1)
+    hold[0] = False
+    press(room, "2#")
+    await until(lambda: len(events.seen) == 2)
+    task.cancel()
+    assert replier.replies == ["[the caller pressed: 2]"]
+    assert [f["ignored"] for _, f in events.seen] == [True, False]
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 # --- sending keys -----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from livekit import api
 from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import FunctionTool
 from livekit.protocol.sip import CreateSIPParticipantRequest
@@ -19,13 +18,7 @@ from pydantic import Field
 
 from switchboard.callstate import CallState
 from switchboard.dial_log import SharedDialHistory
-from switchboard.dialing import (
-    ANSWERED,
-    FAILED,
-    Outcome,
-    outcome_for_status,
-    outcome_for_timeout,
-)
+from switchboard.dialing import ANSWERED, Outcome, outcome_for_dial_error
 from switchboard.policy import (
     Destination,
     DialPolicy,
@@ -114,24 +107,8 @@ async def _dial(state: CallState, target: str, identity: str, dtmf: str | None) 
     try:
         await state.lk.sip.create_sip_participant(request, timeout=state.ring_timeout + 10)
         return ANSWERED
-    except api.SipCallError as e:
-        logger.info(
-            "add_participant: the dialled leg failed", extra={"sip_status": e.sip_status_code}
-        )
-        return outcome_for_status(e.sip_status_code)
-    except api.ServerError as e:
-        # The SIP service gives up with a plain 408 "sip request timed out", both when the
-        # phone rang out and when the trunk never answered the INVITE.
-        if getattr(e, "status", None) == 408:
-            return outcome_for_timeout(state.call_statuses.get(identity))
-        logger.warning("add_participant: the LiveKit API refused the dial",
-                       extra={"code": e.code, "status": getattr(e, "status", None)})  # fmt: skip
-        return FAILED
-    except TimeoutError:
-        return outcome_for_timeout(state.call_statuses.get(identity))
-    except Exception:
-        logger.exception("add_participant: the LiveKit API failed")
-        return FAILED
+    except Exception as e:
+        return outcome_for_dial_error(e, state.call_statuses.get(identity))
 
 
 def _safe(text: str) -> str:

@@ -1,8 +1,9 @@
-"""Cold transfer (SIP REFER) of the caller to a destination the route names.
+"""Transfer of the caller to a destination the route names: cold (SIP REFER), or warm
+(``warm = true``: the agent calls the person and briefs them first, tools/warm_transfer.py).
 
 The model can only pick from the route's destinations (an enum in the schema); a number
-the caller dictates is never a transfer target. The caller is told before the REFER, and a
-failed transfer is said out loud so the conversation goes on.
+the caller dictates is never a transfer target. The caller is told before the transfer,
+and a failed transfer is said out loud so the conversation goes on.
 """
 
 # No `from __future__ import annotations`: the tool schema is read from the annotations,
@@ -17,7 +18,9 @@ from livekit.agents.llm import FunctionTool
 from pydantic import Field
 
 from switchboard.callstate import CallState
-from switchboard.policy import Destination, classify_number, destination_number
+from switchboard.dial_log import SharedDialHistory
+from switchboard.policy import Destination, DialPolicy, classify_number, destination_number
+from tools.warm_transfer import warm_transfer
 
 logger = logging.getLogger("switchboard.tools")
 
@@ -28,19 +31,31 @@ be transferred. Do not call when: the caller wants someone added while they stay
 you (use add_participant), or names someone not in the list.
 Destinations:
 """
+WARM_NOTE = " (you call them first and brief them while the caller holds)"
 
 
-def transfer_tool(destinations: Mapping[str, Destination]) -> FunctionTool[..., Any]:
+def listing(destinations: Mapping[str, Destination]) -> str:
+    """The destinations as the model reads them: which ones are warm changes what it
+    should tell the caller to expect."""
+    return "\n".join(
+        f"- {n}: {d.description}{WARM_NOTE if d.warm else ''}"
+        for n, d in sorted(destinations.items())
+    )
+
+
+def transfer_tool(
+    destinations: Mapping[str, Destination], policy: DialPolicy, history: SharedDialHistory
+) -> FunctionTool[..., Any]:
+    """``policy`` and ``history`` gate the warm transfers: each is a dial from our trunk."""
     names = sorted(destinations)
-    listing = "\n".join(f"- {n}: {destinations[n].description}" for n in names)
 
-    @function_tool(name="transfer_call", description=DESCRIPTION + listing)
+    @function_tool(name="transfer_call", description=DESCRIPTION + listing(destinations))
     async def transfer_call(
         context: RunContext[CallState],
         destination: Annotated[
             str, Field(description="Where to transfer.", json_schema_extra={"enum": names})
         ],
-    ) -> str:
+    ) -> str | None:
         state = context.userdata
         target = destinations.get(destination)
         if target is None:
@@ -51,6 +66,10 @@ def transfer_tool(destinations: Mapping[str, Destination]) -> FunctionTool[..., 
             raise ToolError("I can't transfer you there.")
         if state.transferred_to:
             raise ToolError("The transfer is already under way.")
+        if target.warm:
+            # None on success: the caller is talking with the person, nothing left to say.
+            await warm_transfer(context, destination, target, policy, history)
+            return None
         context.disallow_interruptions()
         await context.session.say(
             f"I'm transferring you to {target.description} now. Please hold.",
