@@ -28,9 +28,12 @@ load_dotenv(".env.local", override=False)
 
 def _configuration() -> CallConfig:
     """Everything checked before the worker takes a call: never start half-configured."""
-    console = len(sys.argv) > 1 and sys.argv[1] == "console"
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    # console runs without a server, and download-files runs at image build time, where no
+    # credentials exist (and must not: they would be baked into the image).
+    offline = command in ("console", "download-files")
     try:
-        settings = load_settings(os.environ, need_server=not console)
+        settings = load_settings(os.environ, need_server=not offline)
         routes = load_routes(settings.routes_file)
         policy = load_policy(settings.policy_file)
         if problems := policy_problems(routes, policy) + pin_problems(routes, os.environ):

@@ -254,15 +254,20 @@ class Lab:
         }
 
     def start_agent(
-        self, mode: str = "start", *, name: str = "agent", env: dict[str, str] | None = None
+        self,
+        mode: str = "start",
+        *,
+        name: str = "agent",
+        env: dict[str, str] | None = None,
+        app: Path | None = None,
     ) -> None:
         """Start an agent worker; ``env`` overrides the lab's defaults (e.g. another agent
-        name and AI endpoint for a second worker)."""
-        p = self.procs.start(
-            name,
-            [sys.executable, str(ROOT / "agent.py"), mode],
-            env={**self.agent_env(), **(env or {})},
-        )
+        name and AI endpoint for a second worker); ``app`` runs another copy of the agent
+        with its own virtual environment (``app/.venv``), as the container image has it."""
+        argv = [sys.executable, str(ROOT / "agent.py"), mode]
+        if app is not None:
+            argv = [str(app / ".venv" / "bin" / "python"), str(app / "agent.py"), mode]
+        p = self.procs.start(name, argv, env={**self.agent_env(), **(env or {})})
         self.procs.wait_ready(
             p,
             lambda: log_contains(p.log, "registered worker"),
