@@ -41,15 +41,20 @@ def directory_fields(entry: DirectoryEntry | None) -> dict[str, str] | None:
     return fields
 
 
-def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
-    """The route's prompt with the caller's context as quoted data."""
-    details: dict[str, object] = {
+def call_details(caller: Caller, route: Route) -> dict[str, object]:
+    """What a prompt may know of the call (caller-side values: untrusted, quoted as data)."""
+    return {
         "called_number": caller.called_number,
         "caller_region": region_of(caller.phone_number),
         "caller_number_hidden": caller.number_hidden,
         "language": route.language,
         "custom": dict(caller.custom),
     }
+
+
+def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
+    """The route's prompt with the caller's context as quoted data."""
+    details = call_details(caller, route)
     if entry is not None:
         details["known_caller"] = {
             "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language

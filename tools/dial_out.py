@@ -7,11 +7,10 @@ model passes is the caller's words, untrusted.
 # No `from __future__ import annotations`: the tool schema is read from the annotations,
 # which name values (the destinations) known only when the tool is built.
 import logging
-import time
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from livekit.agents import RunContext, ToolError, function_tool
+from livekit.agents import RunContext, function_tool
 from livekit.agents.llm import FunctionTool
 from livekit.protocol.sip import CreateSIPParticipantRequest
 from pydantic import Field
@@ -22,11 +21,10 @@ from switchboard.dialing import ANSWERED, Outcome, outcome_for_dial_error
 from switchboard.policy import (
     Destination,
     DialPolicy,
-    DialRequest,
     Dictated,
     Named,
-    decide,
 )
+from tools.dial_gate import pass_dial_gate
 
 logger = logging.getLogger("switchboard.tools")
 
@@ -59,24 +57,9 @@ def dial_out_tool(
     ) -> str:
         state = context.userdata
         target = Named(destination) if destination in destinations else Dictated(destination)
-        call_key = state.caller.call_id or state.room_name
-        now = time.time()
-        decision = decide(
-            DialRequest(target, state.caller.phone_number, call_key),
-            policy,
-            destinations,
-            await history.view(state.caller.phone_number, call_key, now),
-            now,
-        )
-        fields = {k: v for k, v in decision.log.items() if k != "event"}
-        state.events.emit("dial_decision", allowed=decision.allowed, **fields)
-        if not decision.allowed or decision.target is None:
-            raise ToolError(decision.spoken)
-        if not state.outbound_trunk_id:
-            logger.error("add_participant: no outbound trunk (set SWITCHBOARD_OUTBOUND_TRUNK_ID)")
-            raise ToolError("I can't place calls from this line.")
-        await history.record(state.caller.phone_number, call_key, now)
-        state.dial_attempts += 1
+        decision = await pass_dial_gate(state, target, policy, destinations, history,
+                                        no_trunk="I can't place calls from this line.")  # fmt: skip
+        assert decision.target is not None  # the gate lets no call without one through
         identity = f"dialled-{state.dial_attempts}"
         context.disallow_interruptions()
         outcome = await _dial(state, decision.target, identity, decision.dtmf)

@@ -18,7 +18,6 @@ the caller's room. We add what a phone line needs around it:
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 
 from livekit import api, rtc
@@ -27,11 +26,12 @@ from livekit.agents.beta.workflows import WarmTransferTask
 from livekit.agents.beta.workflows.utils import WorkflowInstructions
 
 from switchboard import dialing
+from switchboard.caller_context import call_details
 from switchboard.callstate import CallState
 from switchboard.dial_log import SharedDialHistory
-from switchboard.policy import Destination, DialPolicy, DialRequest, Named, decide
+from switchboard.policy import Destination, DialPolicy, Named
 from switchboard.prompts import load_prompt, render_instructions
-from switchboard.routing import region_of
+from tools.dial_gate import pass_dial_gate
 
 logger = logging.getLogger("switchboard.tools")
 
@@ -259,14 +259,7 @@ async def _delete_room(name: str) -> None:
 def briefing(state: CallState, destination: Destination) -> WorkflowInstructions:
     """What the side session is told: our briefing, with the call's details as data (the
     framework's template adds the conversation so far)."""
-    caller, route = state.caller, state.route
-    details: dict[str, object] = {
-        "called_number": caller.called_number,
-        "caller_region": region_of(caller.phone_number),
-        "caller_number_hidden": caller.number_hidden,
-        "language": route.language,
-        "custom": dict(caller.custom),
-    }
+    details = call_details(state.caller, state.route)
     text = load_prompt("warm_transfer").replace("{destination}", destination.description)
     return WorkflowInstructions(extra=render_instructions(text, details))
 
@@ -281,26 +274,13 @@ async def warm_transfer(
     """Run one warm transfer from the transfer_call tool. Returns when the caller and the
     person are connected (the agent then stays silent); raises ToolError otherwise."""
     state = context.userdata
-    call_key = state.caller.call_id or state.room_name
-    now = time.time()
-    decision = decide(
-        DialRequest(Named(name), state.caller.phone_number, call_key),
-        policy,
-        {name: destination},
-        await history.view(state.caller.phone_number, call_key, now),
-        now,
-    )
-    fields = {k: v for k, v in decision.log.items() if k != "event"}
-    state.events.emit("dial_decision", allowed=decision.allowed, **fields)
-    if not decision.allowed or decision.target is None:
-        raise ToolError(decision.spoken)
-    if not state.outbound_trunk_id:
-        logger.error("transfer_call: a warm transfer needs SWITCHBOARD_OUTBOUND_TRUNK_ID")
-        raise ToolError("I can't transfer you there from this line.")
     if context.session.llm is None:  # keyless mode builds no tools; this is a backstop
         raise ToolError("I can't transfer you there right now.")
-    await history.record(state.caller.phone_number, call_key, now)
-    state.dial_attempts += 1
+    no_trunk = "I can't transfer you there from this line."
+    decision = await pass_dial_gate(
+        state, Named(name), policy, {name: destination}, history, no_trunk=no_trunk
+    )
+    assert decision.target is not None and state.outbound_trunk_id  # the gate's promise
     context.disallow_interruptions()
     await context.session.say(
         f"I'm calling {destination.description} for you. "
