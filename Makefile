@@ -5,7 +5,7 @@ IN_LAB := lab/netns.sh exec
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo lab-up lab-down bench
+.PHONY: setup test lint demo lab-up lab-down bench soak
 
 setup:
 	@lab/setup.sh
@@ -34,3 +34,8 @@ bench: setup
 	$(IN_LAB) $(PY) -m bench.turns
 	$(PY) -m bench.bench_directory
 	$(PY) -m bench.routing
+
+# 200 sequential real calls over every lifecycle path, then what they left behind
+# (rooms, participants, jobs, records, memory): bench/RESULTS.md, "Soak".
+soak: setup
+	$(IN_LAB) $(PY) -m bench.soak

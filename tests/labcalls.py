@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from livekit import api
 
 from lab.phone import CallResult, place_call
@@ -96,3 +100,59 @@ async def agent_speaking(
             return said
         await asyncio.sleep(0.05)
     raise AssertionError(f"the agent never answered the call from {caller_number}")
+
+
+# -- what a run left behind (the soak and load runs count these after their calls) -----------
+async def server_leftovers(lab: LabHandle) -> dict[str, list[str]]:
+    """Room name -> identities of the participants still in it, for every room listed."""
+    async with api.LiveKitAPI(
+        lab.http_url, lab.env["LIVEKIT_API_KEY"], lab.env["LIVEKIT_API_SECRET"]
+    ) as lk:
+        listed = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+        left = {}
+        for room in listed:
+            with contextlib.suppress(api.TwirpError):  # gone since the listing: not left
+                who = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
+                left[room.name] = [p.identity for p in who.participants]
+    return left
+
+
+def worker_http_port(log: Path) -> int | None:
+    """The port a worker's HTTP endpoint listens on, as its log says (``SWITCHBOARD_WORKER_PORT
+    =0`` picks a free one): "HTTP server listening on :PORT"."""
+    with contextlib.suppress(OSError), log.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if m := _LISTENING.search(line):
+                return int(m[1])
+    return None
+
+
+_LISTENING = re.compile(r"HTTP server listening on [^:\s\"]*:(\d+)")
+
+
+async def worker_active_jobs(port: int) -> int:
+    """Jobs the worker itself counts as running (livekit-agents' ``GET /worker``)."""
+    # A worker told to pick a free port binds one on 0.0.0.0 and another on ::, and logs
+    # whichever aiohttp lists first: try both loopbacks.
+    for host in ("127.0.0.1", "[::1]"):
+        with contextlib.suppress(aiohttp.ClientConnectionError):
+            return await _active_jobs(f"http://{host}:{port}/worker")
+    raise ConnectionError(f"no worker answers GET /worker on port {port}")
+
+
+async def _active_jobs(url: str) -> int:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+        http.get(url) as resp,
+    ):
+        resp.raise_for_status()
+        info = await resp.json(content_type=None)
+    # Protobuf JSON leaves out fields at their default: no "active_jobs" means 0.
+    return int(info.get("active_jobs", 0))
+
+
+def unfinished_jobs(events: list[dict[str, Any]], since: float = 0.0) -> list[str]:
+    """Jobs with a ``job_started`` event after ``since`` and no ``job_ended`` event."""
+    started = [e["job_id"] for e in events if e["event"] == "job_started" and e["ts"] >= since]
+    ended = {e["job_id"] for e in events if e["event"] == "job_ended"}
+    return [job for job in started if job not in ended]
