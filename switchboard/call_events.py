@@ -3,6 +3,7 @@ call status changes, the transcript and the usage figures, all as call events.""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -13,7 +14,7 @@ from livekit.agents import AgentSession, JobContext
 from .callstate import CallState
 from .dtmf import mask_keypresses
 from .events import EventLog
-from .lifecycle import Action, on_participant_left
+from .lifecycle import HANGUP_GRACE_S, Action, on_call_status, on_participant_left
 
 logger = logging.getLogger("switchboard.call")
 
@@ -23,6 +24,20 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
     log every SIP call status change. The framework closes the session by itself only for
     some disconnect reasons, so we never rely on it."""
     events = state.events
+
+    ending = False
+
+    def end_call(reason: str | None) -> None:
+        nonlocal ending
+        # The caller's hang-up is seen twice (as a call status and as leaving); the room
+        # may be gone already (deleted by an operator, or by the agent's own goodbye).
+        if ending or not ctx.room.isconnected():
+            return
+        ending = True
+        events.emit("caller_left", reason=reason or "UNKNOWN")
+        session.shutdown(drain=False)
+        ctx.delete_room()
+        ctx.shutdown(f"caller left ({reason})")
 
     def on_disconnected(participant: rtc.RemoteParticipant) -> None:
         reason = (
@@ -39,10 +54,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
         events.emit("participant_left", identity=participant.identity, reason=reason,
                     action=decision.action.value)  # fmt: skip
         if decision.action is Action.END_CALL:
-            events.emit("caller_left", reason=reason or "UNKNOWN")
-            session.shutdown(drain=False)
-            ctx.delete_room()
-            ctx.shutdown(f"caller left ({reason})")
+            end_call(reason)
         elif decision.action is Action.END_JOB:
             session.shutdown(drain=False)
             ctx.shutdown("room deleted")
@@ -53,10 +65,15 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
     def on_attributes(changed: dict[str, str], participant: rtc.Participant) -> None:
         if "sip.callStatus" in changed:
-            state.call_statuses[participant.identity] = changed["sip.callStatus"]
-            events.emit(
-                "call_status", identity=participant.identity, status=changed["sip.callStatus"]
+            status = changed["sip.callStatus"]
+            state.call_statuses[participant.identity] = status
+            events.emit("call_status", identity=participant.identity, status=status)
+            decision = on_call_status(
+                participant.identity, status, caller_identity=state.caller.identity
             )
+            if decision.action is Action.END_CALL:
+                # Ending now would lose the disconnect reason that the leaving brings.
+                asyncio.get_running_loop().call_later(HANGUP_GRACE_S, end_call, "CALLER_HANGUP")
 
     def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
         events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))

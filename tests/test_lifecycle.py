@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.lifecycle import Action, on_participant_left
+from switchboard.lifecycle import Action, on_call_status, on_participant_left
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +55,16 @@ def test_room_deleted_ends_the_job_whoever_left() -> None:
     for who in ("c", "dialled-1", "observer"):
         decision = on_participant_left(who, "ROOM_DELETED", caller_identity="c", dialled=DIALLED)
         assert decision.action is Action.END_JOB
+
+
+def test_the_callers_hangup_status_ends_the_call() -> None:
+    decision = on_call_status("caller", "hangup", caller_identity="caller")
+    assert decision.action is Action.END_CALL
+
+
+@pytest.mark.parametrize(
+    ("identity", "status"),
+    [("caller", "active"), ("caller", "ringing"), ("dialled-1", "hangup"), ("x", "hangup")],
+)
+def test_other_call_statuses_change_nothing(identity: str, status: str) -> None:
+    assert on_call_status(identity, status, caller_identity="caller").action is Action.IGNORE
