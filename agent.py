@@ -11,7 +11,7 @@ import os
 import sys
 
 from dotenv import load_dotenv
-from livekit.agents import AgentServer, JobContext, JobProcess, cli
+from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, cli
 from livekit.plugins import silero
 
 from switchboard.call import CallConfig, handle_call
@@ -66,6 +66,7 @@ def _calls_load(worker: AgentServer) -> float:
 # hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/shutdown.py).
 server = SwitchboardServer(
     SETTINGS,
+    job_executor_type=JobExecutorType(SETTINGS.job_executor),
     port=SETTINGS.worker_port,
     load_threshold=SETTINGS.load_threshold,
     load_fnc=_calls_load if SETTINGS.max_calls else None,

@@ -78,7 +78,9 @@ _LOAD_LINES = {
 # -- the worker ----------------------------------------------------------------------------
 def _initialised(log: Path) -> int:
     with suppress(OSError), log.open(encoding="utf-8", errors="replace") as lines:
-        return sum('"message": "process initialized"' in line for line in lines)
+        # a job process, or a job thread (SWITCHBOARD_JOB_EXECUTOR=thread)
+        return sum('"message": "process initialized"' in line
+                   or '"message": "job runner initialized"' in line for line in lines)  # fmt: skip
     return 0
 
 
@@ -185,15 +187,19 @@ class Bench:
     worker: Proc
     calls: int
     idle: int
+    ramp: float = 0.0  # seconds between two callers' INVITEs (0: all at the same instant)
+    hold: float = 1.0  # seconds each caller stays after the agent's words start
 
     async def burst(self, first: int) -> list[CallResult]:
         numbers = [f"+44207{5_000_000 + first + i:07d}" for i in range(self.calls)]
-        return list(await asyncio.gather(*(self._call(n) for n in numbers)))
+        calls = (self._call(n, i * self.ramp) for i, n in enumerate(numbers))
+        return list(await asyncio.gather(*calls))
 
-    async def _call(self, number: str) -> CallResult:
+    async def _call(self, number: str, after: float) -> CallResult:
+        await asyncio.sleep(after)  # the arrival schedule, not a synchronisation
         return await call_lab(self.lab, to_number=self.lab.env["LAB_AI_NUMBER"],
                               from_number=number, headers={"X-Scenario": "load"},
-                              hangup=1.0, timeout=CALL_TIMEOUT)  # fmt: skip
+                              hangup=self.hold, timeout=CALL_TIMEOUT + self.hold)  # fmt: skip
 
     def dials_not_answered(self, since: float) -> int:
         """Calls whose add_participant did not report "answered" (from the call events)."""
@@ -329,6 +335,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--idle", type=int, default=20, help="SWITCHBOARD_IDLE_PROCESSES")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds between callers (0: all at once)")  # fmt: skip
+    parser.add_argument("--hold", type=float, default=1.0,
+                        help="seconds each caller stays after the agent speaks")  # fmt: skip
+    parser.add_argument("--executor", choices=("process", "thread"), default="process",
+                        help="SWITCHBOARD_JOB_EXECUTOR")  # fmt: skip
     args = parser.parse_args()
     lab = Lab(LabConfig(state_dir=LabConfig().state_dir / "load"))
     try:
@@ -337,10 +349,12 @@ def main() -> int:
         with FakeOpenAI(host="127.0.0.1", port=0) as fake:
             worker_env = {**ai_worker_env(env, fake.base_url),
                           "SWITCHBOARD_IDLE_PROCESSES": str(args.idle),
+                          "SWITCHBOARD_JOB_EXECUTOR": args.executor,
                           "SWITCHBOARD_MAX_CALLS": str(max(30, args.calls + 10))}  # fmt: skip
             lab.start_agent("start", name="agent-ai", env=worker_env)
             worker = next(p for p in lab.procs.load() if p.name == "agent-ai")
-            bench = Bench(LabHandle(env, lab), fake, worker, args.calls, args.idle)
+            bench = Bench(LabHandle(env, lab), fake, worker, args.calls, args.idle,
+                          args.ramp, args.hold)  # fmt: skip
             rounds = asyncio.run(run(bench, args.rounds))
     except LabError as e:
         print(f"bench.load: {e}", file=sys.stderr)

@@ -106,6 +106,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "process to start: set it to the burst of simultaneous calls you expect",
     ),
     EnvVar(
+        "SWITCHBOARD_JOB_EXECUTOR",
+        "process",
+        "How each call runs: process = its own process (isolated; each takes seconds of CPU "
+        "to start, so bursts queue), thread = a thread of the worker (experimental: starts in "
+        "milliseconds but shares one Python process and its GIL; measured only by bench.load)",
+    ),
+    EnvVar(
         "SWITCHBOARD_DRAIN_TIMEOUT",
         "1800",
         "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
@@ -176,6 +183,7 @@ class Settings:
     worker_port: int
     max_calls: int
     drain_timeout: int
+    job_executor: Literal["process", "thread"]
     shutdown_mode: Literal["finish", "goodbye"]
     idle_processes: int
     load_threshold: float
@@ -231,6 +239,9 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     idle = _number(values, "SWITCHBOARD_IDLE_PROCESSES", problems, low=0, high=64)
     drain = _number(values, "SWITCHBOARD_DRAIN_TIMEOUT", problems, low=0, high=86400)
     threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
+    job_executor = values["SWITCHBOARD_JOB_EXECUTOR"]
+    if job_executor not in ("process", "thread"):
+        problems.append(f"SWITCHBOARD_JOB_EXECUTOR={job_executor!r} must be process or thread")
     shutdown_mode = values["SWITCHBOARD_SHUTDOWN_MODE"]
     if shutdown_mode not in ("finish", "goodbye"):
         problems.append(f"SWITCHBOARD_SHUTDOWN_MODE={shutdown_mode!r} must be finish or goodbye")
@@ -266,6 +277,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         worker_port=int(port),
         max_calls=int(max_calls),
         drain_timeout=int(drain),
+        job_executor=job_executor,  # type: ignore[arg-type]  # checked above
         shutdown_mode=shutdown_mode,  # type: ignore[arg-type]  # checked above
         idle_processes=int(idle),
         load_threshold=threshold,
