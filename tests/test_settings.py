@@ -97,3 +97,11 @@ def test_configuration_reference_is_generated_from_the_code() -> None:
     assert path.read_text() == reference(), (
         "run: uv run switchboard config-reference > docs/CONFIGURATION.md"
     )
+
+
+def test_job_executor_is_checked() -> None:
+    base = {"LIVEKIT_URL": "ws://x", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
+    assert load_settings(base).job_executor == "process"
+    assert load_settings({**base, "SWITCHBOARD_JOB_EXECUTOR": "thread"}).job_executor == "thread"
+    with pytest.raises(ConfigError, match="SWITCHBOARD_JOB_EXECUTOR='fork' must be process"):
+        load_settings({**base, "SWITCHBOARD_JOB_EXECUTOR": "fork"})
