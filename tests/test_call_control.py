@@ -13,7 +13,7 @@ from switchboard.caller import mask_number
 
 from .conftest import AiLab
 from .fake_openai import call, say
-from .labcalls import call_ai, caller_event, wait_room_gone
+from .labcalls import call_ai, call_lab, caller_event, wait_room_gone
 from .labrecords import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
@@ -115,6 +115,21 @@ async def test_list_participants_masks_numbers(ai_lab: AiLab) -> None:
     assert "the caller" in listing and "you (the assistant)" in listing
     assert str(mask_number(CALLER)) in listing
     assert CALLER not in listing
+
+
+async def test_list_participants_never_reveals_a_withheld_number(ai_lab: AiLab) -> None:
+    """The number +15105550112 reaches the AI worker through a dispatch rule that hides
+    the caller's number (lab/telephony.toml): the listing says so and shows no digit of it."""
+    ai_lab.fake.script("list-hidden", [call("list_participants", {}), say("Just us two.")])
+    headers = {"X-Scenario": "list-hidden"}
+    result = await call_lab(ai_lab.lab, to_number="+15105550112", from_number=CALLER,
+                            headers=headers, hangup=2.0, timeout=30)  # fmt: skip
+    assert result.answered, result.sipp_log_tail
+    listing = tool_output(ai_lab, "list-hidden")
+    assert "the caller: phone participant, number withheld" in listing
+    assert CALLER[-4:] not in listing and str(mask_number(CALLER)) not in listing
+    event = caller_event(ai_lab.lab, result)
+    assert event["caller"]["number_hidden"] is True
 
 
 async def test_end_call_lets_the_goodbye_play_then_hangs_up(ai_lab: AiLab) -> None:
