@@ -265,6 +265,7 @@ async def _place_call_once(
     send_silence: bool = True,
     silence_rms: float = SILENCE_RMS,
     on_refer: Literal["accept", "hangup"] = "accept",
+    hangup_now: asyncio.Event | None = None,
     sipp: str = "sipp",
 ) -> CallResult:
     """Call ``sip:<to_number>@<sip_host>:<sip_port>`` from ``<from_number>`` and report.
@@ -277,6 +278,7 @@ async def _place_call_once(
     ``local_sip_port``/``rtp_port`` 0 pick free ports on ``local_ip``.  A REFER (the agent
     transferring the call) is accepted and reported done, or with ``on_refer="hangup"``
     accepted and then hung up on, as a caller who gives up during the transfer.
+    Setting ``hangup_now`` hangs up at once, whatever ``hangup`` says: a test's own cue.
     """
     _check(_HOST, sip_host, "SIP host")
     _check(_USER, to_number, "number to call")
@@ -314,8 +316,9 @@ async def _place_call_once(
             proc = await start_sipp(args, workdir, sipp)
             try:
                 reason, gave_up_at = await _drive(
-                    proc, media, workdir, sipp_addr, deadline, after_audio, start_media
-                )
+                    proc, media, workdir, sipp_addr, deadline, after_audio, start_media,
+                    hangup_now,
+                )  # fmt: skip
             finally:
                 await stop_sipp(proc)
         finally:
@@ -372,6 +375,7 @@ async def _drive(
     deadline: float,
     after_audio: float | None,
     start_media: Callable[[tuple[str, int]], Coroutine[Any, Any, None]],
+    hangup_now: asyncio.Event | None = None,
 ) -> tuple[EndedBy | None, float | None]:
     """Run the call until sipp exits.  Returns why we hung up (if we did) and when we gave
     up waiting for sipp (if we did)."""
@@ -394,6 +398,8 @@ async def _drive(
             hangup_in = math.inf
             if after_audio is not None and media.first_audio_at is not None:
                 hangup_in = media.first_audio_at + after_audio - time.time()
+            if hangup_now is not None and hangup_now.is_set():
+                hangup_in = 0.0
             if reason is None and (now >= deadline or hangup_in <= 0):
                 reason, give_up = ("timeout" if now >= deadline else "caller"), now + TEARDOWN_GRACE
             if reason is not None:

@@ -208,6 +208,29 @@ async def test_a_person_who_does_not_answer_leaves_the_caller_with_the_agent(
     assert "Nobody answered" in tool["content"]
 
 
+async def test_a_caller_hanging_up_while_the_person_rings_leaves_no_leg(ai_lab: AiLab) -> None:
+    lab, fake, scenario = ai_lab.lab, ai_lab.fake, "warm-caller-leaves-ringing"
+    fake.script(scenario, [call("transfer_call", {"destination": "supervisor"})])
+    since = time.time()
+    hang_up = asyncio.Event()
+    person = Callee("no_answer", ip=lab.env["LAB_PHONE_IP"], port=5070)
+    async with person, livekit(lab) as lk:
+        placed = asyncio.create_task(
+            call_ai(ai_lab, scenario, hangup="remote", hangup_now=hang_up, timeout=120)
+        )
+        job, room = await the_call(lab, scenario, since)
+        await person.wait_for_invite(timeout=SLOW)
+        hang_up.set()  # while the person's phone rings (the lab's ring timeout is 4 s)
+        result = await placed
+        assert result.ended_by == "caller", result.sipp_log_tail
+        # No orphan call: the ringing leg is cancelled and its side room goes.
+        await person.wait_for_request("CANCEL", timeout=SLOW)
+        await until("the side room gone", lambda: _gone(lk, f"{room}-human-agent"))
+        outcome = await until("the transfer's outcome", event_of(
+            lab, since, event="tool_call", job_id=job, tool="transfer_call"))  # fmt: skip
+        assert outcome["result"] == "warm_failed: caller_left"
+
+
 async def test_a_caller_hanging_up_on_hold_leaves_no_leg_behind(ai_lab: AiLab) -> None:
     lab, fake, scenario = ai_lab.lab, ai_lab.fake, "warm-caller-leaves"
     fake.script(scenario, [call("transfer_call", {"destination": "supervisor"})])
