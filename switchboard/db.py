@@ -149,7 +149,7 @@ def _take_over_sqlite_transactions(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL: readers (lookups) never wait for a writer (a call record being saved).
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -157,6 +157,23 @@ def _take_over_sqlite_transactions(engine: AsyncEngine) -> None:
     def _begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _set_wal(cursor: Any, attempts: int = 50) -> None:
+    """WAL mode is stored in the file, so only the first connection to a new file switches
+    it; that switch needs the file to itself and, unlike other statements, SQLite answers
+    "database is locked" at once instead of waiting out the busy timeout when another
+    process is connecting at the same moment. Retried for up to about 5 s."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as e:  # the driver's OperationalError, as its adapter re-raises it
+            if "database is locked" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)  # a back-off in the driver's own thread, not a synchronisation
 
 
 async def migrate(db: Database) -> int:
