@@ -23,6 +23,7 @@ from .dial_log import SharedDialHistory
 from .dtmf import DtmfCollector, forward_keypresses, pin_for, pin_gate
 from .events import EventLog
 from .faults import SESSION_OPTIONS, watch_provider_faults
+from .hangup import hang_up
 from .participants import NoCallerError, console_caller, wait_for_caller
 from .policy import DialHistory
 from .policy_config import PolicyConfig
@@ -170,10 +171,7 @@ async def _pin_ok(
     if verified:
         state.pin_verified = True
         return True
-    if state.caller.identity in ctx.room.remote_participants:  # not if they hung up first
-        events.emit("agent_hangup", reason="pin")
-        await ctx.delete_room()
-    ctx.shutdown("PIN not verified")
+    await hang_up(ctx, state, "pin", "PIN not verified")
     return False
 
 
@@ -187,8 +185,4 @@ async def _keyless_call(
     await handle.wait_for_playout()
     if state.ended:
         return  # cut short by a shutdown goodbye, which hangs up itself
-    if not ctx.room.isconnected() or not ctx.room.remote_participants:
-        return  # the caller hung up first; _follow_the_call has cleaned up
-    events.emit("agent_hangup", reason="keyless")
-    await ctx.delete_room()
-    ctx.shutdown("keyless call complete")
+    await hang_up(ctx, state, "keyless", "keyless call complete")

@@ -36,6 +36,14 @@ async def say_then_hang_up(
     handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
     state.events.emit("agent_said", text=text)
     await handle.wait_for_playout()
-    state.events.emit("agent_hangup", reason=reason)
-    await ctx.delete_room()
-    ctx.shutdown(reason)
+    await hang_up(ctx, state, reason, reason)
+
+
+async def hang_up(ctx: JobContext, state: CallState, reason: str, why: str) -> None:
+    """The agent ends the call: the room deleted (every leg with it), then the job, ``why``
+    in its log. Not when the caller has gone already: then follow_the_call has ended the
+    call, with the caller's own reason."""
+    if ctx.room.isconnected() and state.caller.identity in ctx.room.remote_participants:
+        state.events.emit("agent_hangup", reason=reason)
+        await ctx.delete_room()
+    ctx.shutdown(why)
