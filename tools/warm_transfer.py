@@ -52,11 +52,17 @@ class WarmOutcome:
         return "warm_transferred" if self is TRANSFERRED else f"warm_failed: {self.kind}"
 
 
+def _as_warm(outcome: dialing.Outcome) -> WarmOutcome:
+    # A failed call to the person is a dial like any other: the same words (one table).
+    return WarmOutcome(outcome.kind, outcome.spoken)
+
+
 TRANSFERRED = WarmOutcome("transferred", "")
-NO_ANSWER = WarmOutcome("no_answer", "Nobody answered.")
-BUSY = WarmOutcome("busy", "The line was busy.")
-REFUSED = WarmOutcome("declined", "They declined the call.")
-UNREACHABLE = WarmOutcome("unreachable", "That number could not be reached.")
+NO_ANSWER = _as_warm(dialing.NO_ANSWER)
+BUSY = _as_warm(dialing.outcome_for_status(486))
+REFUSED = _as_warm(dialing.outcome_for_status(603))
+UNREACHABLE = _as_warm(dialing.outcome_for_status(404))
+FAILED = _as_warm(dialing.FAILED)
 DECLINED = WarmOutcome("declined", "They could not take the call right now.")
 VOICEMAIL = WarmOutcome("voicemail", "The call reached a voicemail.")
 HUMAN_LEFT = WarmOutcome("human_left", "They hung up before the caller could be connected.")
@@ -66,7 +72,6 @@ MERGE_UNAVAILABLE = WarmOutcome(
 MERGE_FAILED = WarmOutcome("merge_failed", "They answered, but the two calls could not be joined.")
 CALLER_LEFT = WarmOutcome("caller_left", "The caller hung up while on hold.")
 CALL_ENDED = WarmOutcome("call_ended", "The call ended during the transfer.")
-FAILED = WarmOutcome("failed", "The call could not be placed because of a technical problem.")
 _BY_DIAL_KIND = {o.kind: o for o in (NO_ANSWER, BUSY, REFUSED, UNREACHABLE, FAILED)}
 
 
