@@ -132,23 +132,25 @@ _LISTENING = re.compile(r"HTTP server listening on [^:\s\"]*:(\d+)")
 
 async def worker_active_jobs(port: int) -> int:
     """Jobs the worker itself counts as running (livekit-agents' ``GET /worker``)."""
+    # Protobuf JSON leaves out fields at their default: no "active_jobs" means 0.
+    return int((await worker_info(port)).get("active_jobs", 0))
+
+
+async def worker_info(port: int) -> dict[str, Any]:
+    """What the worker says of itself (livekit-agents' ``GET /worker``): agent name,
+    active jobs, load; fields at their default (0) are left out."""
     # A worker told to pick a free port binds one on 0.0.0.0 and another on ::, and logs
     # whichever aiohttp lists first: try both loopbacks.
     for host in ("127.0.0.1", "[::1]"):
         with contextlib.suppress(aiohttp.ClientConnectionError):
-            return await _active_jobs(f"http://{host}:{port}/worker")
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+                http.get(f"http://{host}:{port}/worker") as resp,
+            ):
+                resp.raise_for_status()
+                info: dict[str, Any] = await resp.json(content_type=None)
+                return info
     raise ConnectionError(f"no worker answers GET /worker on port {port}")
-
-
-async def _active_jobs(url: str) -> int:
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
-        http.get(url) as resp,
-    ):
-        resp.raise_for_status()
-        info = await resp.json(content_type=None)
-    # Protobuf JSON leaves out fields at their default: no "active_jobs" means 0.
-    return int(info.get("active_jobs", 0))
 
 
 def unfinished_jobs(events: list[dict[str, Any]], since: float = 0.0) -> list[str]:

@@ -14,43 +14,36 @@ import pytest
 from lab.stack import LabConfig
 
 from .conftest import LabHandle
-from .labcalls import call_lab
+from .labcalls import call_lab, worker_info
 
 pytestmark = pytest.mark.lab
 
 MAX_CALLS = 30  # the lab worker's SWITCHBOARD_MAX_CALLS (lab/stack.py)
 
 
-async def worker_info(url: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as http, http.get(url + "/worker") as response:
-        assert response.status == 200
-        info: dict[str, Any] = await response.json()
-        return info
-
-
-async def until(url: str, ok: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+async def until(port: int, ok: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
-    info = await worker_info(url)
+    info = await worker_info(port)
     while not ok(info):
         if time.monotonic() > deadline:
             raise AssertionError(f"worker never reached the expected state: {info}")
         await asyncio.sleep(0.1)
-        info = await worker_info(url)
+        info = await worker_info(port)
     return info
 
 
 async def test_health_and_load_follow_the_calls(lab: LabHandle) -> None:
-    url = f"http://127.0.0.1:{LabConfig().worker_port}"
-    async with aiohttp.ClientSession() as http, http.get(url + "/") as response:
+    port = LabConfig().worker_port
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as response:
         assert (response.status, await response.text()) == (200, "OK")
-    idle = await until(url, lambda i: i.get("active_jobs", 0) == 0, timeout=20)
+    idle = await until(port, lambda i: i.get("active_jobs", 0) == 0, timeout=20)
     assert idle["agent_name"] == lab.env["LAB_AGENT_NAME"]
 
     call = asyncio.create_task(call_lab(lab, from_number="+15105552222", timeout=30))
     # The worker recomputes its load every half second; protobuf's JSON leaves out zeros.
-    busy = await until(url, lambda i: i.get("worker_load", 0) > 0, timeout=20)
+    busy = await until(port, lambda i: i.get("worker_load", 0) > 0, timeout=20)
     # Load is counted in calls (SWITCHBOARD_MAX_CALLS), not CPU: one call of 30.
     assert busy["worker_load"] == pytest.approx(1 / MAX_CALLS)
     result = await call
     assert result.answered
-    await until(url, lambda i: i.get("active_jobs", 0) == 0, timeout=20)
+    await until(port, lambda i: i.get("active_jobs", 0) == 0, timeout=20)
