@@ -23,6 +23,7 @@ from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, JobContext
 from livekit.agents.job import RunningJobInfo
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import is_given
 
 from .callstate import CallState
 from .hangup import say_then_hang_up_soon
@@ -60,7 +61,8 @@ class SwitchboardServer(AgentServer):
         self._settings = settings
 
     async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
-        deadline = timeout if isinstance(timeout, int) else self._settings.drain_timeout
+        # None waits for ever: like a drain timeout of 0, calls are never cut.
+        deadline = (timeout or 0) if is_given(timeout) else self._settings.drain_timeout
         delay = goodbye_delay(self._settings.shutdown_mode, deadline)
         logger.info("draining: %d call(s) in progress, shutdown mode %s, goodbye in %s s",
                     len(self.active_jobs), self._settings.shutdown_mode, delay)  # fmt: skip
