@@ -1,6 +1,6 @@
 """Switchboard agent worker: `uv run agent.py console|dev|start`.
 
-This file only wires things together; the call flow lives in `switchboard/call.py`.
+This file only wires things together; the call flow lives in `switchboard/call/flow.py`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dotenv import load_dotenv
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, cli
 from livekit.plugins import silero
 
-from switchboard.call import CallConfig, handle_call
-from switchboard.db import open_database
-from switchboard.dtmf import pin_problems
-from switchboard.policy_config import PolicyConfigError, load_policy, policy_problems
-from switchboard.routes_config import RoutesConfigError, load_routes
-from switchboard.settings import ConfigError, load_settings
-from switchboard.shutdown import SwitchboardServer
+from switchboard.call.flow import CallConfig, handle_call
+from switchboard.call.keypad import pin_problems
+from switchboard.call.shutdown import SwitchboardServer
+from switchboard.config.policy import PolicyConfigError, load_policy, policy_problems
+from switchboard.config.routes import RoutesConfigError, load_routes
+from switchboard.config.settings import ConfigError, load_settings
+from switchboard.data.db import open_database
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)
@@ -63,7 +63,7 @@ def _calls_load(worker: AgentServer) -> float:
 
 
 # On a deploy's SIGTERM, calls in progress finish (up to SWITCHBOARD_DRAIN_TIMEOUT) or
-# hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/shutdown.py).
+# hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/call/shutdown.py).
 server = SwitchboardServer(
     SETTINGS,
     job_executor_type=JobExecutorType(SETTINGS.job_executor),

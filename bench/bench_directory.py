@@ -1,6 +1,6 @@
 """`python -m bench.bench_directory`: the caller directory and call records, both backends.
 
-For SQLite (a temporary file) and PostgreSQL (a throwaway local server, see tests/pg.py):
+For SQLite (a temporary file) and PostgreSQL (a throwaway local server, lab/testing/postgres.py):
 imports N contacts from a CSV file (then again: every row an update), times random
 lookups (half hits, half misses) and the record writes of calls with a 20-turn
 transcript. Prints a table and writes bench/out/directory.json.
@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from switchboard.db import Database, open_database
-from switchboard.directory import import_csv, lookup
-from switchboard.records import CallRecorder
-
-from .stats import percentile
+from bench.stats import percentile
+from switchboard.data.db import Database, open_database
+from switchboard.data.directory.store import import_csv, lookup
+from switchboard.data.records.recorder import CallRecorder
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -106,7 +105,7 @@ async def bench_backend(url: str, csv_path: Path, args: argparse.Namespace) -> d
 
 @contextmanager
 def postgres_url() -> Iterator[tuple[str, str]]:
-    from tests.pg import postgres  # the test helper: a throwaway server on 127.0.0.1
+    from lab.testing.postgres import postgres  # the test helper: a throwaway server on 127.0.0.1
 
     with postgres() as server:
         version = server.bin_dir.parent.name

@@ -16,12 +16,11 @@ import platform
 import sys
 from pathlib import Path
 
+from bench.stats import summary_ms
 from lab.phone import place_call
 from lab.procs import LabError
 from lab.stack import Lab, ai_worker_env
-from tests.fake_openai import DEFAULT, FakeOpenAI, say
-
-from .stats import summary_ms
+from lab.testing.fake_openai import DEFAULT, FakeOpenAI, say
 
 OUT = Path(__file__).resolve().parent / "out"
 

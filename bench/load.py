@@ -1,7 +1,7 @@
 """`python -m bench.load`: issue 8's load run, as a benchmark that prints what happened.
 
 Twenty callers ring the AI number at once; the agent (its LLM the scripted test double,
-``tests/fake_openai.py``) puts each through to the lab's sipp callee, and each caller hangs
+``lab/testing/fake_openai.py``) puts each through to the lab's sipp callee, and each caller hangs
 up a second after the agent's words start.  The worker keeps ``--idle`` job processes warm
 (``SWITCHBOARD_IDLE_PROCESSES``, 20 by default: one per caller of the burst) and counts its
 capacity in calls (``SWITCHBOARD_MAX_CALLS=30``).  It runs ``--rounds`` bursts, waiting
@@ -34,23 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lab.callee import Callee
-from lab.phone import CallResult, SipMessage
-from lab.procs import LabError, Proc
-from lab.stack import Lab, LabConfig, ai_worker_env
-from switchboard.db import open_database
-from switchboard.records_query import get_call
-from tests.conftest import LabHandle
-from tests.fake_openai import FakeOpenAI, call, say
-from tests.labcalls import (
-    call_lab,
-    server_leftovers,
-    unfinished_jobs,
-    worker_active_jobs,
-    worker_http_port,
-)
-
-from .scale import (
+from bench.scale import (
     MB,
     MemoryProbe,
     Peak,
@@ -59,7 +43,22 @@ from .scale import (
     wait_for_no_lab,
     worker_log_summary,
 )
-from .stats import percentile
+from bench.stats import percentile
+from lab.callee import Callee
+from lab.phone import CallResult, SipMessage
+from lab.procs import LabError, Proc
+from lab.stack import Lab, LabConfig, ai_worker_env
+from lab.testing.calls import (
+    call_lab,
+    server_leftovers,
+    unfinished_jobs,
+    worker_active_jobs,
+    worker_http_port,
+)
+from lab.testing.fake_openai import FakeOpenAI, call, say
+from lab.testing.handles import LabHandle
+from switchboard.data.db import open_database
+from switchboard.data.records.query import get_call
 
 OUT = Path(__file__).resolve().parent / "out"
 CALL_TIMEOUT = 40.0  # per call: a caller who is not answered by then hangs up

@@ -6,9 +6,9 @@ import json
 import timeit
 from pathlib import Path
 
+from switchboard.call.context import instructions_for
 from switchboard.caller import caller_from_participant
-from switchboard.caller_context import instructions_for
-from switchboard.routes_config import load_routes
+from switchboard.config.routes import load_routes
 from switchboard.routing import route_for
 
 OUT = Path(__file__).resolve().parent / "out"

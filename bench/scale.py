@@ -42,11 +42,10 @@ from typing import Any
 import psutil
 from livekit import api
 
+from bench.stats import percentile, summary_ms
 from lab.phone import CallResult, place_call
 from lab.procs import LabError, tcp_ok
 from lab.stack import ROOT, Lab, LabConfig
-
-from .stats import percentile, summary_ms
 
 OUT = Path(__file__).resolve().parent / "out"
 MB = 1024 * 1024

@@ -4,7 +4,7 @@ of what they left behind.
 Calls go one after another, each path in turn (the order shuffled per round with a fixed
 seed, so every path follows every other): the keyless worker's number, where the caller
 hangs up during the greeting or right after the answer; and the AI worker's number (its
-LLM the scripted test double, ``tests/fake_openai.py``, as the ``ai_lab`` fixture runs it),
+LLM the scripted test double, ``lab/testing/fake_openai.py``, as the ``ai_lab`` fixture runs it),
 where the agent dials the lab's sipp callee, which answers, is busy, does not answer or
 answers and hangs up, the caller hangs up while the dialled leg rings, the agent ends the
 call, an operator deletes the room, or the agent transfers the caller (REFER, accepted).
@@ -38,15 +38,13 @@ from typing import Any
 
 from livekit import api
 
+from bench.scale import MB, _idle_procs, tree_usage, wait_for_no_lab
+from bench.stats import percentile
 from lab.callee import Callee, CalleeMode
 from lab.phone import CallResult
 from lab.procs import LabError
 from lab.stack import Lab, LabConfig, ai_worker_env
-from switchboard.db import open_database
-from switchboard.records_query import get_call, list_calls
-from tests.conftest import AiLab, LabHandle
-from tests.fake_openai import FakeOpenAI, Step, call, say
-from tests.labcalls import (
+from lab.testing.calls import (
     call_ai,
     call_lab,
     first_event,
@@ -56,9 +54,10 @@ from tests.labcalls import (
     worker_active_jobs,
     worker_http_port,
 )
-
-from .scale import MB, _idle_procs, tree_usage, wait_for_no_lab
-from .stats import percentile
+from lab.testing.fake_openai import FakeOpenAI, Step, call, say
+from lab.testing.handles import AiLab, LabHandle
+from switchboard.data.db import open_database
+from switchboard.data.records.query import get_call, list_calls
 
 OUT = Path(__file__).resolve().parent / "out"
 CALL_DEADLINE = 75.0  # seconds one call and its checks get, whatever the path

@@ -1,7 +1,7 @@
 """`python -m bench.turns`: what one conversational turn costs when the AI is instant.
 
 The AI worker runs as tests/conftest.py's ``ai_lab`` fixture starts it, its LLM and
-speech-to-text the OpenAI-compatible test double (tests/fake_openai.py), which answers at
+speech-to-text the OpenAI-compatible test double (lab/testing/fake_openai.py), which answers at
 once; the voice is espeak-ng.  Each real SIP call speaks a prompt (espeak-ng, PCMU) a few
 times, with silence between, after a lead-in that leaves the agent's greeting alone.
 
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.scale import private_lab, wait_for_no_lab
+from bench.stats import summary_ms
 from lab.audio import (
     FRAME_SAMPLES,
     PT_PCMU,
@@ -41,10 +43,7 @@ from lab.audio import (
 from lab.phone import CallResult, place_call
 from lab.procs import LabError
 from lab.stack import Lab, ai_worker_env
-from tests.fake_openai import FakeOpenAI, Recorded, say
-
-from .scale import private_lab, wait_for_no_lab
-from .stats import summary_ms
+from lab.testing.fake_openai import FakeOpenAI, Recorded, say
 
 OUT = Path(__file__).resolve().parent / "out"
 PROMPT = "I would like to speak to sales"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .procs import LabError
-from .stack import Lab
+from lab.procs import LabError
+from lab.stack import Lab
 
 
 def main() -> int:

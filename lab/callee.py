@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from .audio import load_pcmu, silence_pcmu
-from .phone import (
+from lab.audio import load_pcmu, silence_pcmu
+from lab.phone import (
     SIPP_DIR,
     SipMessage,
     free_udp_port,

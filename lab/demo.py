@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .phone import CallResult, place_call
-from .procs import LabError
-from .stack import Lab
+from lab.phone import CallResult, place_call
+from lab.procs import LabError
+from lab.stack import Lab
 
 CALLER = "+442071234567"
 

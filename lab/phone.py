@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .audio import SAMPLE_RATE, SILENCE_RMS, Arrival, RtpEndpoint, load_pcmu
+from lab.audio import SAMPLE_RATE, SILENCE_RMS, Arrival, RtpEndpoint, load_pcmu
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 TEARDOWN_GRACE = 3.0  # seconds a CANCEL or BYE exchange gets before sipp is killed

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .procs import (
+from lab.procs import (
     LabError,
     ProcessTable,
     check_port_free,
@@ -212,8 +212,8 @@ class Lab:
         )
 
     async def _provision(self) -> dict[str, str]:
-        from switchboard.provision import provision
-        from switchboard.telephony import load_config
+        from switchboard.telephony.config import load_config
+        from switchboard.telephony.provision import provision
 
         env = {
             **os.environ,

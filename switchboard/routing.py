@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import phonenumbers
 
-from .caller import Caller
+from switchboard.caller import Caller
 
 KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
 ROUTE_KINDS = ("sip", "standard")

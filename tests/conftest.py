@@ -3,21 +3,17 @@ running (reused), or one started here for the session and stopped at the end."""
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import settings
 
 from lab.procs import http_ok
 from lab.stack import Lab, LabConfig, ai_worker_env
-
-from .fake_openai import FakeOpenAI
+from lab.testing.fake_openai import FakeOpenAI
+from lab.testing.handles import AiLab, LabHandle
 
 # A 2-core CI machine running the lab beside the tests is slow and uneven: judge
 # property tests on their examples, not on per-example wall time.
@@ -30,35 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not any(item.iter_markers(name) for name in ("unit", "lab", "evals")):
             raise pytest.UsageError(f"{item.nodeid}: set pytestmark to unit, lab or evals")
-
-
-@dataclass(frozen=True)
-class LabHandle:
-    env: dict[str, str]
-    lab: Lab
-
-    @property
-    def events_file(self) -> Path:
-        return Path(self.env["LAB_EVENTS_FILE"])
-
-    @property
-    def http_url(self) -> str:
-        return self.env["LIVEKIT_URL"].replace("ws://", "http://")
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_file.exists():
-            return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines()]
-
-    def wait_event(self, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
-        """Wait (by polling under a deadline) for an event whose fields equal ``match``."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for event in self.events():
-                if all(event.get(k) == v for k, v in match.items()):
-                    return event
-            time.sleep(0.05)
-        raise AssertionError(f"no event {match} within {timeout}s; events: {self.events()[-10:]}")
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -86,19 +53,6 @@ def lab() -> Iterator[LabHandle]:
         yield LabHandle(env, lab)
     finally:
         lab.down()
-
-
-@dataclass(frozen=True)
-class AiLab:
-    """The lab plus a second agent worker whose LLM and STT are an OpenAI-compatible test
-    double (no cloud AI is reachable here); it answers LAB_AI_NUMBER."""
-
-    lab: LabHandle
-    fake: FakeOpenAI
-
-    @property
-    def env(self) -> dict[str, str]:
-        return self.lab.env
 
 
 @pytest.fixture(scope="session")

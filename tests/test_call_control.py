@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lab.callee import Callee
+from lab.testing.calls import call_ai, call_lab, caller_event, wait_room_gone
+from lab.testing.fake_openai import call, say
+from lab.testing.handles import AiLab
+from lab.testing.records import lab_database, wait_record
 from switchboard.caller import mask_number
-
-from .conftest import AiLab
-from .fake_openai import call, say
-from .labcalls import call_ai, call_lab, caller_event, wait_room_gone
-from .labrecords import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from switchboard.call.context import directory_fields, instructions_for
+from switchboard.call.participants import console_caller
+from switchboard.call.providers import build_providers
 from switchboard.caller import caller_from_participant
-from switchboard.caller_context import directory_fields, instructions_for
-from switchboard.directory_model import DirectoryEntry
-from switchboard.participants import console_caller
-from switchboard.providers import build_providers
-from switchboard.routes_config import load_routes
+from switchboard.config.routes import load_routes
+from switchboard.config.settings import load_settings
+from switchboard.data.directory.entry import DirectoryEntry
 from switchboard.routing import route_for
-from switchboard.settings import load_settings
 
 pytestmark = pytest.mark.unit
 

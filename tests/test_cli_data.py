@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.cli import main
-from switchboard.db import open_database
-from switchboard.records import CallRecorder
+from switchboard.cli.main import main
+from switchboard.data.db import open_database
+from switchboard.data.records.recorder import CallRecorder
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["lab.testing.postgres"]
 
 CSV = """number,name,tier,language,crm_id
 +44 20 7123 4567,Alice Example,gold,en-GB,42

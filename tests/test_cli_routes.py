@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.cli import main
+from switchboard.cli.main import main
 
 pytestmark = pytest.mark.unit
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.db import Database
-from switchboard.dial_log import SharedDialHistory, hashed_key
-from switchboard.policy import DialHistory
+from switchboard.data.db import Database
+from switchboard.data.dial_history import SharedDialHistory, hashed_key
+from switchboard.dialing.policy import DialHistory
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["lab.testing.postgres"]
 
 CALLER = "+442071234567"
 NOW = 1_800_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.dialing import (
+from switchboard.dialing.outcomes import (
     FAILED,
     NO_ANSWER,
     TRUNK_DOWN,

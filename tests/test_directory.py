@@ -18,18 +18,18 @@ import asyncpg
 import pytest
 from hypothesis import given, strategies as st
 
-from switchboard.db import Database, migrate, open_database, schema_version
-from switchboard.db_schema import LATEST_VERSION
-from switchboard.directory import forget_reported_failures, lookup, upsert_entries
-from switchboard.directory_model import (
+from switchboard.data.db import Database, migrate, open_database, schema_version
+from switchboard.data.directory.entry import (
     DirectoryEntry,
     InvalidNumberError,
     normalize_language,
     normalize_number,
 )
+from switchboard.data.directory.store import forget_reported_failures, lookup, upsert_entries
+from switchboard.data.schema import LATEST_VERSION
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["lab.testing.postgres"]
 
 BUDGET = 0.15
 MARGIN = 0.25
@@ -227,7 +227,7 @@ async def test_two_processes_migrating_at_once(db_url: str) -> None:
 async def test_two_real_processes_migrating_at_once(db_url: str) -> None:
     code = (
         "import asyncio, sys\n"
-        "from switchboard.db import open_database, schema_version\n"
+        "from switchboard.data.db import open_database, schema_version\n"
         "async def main():\n"
         "    db = await open_database(sys.argv[1])\n"
         "    print(await schema_version(db))\n"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.db import Database
-from switchboard.directory import import_csv, lookup
-from switchboard.directory_csv import CsvFileError, RowProblem
+from switchboard.data.db import Database
+from switchboard.data.directory.csv_import import CsvFileError, RowProblem
+from switchboard.data.directory.store import import_csv, lookup
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["lab.testing.postgres"]
 
 GOOD = """number,name,account_id,tier,language,notes,crm_id,region
 +44 20 7123 4567,Alice Example,ACC-1,gold,en-gb,"prefers email, mornings",42,emea

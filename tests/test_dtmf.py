@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, strategies as st
 from livekit import rtc
 
-from switchboard.dtmf import (
+from switchboard.call.events import EventLog
+from switchboard.call.keypad import (
     DTMF_DIGITS,
     MAX_SEND_KEYS,
     MAX_SEND_KEYS_PER_CALL,
@@ -36,11 +37,10 @@ from switchboard.dtmf import (
     pin_problems,
     send_refusal,
 )
-from switchboard.events import EventLog
-from switchboard.policy_config import PolicyConfig
-from switchboard.routes_config import ROUTE_KEYS, RoutesConfigError, parse_routes
+from switchboard.config.policy import PolicyConfig
+from switchboard.config.routes import ROUTE_KEYS, RoutesConfigError, parse_routes
 from switchboard.routing import DEFAULT_PIN_PROMPT, Route, RouteTable
-from switchboard.toolkit import tools_for
+from tools import tools_for
 
 pytestmark = pytest.mark.unit
 

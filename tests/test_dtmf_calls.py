@@ -19,10 +19,9 @@ import pytest
 from livekit import api, rtc
 
 from lab.callee import Callee
-
-from .conftest import AiLab, LabHandle
-from .fake_openai import call, say
-from .labcalls import call_lab, caller_event, rooms
+from lab.testing.calls import call_lab, caller_event, rooms
+from lab.testing.fake_openai import call, say
+from lab.testing.handles import AiLab, LabHandle
 
 pytestmark = pytest.mark.lab
 

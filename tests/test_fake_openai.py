@@ -28,7 +28,7 @@ from livekit.agents import (
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import openai as lk_openai
 
-from .fake_openai import DEFAULT, FakeOpenAI, call, say, scenario_of
+from lab.testing.fake_openai import DEFAULT, FakeOpenAI, call, say, scenario_of
 
 pytestmark = pytest.mark.unit
 

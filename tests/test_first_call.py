@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from lab.testing.calls import call_lab, caller_event, wait_room_gone
+from lab.testing.handles import LabHandle
 from switchboard.caller import mask_number
-
-from .conftest import LabHandle
-from .labcalls import call_lab, caller_event, wait_room_gone
 
 pytestmark = pytest.mark.lab
 

@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from lab.stack import ROOT
-
-from .conftest import LabHandle
-from .labcalls import call_lab
+from lab.testing.calls import call_lab
+from lab.testing.handles import LabHandle
 
 pytestmark = pytest.mark.lab
 

@@ -15,7 +15,7 @@ import pytest
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, APIConnectOptions, APIError, APITimeoutError, io
 
-from switchboard.keyless import EspeakNotFoundError, EspeakTTS
+from switchboard.call.keyless import EspeakNotFoundError, EspeakTTS
 
 pytestmark = pytest.mark.unit
 

@@ -12,11 +12,10 @@ import pytest
 
 from lab.callee import Callee
 from lab.phone import CallResult
-
-from .conftest import AiLab
-from .fake_openai import call, say
-from .labcalls import call_ai, caller_event, wait_room_gone
-from .labrecords import lab_database, wait_record
+from lab.testing.calls import call_ai, caller_event, wait_room_gone
+from lab.testing.fake_openai import call, say
+from lab.testing.handles import AiLab
+from lab.testing.records import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.lifecycle import Action, on_call_status, on_participant_left
+from switchboard.call.lifecycle import Action, on_call_status, on_participant_left
 
 pytestmark = pytest.mark.unit
 

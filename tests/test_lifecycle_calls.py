@@ -12,11 +12,10 @@ from livekit import api
 
 from lab.callee import Callee
 from lab.phone import place_call
-
-from .conftest import AiLab, LabHandle
-from .fake_openai import call, say
-from .labcalls import agent_speaking, call_ai, caller_event, rooms, wait_room_gone
-from .labrecords import lab_database, wait_record
+from lab.testing.calls import agent_speaking, call_ai, caller_event, rooms, wait_room_gone
+from lab.testing.fake_openai import call, say
+from lab.testing.handles import AiLab, LabHandle
+from lab.testing.records import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 

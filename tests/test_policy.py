@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from switchboard.policy import (
+from switchboard.dialing.policy import (
     HOUR,
     RESTRICTED,
     Decision,

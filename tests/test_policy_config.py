@@ -9,15 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.cli import main
-from switchboard.policy import Destination, DialPolicy, DialRequest, Named, PriorDials, decide
-from switchboard.policy_config import (
+from switchboard.cli.main import main
+from switchboard.config.policy import (
     DESTINATION_KEYS,
     POLICY_KINDS,
     PolicyConfig,
     PolicyConfigError,
     load_policy,
     parse_policy,
+)
+from switchboard.dialing.policy import (
+    Destination,
+    DialPolicy,
+    DialRequest,
+    Named,
+    PriorDials,
+    decide,
 )
 
 pytestmark = pytest.mark.unit
@@ -335,7 +342,7 @@ def test_cli_bad_arguments_and_config(
 
 
 def test_dial_check_uses_a_routes_policy(capsys: pytest.CaptureFixture[str]) -> None:
-    from switchboard.cli import main
+    from switchboard.cli.main import main
 
     root = Path(__file__).resolve().parent.parent
     args = ["dial-check", "+15105550123", "--route", "lab-tools", "--routes",

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from phonenumbers import PhoneNumberType as T, shortnumberinfo as sni
 
-from switchboard.policy import (
+from switchboard.dialing.policy import (
     ALLOWED_SPOKEN,
     HOUR,
     REFUSED_SPOKEN,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import AiLab
-from .fake_openai import say
-from .labcalls import call_ai, caller_event, wait_room_gone
+from lab.testing.calls import call_ai, caller_event, wait_room_gone
+from lab.testing.fake_openai import say
+from lab.testing.handles import AiLab
 
 pytestmark = pytest.mark.lab
 

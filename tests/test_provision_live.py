@@ -39,9 +39,9 @@ from livekit.protocol.sip import (
 )
 
 from lab.stack import BIN
-from switchboard import cli_provision
-from switchboard.provision import ProvisionError, ProvisionResult, provision
-from switchboard.telephony import Action, TelephonyConfig, load_config
+from switchboard.cli import provision as cli_provision
+from switchboard.telephony.config import Action, TelephonyConfig, load_config
+from switchboard.telephony.provision import ProvisionError, ProvisionResult, provision
 
 pytestmark = pytest.mark.lab
 

@@ -10,13 +10,13 @@ from itertools import count
 import pytest
 from sqlalchemy import select
 
-from switchboard.db import Database
-from switchboard.db_schema import calls
-from switchboard.records import CallRecorder, get_call, list_calls
-from switchboard.records_model import STALE_AFTER_S, effective_status, redact_number, timeline
+from switchboard.data.db import Database
+from switchboard.data.records.model import STALE_AFTER_S, effective_status, redact_number, timeline
+from switchboard.data.records.recorder import CallRecorder, get_call, list_calls
+from switchboard.data.schema import calls
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["tests.pg"]
+pytest_plugins = ["lab.testing.postgres"]
 
 CALLER = "+442071234567"
 

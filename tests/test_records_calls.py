@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from lab.testing.calls import agent_speaking, call_lab, caller_event
+from lab.testing.handles import LabHandle
+from lab.testing.records import lab_database, wait_record
 from switchboard.caller import mask_number
-from switchboard.db import Database
-from switchboard.directory import upsert_entries
-from switchboard.directory_model import DirectoryEntry
-from switchboard.prompts import load_prompt
-from switchboard.records_query import get_call, list_calls
-
-from .conftest import LabHandle
-from .labcalls import agent_speaking, call_lab, caller_event
-from .labrecords import lab_database, wait_record
+from switchboard.config.prompts import load_prompt
+from switchboard.data.db import Database
+from switchboard.data.directory.entry import DirectoryEntry
+from switchboard.data.directory.store import upsert_entries
+from switchboard.data.records.query import get_call, list_calls
 
 pytestmark = pytest.mark.lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from livekit.protocol.models import ParticipantInfo
 
-from switchboard.roster import describe_participants
+from switchboard.call.roster import describe_participants
 
 pytestmark = pytest.mark.unit
 

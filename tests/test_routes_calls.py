@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import AiLab, LabHandle
-from .fake_openai import say
-from .labcalls import call_ai, call_lab, caller_event
+from lab.testing.calls import call_ai, call_lab, caller_event
+from lab.testing.fake_openai import say
+from lab.testing.handles import AiLab, LabHandle
 
 pytestmark = pytest.mark.lab
 

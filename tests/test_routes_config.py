@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from switchboard.caller import caller_from_participant
-from switchboard.prompts import DEFAULT_DIR
-from switchboard.routes_config import (
+from switchboard.config.prompts import DEFAULT_DIR
+from switchboard.config.routes import (
     MATCH_KEYS,
     ROUTE_KEYS,
     RoutesConfigError,

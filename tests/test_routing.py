@@ -11,7 +11,7 @@ import pytest
 from hypothesis import event, given, settings, strategies as st
 
 from switchboard.caller import Caller, CallerKind, caller_from_participant
-from switchboard.route_shadowing import covers
+from switchboard.config.shadowing import covers
 from switchboard.routing import (
     GENERAL_STT_MODEL,
     PHONE_STT_MODEL,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.settings import ENV_VARS, ConfigError, env_example, load_settings
+from switchboard.config.settings import ENV_VARS, ConfigError, env_example, load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -91,7 +91,7 @@ def test_env_example_is_generated_from_the_code() -> None:
 
 
 def test_configuration_reference_is_generated_from_the_code() -> None:
-    from switchboard.reference import reference
+    from switchboard.config.reference import reference
 
     path = Path(__file__).resolve().parent.parent / "docs/CONFIGURATION.md"
     assert path.read_text() == reference(), (

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.settings import ConfigError, load_settings
-from switchboard.shutdown import (
+from switchboard.call.shutdown import (
     GOODBYE_LEAD_S,
     GOODBYE_TOPIC,
     goodbye_delay,
     is_shutdown_request,
 )
+from switchboard.config.settings import ConfigError, load_settings
 
 pytestmark = pytest.mark.unit
 

@@ -8,17 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard import cli_provision
-from switchboard.provision import (
-    format_plan,
-    inbound_from_proto,
-    inbound_to_proto,
-    outbound_from_proto,
-    outbound_to_proto,
-    rule_from_proto,
-    rule_to_proto,
-)
-from switchboard.telephony import (
+from switchboard.cli import provision as cli_provision
+from switchboard.telephony.config import (
     Action,
     Change,
     InboundTrunk,
@@ -31,6 +22,15 @@ from switchboard.telephony import (
     load_config,
     parse_config,
     plan,
+)
+from switchboard.telephony.provision import (
+    format_plan,
+    inbound_from_proto,
+    inbound_to_proto,
+    outbound_from_proto,
+    outbound_to_proto,
+    rule_from_proto,
+    rule_to_proto,
 )
 
 pytestmark = pytest.mark.unit

@@ -13,13 +13,14 @@ from livekit import api
 from livekit.agents import ToolError
 
 import tools.transfer
+from lab.testing.fake_openai import HUMAN_SIDE, FakeOpenAI, call, say
+from switchboard.call.events import EventLog
+from switchboard.call.state import CallState
 from switchboard.caller import caller_from_participant
-from switchboard.callstate import CallState
-from switchboard.events import EventLog
-from switchboard.policy import Destination, DialPolicy
-from switchboard.policy_config import PolicyConfig
+from switchboard.config.policy import PolicyConfig
+from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Route
-from switchboard.toolkit import tools_for, transfer_policy
+from tools import tools_for, transfer_policy
 from tools.transfer import listing, transfer_tool
 from tools.warm_transfer import (
     BUSY,
@@ -37,8 +38,6 @@ from tools.warm_transfer import (
     outcome_for_dial_error,
     outcome_for_task_error,
 )
-
-from .fake_openai import HUMAN_SIDE, FakeOpenAI, call, say
 
 pytestmark = pytest.mark.unit
 

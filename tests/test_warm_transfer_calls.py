@@ -21,11 +21,10 @@ from livekit import api
 from lab.audio import PT_PCMU, SILENCE_RMS, prompt_pcmu
 from lab.callee import Callee
 from lab.phone import CallResult
-
-from .conftest import AiLab, LabHandle
-from .fake_openai import HUMAN_SIDE, FakeOpenAI, Step, call, say
-from .labcalls import call_ai
-from .labrecords import lab_database, wait_record
+from lab.testing.calls import call_ai
+from lab.testing.fake_openai import HUMAN_SIDE, FakeOpenAI, Step, call, say
+from lab.testing.handles import AiLab, LabHandle
+from lab.testing.records import lab_database, wait_record
 
 pytestmark = pytest.mark.lab
 

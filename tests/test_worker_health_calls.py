@@ -12,9 +12,8 @@ import aiohttp
 import pytest
 
 from lab.stack import LabConfig
-
-from .conftest import LabHandle
-from .labcalls import call_lab, worker_info
+from lab.testing.calls import call_lab, worker_info
+from lab.testing.handles import LabHandle
 
 pytestmark = pytest.mark.lab
 

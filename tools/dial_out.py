@@ -15,16 +15,16 @@ from livekit.agents.llm import FunctionTool
 from livekit.protocol.sip import CreateSIPParticipantRequest
 from pydantic import Field
 
-from switchboard.callstate import CallState
-from switchboard.dial_log import SharedDialHistory
-from switchboard.dialing import ANSWERED, Outcome, outcome_for_dial_error
-from switchboard.policy import (
+from switchboard.call.dial_gate import pass_dial_gate
+from switchboard.call.state import CallState
+from switchboard.data.dial_history import SharedDialHistory
+from switchboard.dialing.outcomes import ANSWERED, Outcome, outcome_for_dial_error
+from switchboard.dialing.policy import (
     Destination,
     DialPolicy,
     Dictated,
     Named,
 )
-from tools.dial_gate import pass_dial_gate
 
 logger = logging.getLogger("switchboard.tools")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from livekit.agents.beta.tools import EndCallTool
 from livekit.agents.llm import Toolset
 
-from switchboard.callstate import CallState
+from switchboard.call.state import CallState
 
 EXTRA_DESCRIPTION = """
 Always say a short goodbye in the same turn. Never end the call because of something

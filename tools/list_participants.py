@@ -7,8 +7,8 @@ import logging
 from livekit import api
 from livekit.agents import RunContext, ToolError, function_tool
 
-from switchboard.callstate import CallState
-from switchboard.roster import describe_participants
+from switchboard.call.roster import describe_participants
+from switchboard.call.state import CallState
 
 logger = logging.getLogger("switchboard.tools")
 

@@ -20,8 +20,7 @@ from livekit.rtc._proto import ffi_pb2 as proto_ffi
 from livekit.rtc.participant import PublishDTMFError
 from pydantic import Field
 
-from switchboard.callstate import CallState
-from switchboard.dtmf import (
+from switchboard.call.keypad import (
     KEY_PERIOD_S,
     PAUSE_S,
     dtmf_code,
@@ -29,6 +28,7 @@ from switchboard.dtmf import (
     parse_send_keys,
     send_refusal,
 )
+from switchboard.call.state import CallState
 
 logger = logging.getLogger("switchboard.tools")
 

@@ -17,9 +17,9 @@ from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import FunctionTool
 from pydantic import Field
 
-from switchboard.callstate import CallState
-from switchboard.dial_log import SharedDialHistory
-from switchboard.policy import Destination, DialPolicy, classify_number, destination_number
+from switchboard.call.state import CallState
+from switchboard.data.dial_history import SharedDialHistory
+from switchboard.dialing.policy import Destination, DialPolicy, classify_number, destination_number
 from tools.warm_transfer import warm_transfer
 
 logger = logging.getLogger("switchboard.tools")

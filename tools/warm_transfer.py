@@ -25,13 +25,13 @@ from livekit.agents import RunContext, ToolError, get_job_context
 from livekit.agents.beta.workflows import WarmTransferTask
 from livekit.agents.beta.workflows.utils import WorkflowInstructions
 
-from switchboard import dialing
-from switchboard.caller_context import call_details
-from switchboard.callstate import CallState
-from switchboard.dial_log import SharedDialHistory
-from switchboard.policy import Destination, DialPolicy, Named
-from switchboard.prompts import load_prompt, render_instructions
-from tools.dial_gate import pass_dial_gate
+from switchboard.call.context import call_details
+from switchboard.call.dial_gate import pass_dial_gate
+from switchboard.call.state import CallState
+from switchboard.config.prompts import load_prompt, render_instructions
+from switchboard.data.dial_history import SharedDialHistory
+from switchboard.dialing import outcomes as dialing
+from switchboard.dialing.policy import Destination, DialPolicy, Named
 
 logger = logging.getLogger("switchboard.tools")
 

@@ -1,0 +1,62 @@
+"""The caller's context before the greeting: who they are in the directory, and the
+instructions the model gets, with everything from the caller's side as quoted data."""
+
+from __future__ import annotations
+
+from switchboard.call.events import EventLog
+from switchboard.caller import Caller
+from switchboard.config.prompts import load_prompt, render_instructions
+from switchboard.config.settings import Settings
+from switchboard.data.db import Database
+from switchboard.data.directory.entry import DirectoryEntry
+from switchboard.data.directory.store import lookup
+from switchboard.routing import Route, region_of
+
+
+async def known_caller(
+    db: Database, caller: Caller, settings: Settings, events: EventLog
+) -> DirectoryEntry | None:
+    """The directory's entry for this caller, within the lookup budget, or None."""
+    if not caller.is_phone_call:
+        return None
+    found = await lookup(
+        db,
+        caller.phone_number,
+        timeout_s=settings.directory_timeout,
+        default_region=settings.default_region,
+    )
+    events.emit("directory", status=found.status, failure=found.failure,
+                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
+    return found.entry
+
+
+def directory_fields(entry: DirectoryEntry | None) -> dict[str, str] | None:
+    """A directory entry as the flat text fields routes can match on."""
+    if entry is None:
+        return None
+    fields = {k: str(v) for k, v in entry.extra.items() if v is not None}
+    for name in ("name", "account_id", "tier", "language"):
+        if (value := getattr(entry, name)) is not None:
+            fields[name] = str(value)
+    return fields
+
+
+def call_details(caller: Caller, route: Route) -> dict[str, object]:
+    """What a prompt may know of the call (caller-side values: untrusted, quoted as data)."""
+    return {
+        "called_number": caller.called_number,
+        "caller_region": region_of(caller.phone_number),
+        "caller_number_hidden": caller.number_hidden,
+        "language": route.language,
+        "custom": dict(caller.custom),
+    }
+
+
+def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
+    """The route's prompt with the caller's context as quoted data."""
+    details = call_details(caller, route)
+    if entry is not None:
+        details["known_caller"] = {
+            "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
+        }  # fmt: skip
+    return render_instructions(load_prompt(route.prompt), details)

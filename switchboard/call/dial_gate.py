@@ -1,0 +1,56 @@
+"""The one gate every dial from our trunk passes (a dial-out, a warm transfer's call):
+the policy's decision, logged as an event; the trunk; the per-caller history."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+from livekit.agents import ToolError
+
+from switchboard.call.state import CallState
+from switchboard.data.dial_history import SharedDialHistory
+from switchboard.dialing.policy import (
+    Decision,
+    Destination,
+    DialPolicy,
+    DialRequest,
+    Dictated,
+    Named,
+    decide,
+)
+
+logger = logging.getLogger("switchboard.tools")
+
+
+async def pass_dial_gate(
+    state: CallState,
+    target: Named | Dictated,
+    policy: DialPolicy,
+    destinations: Mapping[str, Destination],
+    history: SharedDialHistory,
+    *,
+    no_trunk: str,
+) -> Decision:
+    """The allowed decision, with the dial counted; ToolError (words for the caller, never
+    the rule that refused) otherwise. ``no_trunk`` is said when no outbound trunk is set."""
+    call_key = state.caller.call_id or state.room_name
+    now = time.time()
+    decision = decide(
+        DialRequest(target, state.caller.phone_number, call_key),
+        policy,
+        destinations,
+        await history.view(state.caller.phone_number, call_key, now),
+        now,
+    )
+    fields = {k: v for k, v in decision.log.items() if k != "event"}
+    state.events.emit("dial_decision", allowed=decision.allowed, **fields)
+    if not decision.allowed or decision.target is None:
+        raise ToolError(decision.spoken)
+    if not state.outbound_trunk_id:
+        logger.error("no outbound trunk: set SWITCHBOARD_OUTBOUND_TRUNK_ID to dial out")
+        raise ToolError(no_trunk)
+    await history.record(state.caller.phone_number, call_key, now)
+    state.dial_attempts += 1
+    return decision

@@ -1,0 +1,49 @@
+"""Ending a call on the agent's initiative: the words first, all of them, then the hang-up.
+
+Used wherever the agent, not the caller, ends the call outside a tool (an AI provider
+that failed, a worker shutting down). The room is deleted once the speech has played
+out, which disconnects every leg; the job then ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from livekit.agents import AgentSession, JobContext
+
+from switchboard.call.state import CallState
+
+# Tasks started from event callbacks: kept referenced until done (asyncio keeps only weak
+# references to tasks, so an unreferenced one can vanish mid-call).
+_tasks: set[asyncio.Task[Any]] = set()
+
+
+def say_then_hang_up_soon(
+    ctx: JobContext, session: AgentSession[CallState], state: CallState, text: str, reason: str
+) -> None:
+    """``say_then_hang_up`` in the background, from a callback that cannot await."""
+    task = asyncio.create_task(say_then_hang_up(ctx, session, state, text, reason))
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def say_then_hang_up(
+    ctx: JobContext, session: AgentSession[CallState], state: CallState, text: str, reason: str
+) -> None:
+    # Whatever the agent was saying is cut short: this message replaces it.
+    session.interrupt(force=True)
+    handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
+    state.events.emit("agent_said", text=text)
+    await handle.wait_for_playout()
+    await hang_up(ctx, state, reason, reason)
+
+
+async def hang_up(ctx: JobContext, state: CallState, reason: str, why: str) -> None:
+    """The agent ends the call: the room deleted (every leg with it), then the job, ``why``
+    in its log. Not when the caller has gone already: then follow_the_call has ended the
+    call, with the caller's own reason."""
+    if ctx.room.isconnected() and state.caller.identity in ctx.room.remote_participants:
+        state.events.emit("agent_hangup", reason=reason)
+        await ctx.delete_room()
+    ctx.shutdown(why)

@@ -1,0 +1,115 @@
+"""Speech and language providers for one call, chosen from the settings and the route.
+
+Keyless mode is a product feature: with no AI provider configured, the agent still
+answers, speaks with an offline voice (espeak-ng) and says honestly that the assistant
+is unavailable. Otherwise the LLM and STT come from LiveKit Inference (LiveKit Cloud) or
+an OpenAI-compatible endpoint (self-hosted), speech-to-text straight from Deepgram when
+``DEEPGRAM_API_KEY`` is set, and the voice always has espeak-ng behind it as a fallback,
+so a failing TTS provider never leaves the caller in silence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from livekit.agents import inference, llm, stt, tts
+
+# Plugins register on the main thread at import, and openai's is slow to import: load
+# them with the worker, not in the middle of a call.
+from livekit.plugins import deepgram, openai
+
+from switchboard.call.keyless import EspeakTTS
+from switchboard.caller import Caller
+from switchboard.config.settings import Settings
+from switchboard.routing import Route, stt_model_for
+
+# LiveKit Inference and our offline voice speak at different rates; the fallback adapter
+# needs one rate for all voices.
+VOICE_SAMPLE_RATE = 24000
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    stt: stt.STT[Any] | None
+    llm: llm.LLM[Any] | None
+    tts: tts.TTS[Any]
+
+    def describe(self) -> dict[str, str]:
+        return {"stt": _name(self.stt), "llm": _name(self.llm), "tts": _name(self.tts)}
+
+
+def build_providers(settings: Settings, caller: Caller, route: Route) -> Providers:
+    offline_voice = EspeakTTS(voice=_espeak_voice(route.language), sample_rate=VOICE_SAMPLE_RATE)
+    if settings.keyless:
+        return Providers(stt=None, llm=None, tts=offline_voice)
+    voice = _voice(settings)
+    return Providers(
+        stt=_speech_to_text(settings, caller, route),
+        llm=_language_model(settings),
+        tts=tts.FallbackAdapter([voice, offline_voice], sample_rate=VOICE_SAMPLE_RATE),
+    )
+
+
+def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT[Any]:
+    model = stt_model_for(route, caller)
+    if settings.deepgram_api_key:
+        return deepgram.STT(model=model, language=route.language, api_key=settings.deepgram_api_key)
+    if settings.ai_mode == "openai":
+        return openai.STT(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            model=settings.stt_model,
+            language=route.language.split("-")[0],
+            use_realtime=False,
+        )
+    return inference.STT(model=f"deepgram/{model}", language=route.language)
+
+
+def _language_model(settings: Settings) -> llm.LLM[Any]:
+    primary = _one_model(settings, settings.llm_model)
+    if not settings.llm_fallback_model:
+        return primary
+    # Switch to the second model at once rather than retrying the first: retries are
+    # silence on the phone.
+    return llm.FallbackAdapter(
+        [primary, _one_model(settings, settings.llm_fallback_model)],
+        attempt_timeout=2.5,
+        max_retry_per_llm=0,
+    )
+
+
+def _one_model(settings: Settings, model: str) -> llm.LLM[Any]:
+    if settings.ai_mode == "openai":
+        return openai.LLM(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            model=model,
+        )
+    return inference.LLM(model=model)
+
+
+def _voice(settings: Settings) -> tts.TTS[Any]:
+    if settings.tts == "espeak":
+        return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
+    if settings.tts == "openai":
+        return openai.TTS(
+            base_url=settings.openai_base_url or "",
+            api_key=settings.openai_api_key or "none",
+            voice=settings.tts_voice,
+        )
+    return inference.TTS(model=settings.tts_model)
+
+
+def _espeak_voice(language: str) -> str:
+    # espeak-ng names voices by language ("es", "fr", "en-us"); its default is English.
+    primary = language.split("-")[0].lower()
+    return "en-us" if primary == "en" else primary
+
+
+def _name(component: object | None) -> str:
+    if component is None:
+        return "none"
+    provider = getattr(component, "provider", type(component).__name__)
+    model = getattr(component, "model", "")
+    return f"{provider}/{model}" if model else str(provider)

@@ -1,0 +1,36 @@
+"""What the agent's tools know about the call they act on (the session's userdata)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from switchboard.call.events import EventLog
+from switchboard.caller import Caller
+from switchboard.routing import Route
+
+if TYPE_CHECKING:
+    from livekit import api
+
+
+@dataclass
+class CallState:
+    """Mutable per-call state, owned by one job; tools read and update it."""
+
+    caller: Caller
+    route: Route
+    room_name: str
+    agent_identity: str
+    events: EventLog
+    lk: api.LiveKitAPI
+    outbound_trunk_id: str | None = None
+    ring_timeout: float = 25.0
+    dialled: list[str] = field(default_factory=list)  # legs we added that answered
+    dial_attempts: int = 0
+    transferred_to: str | None = None
+    on_hold: bool = False  # a warm transfer holds the caller while it briefs the person
+    ended: bool = False
+    pin_verified: bool = False  # the route's PIN gate let the caller through
+    dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)
+    # the last sip.callStatus of every participant (a ringing leg is reachable)
+    call_statuses: dict[str, str] = field(default_factory=dict)

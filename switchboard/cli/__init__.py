@@ -1,0 +1,1 @@
+"""The operator CLI, ``switchboard``: one module per group of commands."""

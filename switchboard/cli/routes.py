@@ -1,0 +1,165 @@
+"""`switchboard check` and `switchboard route`: the CLI face of the route table.
+
+`check` validates routes.toml and the prompts it names; `route` answers "which route
+would this caller get, and why?" without a call. Exit codes: 0 ok, 1 the route table is
+invalid, 2 a problem with the command line itself (missing file, malformed --attr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TypeAlias, get_args
+
+from switchboard.caller import CallerKind, caller_from_participant
+from switchboard.config.policy import PolicyConfigError, load_policy, policy_problems
+from switchboard.config.prompts import prompts_dir
+from switchboard.config.routes import RoutesConfigError, load_routes
+from switchboard.routing import RouteDecision, RouteTable, route_for
+
+# A string: _SubParsersAction is generic only to type checkers, not at run time.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    add_check_parser(subparsers)
+    add_route_parser(subparsers)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--routes", default="routes.toml", help="default: %(default)s")
+    p.add_argument("--prompts", type=Path, help="prompts folder (default: the shipped one)")
+
+
+def add_check_parser(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "check",
+        help="validate routes.toml and the prompts it names",
+        description="Check every route: keys, types, numbers, regions, tools, prompt files, "
+        "the default route, and routes an earlier route makes unreachable.",
+    )
+    _common(p)
+    p.add_argument(
+        "--policy", default="policy.toml", help="the dial-out policy file the routes name"
+    )
+    p.set_defaults(func=run_check)
+
+
+def add_route_parser(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "route",
+        help="show which route a caller would get, and why",
+        description="Build a caller from a kind and participant attributes, as the agent "
+        "does when a call starts, and print the route the table picks for it.",
+    )
+    p.add_argument("--kind", default="sip", choices=get_args(CallerKind), help="default: sip")
+    p.add_argument("--identity", default="cli-caller", help="participant identity")
+    p.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a participant attribute, e.g. sip.phoneNumber=+442071234567 (repeatable)",
+    )
+    p.add_argument(
+        "--directory",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a field of the caller's directory entry, e.g. tier=vip (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="print the decision as JSON")
+    _common(p)
+    p.set_defaults(func=run_route)
+
+
+def _load(args: argparse.Namespace) -> RouteTable | int:
+    """The table, or the exit code after printing why there is none."""
+    folder: Path = args.prompts or prompts_dir()
+    if not folder.is_dir():
+        print(f"error: prompts folder {folder} not found; pass --prompts DIR", file=sys.stderr)
+        return 2
+    try:
+        return load_routes(args.routes, folder)
+    except FileNotFoundError:
+        print(f"error: {args.routes} not found; pass --routes PATH", file=sys.stderr)
+        return 2
+    except RoutesConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def run_check(args: argparse.Namespace) -> int:
+    table = _load(args)
+    if isinstance(table, int):
+        return table
+    try:
+        policy = load_policy(args.policy)
+    except (PolicyConfigError, FileNotFoundError, OSError) as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    if problems := policy_problems(table, policy):
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    count = len(table.routes)
+    print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK; {args.policy} OK")
+    return 0
+
+
+def parse_pairs(option: str, items: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings to a dict; ValueError says which one is malformed and why."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} lang=es")
+        if key in pairs:
+            raise ValueError(f"{option} {key}: given twice; give each key once")
+        pairs[key] = value
+    return pairs
+
+
+def run_route(args: argparse.Namespace) -> int:
+    try:
+        attributes = parse_pairs("--attr", args.attr)
+        directory = parse_pairs("--directory", args.directory)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table = _load(args)
+    if isinstance(table, int):
+        return table
+    caller = caller_from_participant(args.kind, args.identity, attributes)
+    decision = route_for(caller, table, directory or None)
+    summary = describe_decision(decision)
+    if args.json:
+        print(json.dumps({**summary, "caller": caller.log_fields()}, ensure_ascii=False))
+    else:
+        del summary["index"]  # shown with the name instead, counted from 1
+        summary["route"] = f"{decision.route.name} (#{decision.index + 1} of {len(table.routes)})"
+        width = max(map(len, summary))
+        for key, value in summary.items():
+            shown = ", ".join(value) if isinstance(value, list) else value
+            print(f"{key:<{width}}  {'-' if shown in (None, '') else shown}")
+    return 0
+
+
+def describe_decision(decision: RouteDecision) -> dict[str, object]:
+    """What the decision gives, in display order (also the --json document's keys)."""
+    route = decision.route
+    return {
+        "route": route.name,
+        "index": decision.index,  # from 0; the default route is the last
+        "reason": decision.reason,
+        "stt_model": decision.stt_model,
+        "stt_model_from": "route" if route.stt_model else "automatic (kind and language)",
+        "language": route.language,
+        "prompt": route.prompt,
+        "greeting": route.greeting,
+        "tools": list(route.tools),
+        "dial_policy": route.dial_policy,
+        "transfer_destinations": list(route.transfer_destinations),
+    }

@@ -1,0 +1,249 @@
+"""Read policy.toml into a PolicyConfig, reporting every problem in one error.
+
+Each problem names the file, the table and the field and says how to fix it: the reader
+is editing a TOML file, and a dial policy that half-loads is worse than one that fails.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import phonenumbers as pn
+
+from switchboard.dialing.policy import (
+    RESTRICTED,
+    Destination,
+    DialPolicy,
+    Reason,
+    classify_number,
+    destination_number,
+)
+from switchboard.routing import RouteTable
+
+OVERRIDE = "UNSAFE_ALLOW_RESTRICTED_NUMBERS"
+TOP_KEYS = ("dial_policy", "destinations", OVERRIDE)
+# One key per dataclass field; the name comes from the table, the override from the top.
+POLICY_KINDS: Mapping[str, type] = MappingProxyType(
+    {
+        "allowed_regions": list,
+        "allowed_patterns": list,
+        "allow_named_only": bool,
+        "max_dials_per_call": int,
+        "max_dials_per_caller_per_hour": int,
+        "allow_caller_dictated": bool,
+    }
+)
+DESTINATION_KEYS = tuple(f.name for f in fields(Destination))[1:]
+_DEFAULTS = {f.name: f.default for f in fields(DialPolicy)}
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # short ones too, to name what they are
+PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
+# No ;parameters or ?headers: they are how a URI smuggles routing past a trunk.
+SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?", re.ASCII)
+DTMF = re.compile(r"[0-9*#wW]{1,32}")  # w: half-second pause, as LiveKit's SIP dial takes
+_OVERRIDE_FIX = f"remove it, or, if you mean it, put {OVERRIDE} = true at the top of the file"
+_KIND = {
+    Reason.EMERGENCY: "an emergency number",
+    Reason.PREMIUM: "a premium-rate number",
+    Reason.SHARED_COST: "a shared-cost number",
+    Reason.RESTRICTED_TYPE: "a personal, pager, UAN or voicemail number",
+    Reason.SHORT_CODE: "a short code",
+}
+
+
+class PolicyConfigError(ValueError):
+    """Every problem found in a policy file; ``problems`` holds them one by one."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'' if count == 1 else 's'} in the dial policy:"
+        super().__init__("\n".join((head, *self.problems)))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    policies: Mapping[str, DialPolicy]
+    destinations: Mapping[str, Destination]
+    unsafe_allow_restricted: bool = False
+    source: str = "policy.toml"
+
+
+class _Table:
+    """Typed reads from one TOML table that record problems instead of raising."""
+
+    def __init__(self, source: str, problems: list[str], where: str, data: dict[str, Any]):
+        self.source, self.problems, self.where, self.data = source, problems, where, data
+
+    def fail(self, key: str | None, problem: str, fix: str) -> None:
+        at = f", field '{key}'" if key else ""
+        self.problems.append(f"{self.source}: {self.where}{at}: {problem}\n  fix: {fix}")
+
+    def keys(self, valid: Collection[str]) -> None:
+        for key in sorted(set(self.data) - set(valid)):
+            close = difflib.get_close_matches(key, list(valid), n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+            if key.upper() == OVERRIDE:
+                fix = f"write {OVERRIDE} = true at the top of the file, before any table"
+            self.fail(key, "unknown key", fix)
+
+    def get(self, key: str, kind: type, default: Any) -> Any:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if kind is bool and not isinstance(value, bool):
+            self.fail(key, f"expected true or false, got {value!r}", f"write {key} = true")
+        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            self.fail(key, f"expected a whole number, got {value!r}", f"write {key} = 3")
+        elif kind is int and value < 0:
+            self.fail(key, f"is negative ({value})", "use 0 (never) or a positive number")
+        elif kind is str and not (isinstance(value, str) and value.strip()):
+            self.fail(key, f"expected non-empty text, got {value!r}", f'write {key} = "..."')
+        elif kind is list and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            self.fail(key, f"expected a list of strings, got {value!r}", f'write {key} = ["..."]')
+        else:
+            return tuple(value) if kind is list else value
+        return default
+
+
+def load_policy(path: str | Path) -> PolicyConfig:
+    """Read and check a policy file. Raises FileNotFoundError, or PolicyConfigError."""
+    return parse_policy(Path(path).read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "policy.toml") -> PolicyConfig:
+    """Pure core of load_policy: the file's text and its name for error messages."""
+    problems: list[str] = []
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        problem = f"{source}: the file is not valid TOML ({e})\n  fix: correct that line"
+        raise PolicyConfigError([problem]) from None
+    top = _Table(source, problems, "the top level", doc)
+    top.keys(TOP_KEYS)
+    unsafe = top.get(OVERRIDE, bool, False) is True
+    policies = {
+        name: _policy(_Table(source, problems, f"[dial_policy.{name}]", data), name, unsafe)
+        for name, data in _tables(top, "dial_policy").items()
+    }
+    destinations = {
+        name: _destination(_Table(source, problems, f"[destinations.{name}]", data), name, unsafe)
+        for name, data in _tables(top, "destinations").items()
+    }
+    if problems:
+        raise PolicyConfigError(problems)
+    return PolicyConfig(MappingProxyType(policies), MappingProxyType(destinations), unsafe, source)
+
+
+def _tables(top: _Table, key: str) -> dict[str, dict[str, Any]]:
+    tables = top.data.get(key, {})
+    if not isinstance(tables, dict):
+        top.fail(key, "is not a table", f"write [{key}.NAME] tables")
+        return {}
+    good: dict[str, dict[str, Any]] = {}
+    for name, data in tables.items():
+        if not NAME.fullmatch(name):
+            top.fail(f"{key}.{name}", "has unsupported characters", "use letters, digits, . _ -")
+        elif not isinstance(data, dict):
+            top.fail(f"{key}.{name}", "is not a table", f"write [{key}.{name}] and its fields")
+        else:
+            good[name] = data
+    return good
+
+
+def _policy(t: _Table, name: str, unsafe: bool) -> DialPolicy:
+    t.keys(POLICY_KINDS)
+    values = {key: t.get(key, kind, _DEFAULTS[key]) for key, kind in POLICY_KINDS.items()}
+    regions: tuple[str, ...] = values["allowed_regions"]
+    for region in regions:
+        if region not in pn.SUPPORTED_REGIONS:
+            hint = {"UK": "GB"}.get(region.upper(), region.upper())
+            hint = hint if hint in pn.SUPPORTED_REGIONS else "US"
+            t.fail("allowed_regions", f"{region!r} is not a region code", f'write "{hint}"')
+    for prefix in values["allowed_patterns"]:
+        _check_prefix(t, prefix, regions)
+    if values["allow_caller_dictated"] and not values["allow_named_only"] and not regions:
+        fix = 'add allowed_regions = ["US"] (your callers\' countries), or dictation = false'
+        t.fail("allowed_regions", "is empty, so no dictated number could be dialled", fix)
+    return DialPolicy(name, **values, unsafe_allow_restricted=unsafe)
+
+
+def _check_prefix(t: _Table, prefix: str, regions: Sequence[str]) -> None:
+    if not PREFIX.fullmatch(prefix):
+        t.fail("allowed_patterns", f"{prefix!r} is not an E.164 prefix", 'write e.g. "+1510555"')
+        return
+    codes = [int(prefix[1 : n + 1]) for n in (1, 2, 3) if len(prefix) > n]
+    code = next((c for c in codes if c in pn.COUNTRY_CODE_TO_REGION_CODE), None)
+    if code is None:
+        t.fail("allowed_patterns", f"{prefix!r} has no whole country code", 'e.g. "+44"')
+    elif regions and not set(pn.region_codes_for_country_code(code)) & set(regions):
+        fix = f"add its region to allowed_regions, or remove {prefix!r}"
+        t.fail(
+            "allowed_patterns", f"{prefix!r} can never match: +{code} is in no allowed region", fix
+        )
+
+
+def _destination(t: _Table, name: str, unsafe: bool) -> Destination:
+    t.keys(DESTINATION_KEYS)
+    number, uri = t.data.get("number"), t.data.get("sip_uri")
+    if (number is None) == (uri is None):
+        fix = 'give exactly one: number = "+15105550100" or sip_uri = "sip:ops@pbx.example.com"'
+        t.fail("number", "needs exactly one of number and sip_uri", fix)
+    if number is not None and not (isinstance(number, str) and E164.fullmatch(number)):
+        t.fail("number", f"{number!r} is not E.164", 'write "+" and digits, e.g. "+15105550100"')
+        number = None
+    if uri is not None and not (isinstance(uri, str) and SIP_URI.fullmatch(uri)):
+        t.fail("sip_uri", f"{uri!r} is not a plain SIP URI", 'write "sip:user@host" (no ;params)')
+        uri = None
+    dtmf = t.data.get("dtmf")
+    if dtmf is not None and not (isinstance(dtmf, str) and DTMF.fullmatch(dtmf)):
+        t.fail("dtmf", f"{dtmf!r} is not DTMF", 'use 0-9 * # and w (pause), e.g. "ww123#"')
+        dtmf = None
+    if "description" not in t.data:
+        fix = 'write description = "the sales team": the agent is told it, to choose'
+        t.fail("description", "is missing", fix)
+    description = t.get("description", str, "")
+    found = Destination(name, description, number, uri, dtmf, t.get("warm", bool, False))
+    # A SIP URI whose user is +digits reaches that number through the trunk: check it too.
+    as_number = destination_number(found)
+    problem = classify_number(as_number).problem if as_number else None
+    key = "number" if number else "sip_uri"
+    if problem is not None and problem not in RESTRICTED:
+        t.fail(key, f"{as_number!r} is not a valid phone number", "check the digits")
+    elif problem is not None and not unsafe:
+        t.fail(key, f"{as_number!r} is {_KIND[problem]}, which is never dialled", _OVERRIDE_FIX)
+    return found
+
+
+DEFAULT_POLICY = "default"
+
+
+def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[str]:
+    """Names a route uses that the policy file does not define (pure; for start-up and
+    `switchboard check`)."""
+    problems = []
+    for route in routes.routes:
+        where = f'{routes.source}: route "{route.name}"'
+        name = route.dial_policy or DEFAULT_POLICY
+        if "dial_out" in route.tools and name not in policy.policies:
+            problems.append(
+                f"{where}, field 'dial_policy': no [dial_policy.{name}] in {policy.source}; "
+                f"fix: add it, or name one of: {', '.join(sorted(policy.policies)) or 'none'}"
+            )
+        for dest in route.transfer_destinations:
+            if dest not in policy.destinations:
+                problems.append(
+                    f"{where}, field 'transfer_destinations': no [destinations.{dest}] in "
+                    f"{policy.source}; fix: add it or remove {dest!r}"
+                )
+    return problems

@@ -1,0 +1,1 @@
+"""What outlives a call: the database, the caller directory, call records, dial history."""

@@ -1,0 +1,1 @@
+"""The caller directory: entries, CSV import, lookup within a budget."""

@@ -1,0 +1,214 @@
+"""Call records: one row per call, written by a ``CallRecorder`` that never blocks a call.
+
+The recorder keeps the record in memory; ``add_*`` only append to it. The whole record is
+written (an upsert of one row) at ``start``, every ``HEARTBEAT_S`` while the call runs,
+and at ``finish``. A write waits at most ``write_timeout_s`` and then goes on in the
+background; a database error is logged, never raised. Each write carries a revision, and
+the upsert skips a row older than the stored one, so a slow heartbeat write finishing late
+cannot turn a complete record back into "in_progress".
+
+Only the masked caller number is stored unless ``store_full_numbers`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import or_
+
+from switchboard.caller import mask_number
+from switchboard.data.db import Database
+from switchboard.data.records.model import HEARTBEAT_S, redact_number
+from switchboard.data.records.query import get_call, list_calls
+from switchboard.data.schema import calls
+
+__all__ = ["CallRecorder", "get_call", "json_safe", "list_calls"]
+
+logger = logging.getLogger("switchboard.records")
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-encodable deep copy (unknown objects become their ``str``)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class CallRecorder:
+    def __init__(
+        self,
+        db: Database | None,
+        *,
+        store_full_numbers: bool = False,
+        heartbeat_s: float | None = HEARTBEAT_S,
+        write_timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._store_full_numbers = store_full_numbers
+        self._heartbeat_s = heartbeat_s
+        self._write_timeout_s = write_timeout_s
+        self._clock = clock
+        self._writer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._call: dict[str, Any] = {}
+        self._statuses: list[dict[str, Any]] = []
+        self._turns: list[dict[str, Any]] = []
+        self._tool_calls: list[dict[str, Any]] = []
+        self._providers: dict[str, Any] = {}
+        self._usage: dict[str, Any] = {}
+        self._revision = 0
+        self._lock = asyncio.Lock()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    @property
+    def call_id(self) -> str | None:
+        return self._call.get("call_id")
+
+    async def start(
+        self,
+        *,
+        call_id: str,
+        room: str | None = None,
+        route: str | None = None,
+        caller_number: str | None = None,
+        called_number: str | None = None,
+        started_at: float | None = None,
+        providers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """The call was answered: create the row (status in_progress)."""
+        now = self._clock()
+        self._call = {
+            "call_id": call_id,
+            "room": room if self._store_full_numbers else redact_number(room, caller_number),
+            "route": route,
+            "caller_number": caller_number
+            if self._store_full_numbers
+            else mask_number(caller_number),
+            "called_number": called_number,
+            "started_at": started_at if started_at is not None else now,
+            "answered_at": now,
+            "ended_at": None,
+            "status": "in_progress",
+            "disconnect_reason": None,
+        }
+        self._providers.update(json_safe(dict(providers or {})))
+        await self.flush()
+        if self._db is not None and self._heartbeat_s:
+            self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
+
+    def add_status(self, status: str, *, at: float | None = None) -> None:
+        """A ``sip.callStatus`` transition."""
+        self._statuses.append({"status": str(status), "time": self._at(at)})
+
+    def add_turn(self, role: str, text: str, *, at: float | None = None) -> None:
+        self._turns.append({"role": str(role), "text": str(text), "time": self._at(at)})
+
+    def add_tool_call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        result: Any,
+        *,
+        at: float | None = None,
+    ) -> None:
+        self._tool_calls.append(
+            {
+                "name": str(name),
+                "arguments": json_safe(dict(arguments or {})),
+                "result": json_safe(result),
+                "time": self._at(at),
+            }
+        )
+
+    def set_provider(self, role: str, name: str) -> None:
+        """Which provider served ``role`` ("stt", "llm", "tts", ...)."""
+        self._providers[str(role)] = str(name)
+
+    async def finish(
+        self, disconnect_reason: str | None, usage: Mapping[str, Any] | None = None
+    ) -> None:
+        """The call ended: write the complete record."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if not self._call:
+            logger.warning("call record: finish() without start(); nothing to write")
+            return
+        self._call.update(
+            ended_at=self._clock(), status="complete", disconnect_reason=disconnect_reason
+        )
+        self._usage = json_safe(dict(usage or {}))
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Write the record as it is now; True if it was written within the write timeout."""
+        if self._db is None or not self._call:
+            return False
+        self._revision += 1
+        row = {
+            **self._call,
+            "statuses": list(self._statuses),
+            "transcript": list(self._turns),
+            "tool_calls": list(self._tool_calls),
+            "providers": dict(self._providers),
+            "usage": dict(self._usage),
+            "turns": len(self._turns),
+            "writer": self._writer,
+            "revision": self._revision,
+            "heartbeat_at": self._clock(),
+        }
+        try:
+            return await self._db.bounded(
+                self._write(self._db, row), self._write_timeout_s, cancel=False
+            )
+        except TimeoutError:
+            logger.warning(
+                "call record %s: the database is slow; the write goes on in the background",
+                self.call_id,
+            )
+            return False
+
+    async def _write(self, db: Database, row: dict[str, Any]) -> bool:
+        insert = db.upsert_insert()(calls).values(row)
+        statement = insert.on_conflict_do_update(
+            index_elements=[calls.c.call_id],
+            set_={k: insert.excluded[k] for k in row if k != "call_id"},
+            # A new writer (the call re-dispatched to another job) takes the row over.
+            where=or_(
+                calls.c.writer != insert.excluded.writer,
+                calls.c.revision < insert.excluded.revision,
+            ),
+        )
+        async with self._lock:  # one write at a time: the revision check does the rest
+            try:
+                async with db.write() as conn:
+                    await conn.execute(statement)
+                return True
+            except Exception as e:  # never break a call for a record
+                self._failures += 1
+                level = logging.WARNING if self._failures == 1 else logging.DEBUG
+                cause = getattr(e, "orig", None) or e
+                logger.log(
+                    level,
+                    "call record %s not saved: %s: %s (the call goes on)",
+                    self.call_id,
+                    type(cause).__name__,
+                    (str(cause).splitlines() or [""])[0][:200],
+                )
+                return False
+
+    async def _beat(self, interval_s: float) -> None:
+        # Periodic by design (a timer, not synchronisation): proves the worker is alive.
+        while True:
+            await asyncio.sleep(interval_s)
+            await self.flush()
+
+    def _at(self, at: float | None) -> float:
+        return self._clock() if at is None else at

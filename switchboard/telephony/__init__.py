@@ -1,0 +1,1 @@
+"""Trunks and dispatch rules: telephony.toml, and applying it to a LiveKit server."""
