@@ -7,11 +7,12 @@ they are untrusted data: we store them, we never interpret them as instructions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+from switchboard.numbers import mask_number
 
 CallerKind = Literal["sip", "standard", "agent", "ingress", "egress", "connector", "console"]
 
@@ -97,23 +98,3 @@ def caller_from_participant(
         custom=MappingProxyType(dict(sorted(custom.items()))),
         **known,
     )
-
-
-_DIGITS = re.compile(r"\d")
-
-
-def mask_number(number: str | None) -> str | None:
-    """Mask a phone number for logs and listings: keep the country prefix and last 4 digits.
-
-    ``+442071234567`` becomes ``+4420••••4567``. Short numbers keep only their last two
-    digits, so a masked value never reveals a whole number.
-    """
-    if not number:
-        return None
-    digits = _DIGITS.findall(number)
-    if not digits:
-        return "•••"  # a SIP user name rather than a number: still not ours to print
-    if len(digits) <= 6:
-        return "•" * max(len(digits) - 2, 0) + "".join(digits[-2:])
-    prefix = "+" if number.strip().startswith("+") else ""
-    return prefix + "".join(digits[:4]) + "••••" + "".join(digits[-4:])

@@ -9,14 +9,12 @@ reason text (which names the configured values only, so it is safe to log or sho
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import phonenumbers
-
 from switchboard.caller import Caller
+from switchboard.numbers import E164, region_of
 
 KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
 ROUTE_KINDS = ("sip", "standard")
@@ -32,7 +30,6 @@ DEFAULT_PIN_PROMPT = "Please enter your PIN, then press the hash key."
 Values = tuple[str, ...]
 Expected = Values | bool
 _NO_VALUES: Mapping[str, Values] = MappingProxyType({})
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # ASCII digits only: no unicode look-alikes
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +152,7 @@ def holds(
         return caller.number_hidden == expected  # the only boolean condition
     if path == "caller_prefix":
         number = caller.phone_number or ""
-        return bool(_E164.fullmatch(number)) and number.startswith(expected)
+        return bool(E164.fullmatch(number)) and number.startswith(expected)
     if path == "caller_region":
         return region_of(caller.phone_number) in expected
     return _value(path, caller, directory) in expected
@@ -175,18 +172,6 @@ def _value(path: str, caller: Caller, directory: Mapping[str, str] | None) -> st
         "rule_id": caller.rule_id,
     }
     return fields[path]
-
-
-def region_of(number: str | None) -> str | None:
-    """ISO region of an E.164 number, or None for anything unparseable or unassigned."""
-    if not number or not _E164.fullmatch(number):
-        return None  # also bounds the input phonenumbers sees: at most 16 ASCII chars
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    region = phonenumbers.region_code_for_number(parsed)
-    return region if region and region != "ZZ" else None
 
 
 def describe(path: str, expected: Expected) -> str:

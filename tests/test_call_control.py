@@ -13,7 +13,7 @@ from lab.testing.calls import call_ai, call_lab, caller_event, wait_room_gone
 from lab.testing.fake_openai import call, say
 from lab.testing.handles import AiLab
 from lab.testing.records import lab_database, wait_record
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
 

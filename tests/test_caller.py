@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from switchboard.caller import SIP_ATTRIBUTES, caller_from_participant, mask_number
+from switchboard.caller import SIP_ATTRIBUTES, caller_from_participant
+from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.unit
 

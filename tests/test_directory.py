@@ -21,12 +21,14 @@ from hypothesis import given, strategies as st
 from switchboard.data.db import Database, migrate, open_database, schema_version
 from switchboard.data.directory.entry import (
     DirectoryEntry,
-    InvalidNumberError,
     normalize_language,
-    normalize_number,
 )
 from switchboard.data.directory.store import forget_reported_failures, lookup, upsert_entries
 from switchboard.data.schema import LATEST_VERSION
+from switchboard.numbers import (
+    InvalidNumberError,
+    normalize_number,
+)
 
 pytestmark = pytest.mark.unit
 pytest_plugins = ["lab.testing.postgres"]

@@ -7,7 +7,7 @@ import pytest
 
 from lab.testing.calls import call_lab, caller_event, wait_room_gone
 from lab.testing.handles import LabHandle
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
 

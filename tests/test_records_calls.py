@@ -14,12 +14,12 @@ import pytest
 from lab.testing.calls import agent_speaking, call_lab, caller_event
 from lab.testing.handles import LabHandle
 from lab.testing.records import lab_database, wait_record
-from switchboard.caller import mask_number
 from switchboard.config.prompts import load_prompt
 from switchboard.data.db import Database
 from switchboard.data.directory.entry import DirectoryEntry
 from switchboard.data.directory.store import upsert_entries
 from switchboard.data.records.query import get_call, list_calls
+from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
 

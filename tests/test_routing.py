@@ -12,6 +12,9 @@ from hypothesis import event, given, settings, strategies as st
 
 from switchboard.caller import Caller, CallerKind, caller_from_participant
 from switchboard.config.shadowing import covers
+from switchboard.numbers import (
+    region_of,
+)
 from switchboard.routing import (
     GENERAL_STT_MODEL,
     PHONE_STT_MODEL,
@@ -20,7 +23,6 @@ from switchboard.routing import (
     RouteTable,
     conditions,
     describe,
-    region_of,
     route_for,
     stt_model_for,
 )

@@ -15,7 +15,7 @@ from livekit import api
 
 from lab.phone import CallResult, place_call
 from lab.testing.handles import AiLab, LabHandle
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 
 async def call_lab(

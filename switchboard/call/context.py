@@ -10,7 +10,8 @@ from switchboard.config.settings import Settings
 from switchboard.data.db import Database
 from switchboard.data.directory.entry import DirectoryEntry
 from switchboard.data.directory.store import lookup
-from switchboard.routing import Route, region_of
+from switchboard.numbers import region_of
+from switchboard.routing import Route
 
 
 async def known_caller(

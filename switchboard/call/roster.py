@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from livekit.protocol.models import ParticipantInfo
 
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 _KIND_WORDS = {
     ParticipantInfo.Kind.SIP: "phone",

@@ -23,9 +23,9 @@ from switchboard.cli import formats as fmt
 from switchboard.config.settings import ConfigError, database_url
 from switchboard.data.db import Database, DatabaseError, async_url, open_database
 from switchboard.data.directory.csv_import import CsvFileError
-from switchboard.data.directory.entry import check_region
 from switchboard.data.directory.store import classify_failure, import_csv, lookup
 from switchboard.data.records.recorder import get_call, list_calls
+from switchboard.numbers import check_region
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _EXIT = {"found": 0, "unknown": 1, "failed": 1, "hidden": 2, "invalid": 2}

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from switchboard.caller import mask_number
 from switchboard.data.directory.entry import thaw_json
 from switchboard.data.directory.store import DirectoryResult, ImportReport
 from switchboard.data.records.model import (
@@ -24,6 +23,7 @@ from switchboard.data.records.model import (
     Turn,
     timeline,
 )
+from switchboard.numbers import mask_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ROLES = {"user": "caller", "assistant": "agent"}

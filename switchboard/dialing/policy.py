@@ -21,7 +21,7 @@ from types import MappingProxyType
 import phonenumbers as pn
 from phonenumbers import PhoneNumberType as T, shortnumberinfo as sni
 
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,11 @@ from types import MappingProxyType
 
 from switchboard.data.directory.entry import (
     DirectoryEntry,
-    InvalidNumberError,
     check_text,
     normalize_language,
+)
+from switchboard.numbers import (
+    InvalidNumberError,
     normalize_number,
 )
 

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from switchboard.caller import mask_number
 from switchboard.data.db import Database
 from switchboard.data.directory.csv_import import (
     CsvFileError,
@@ -29,11 +28,14 @@ from switchboard.data.directory.csv_import import (
 )
 from switchboard.data.directory.entry import (
     DirectoryEntry,
-    InvalidNumberError,
-    is_withheld,
-    normalize_number,
 )
 from switchboard.data.schema import directory
+from switchboard.numbers import (
+    InvalidNumberError,
+    is_withheld,
+    mask_number,
+    normalize_number,
+)
 
 logger = logging.getLogger("switchboard.directory")
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from switchboard.caller import mask_number
 from switchboard.data.directory.entry import freeze_json
+from switchboard.numbers import mask_number
 
 CallStatus = Literal["in_progress", "complete", "incomplete"]
 

@@ -24,11 +24,11 @@ from typing import Any
 
 from sqlalchemy import or_
 
-from switchboard.caller import mask_number
 from switchboard.data.db import Database
 from switchboard.data.records.model import HEARTBEAT_S, redact_number
 from switchboard.data.records.query import get_call, list_calls
 from switchboard.data.schema import calls
+from switchboard.numbers import mask_number
 
 __all__ = ["CallRecorder", "get_call", "json_safe", "list_calls"]
 
