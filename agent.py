@@ -15,7 +15,9 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess,
 from livekit.plugins import silero
 
 from switchboard.call.flow import CallConfig, handle_call
-from switchboard.call.keypad import pin_problems
+from switchboard.call.pin import (
+    pin_problems,
+)
 from switchboard.call.shutdown import SwitchboardServer
 from switchboard.config.policy import PolicyConfigError, load_policy, policy_problems
 from switchboard.config.routes import RoutesConfigError, load_routes

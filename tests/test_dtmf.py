@@ -19,12 +19,7 @@ from switchboard.call.keypad import (
     DTMF_DIGITS,
     MAX_SEND_KEYS,
     MAX_SEND_KEYS_PER_CALL,
-    PIN_GOODBYE,
-    PIN_NOTHING,
-    PIN_UNAVAILABLE,
-    PIN_WRONG,
     DtmfCollector,
-    check_pin,
     digit_of,
     dtmf_code,
     forward_keypresses,
@@ -32,10 +27,17 @@ from switchboard.call.keypad import (
     mask_digits,
     mask_keypresses,
     parse_send_keys,
+    send_refusal,
+)
+from switchboard.call.pin import (
+    PIN_GOODBYE,
+    PIN_NOTHING,
+    PIN_UNAVAILABLE,
+    PIN_WRONG,
+    check_pin,
     pin_for,
     pin_gate,
     pin_problems,
-    send_refusal,
 )
 from switchboard.config.policy import PolicyConfig
 from switchboard.config.routes import ROUTE_KEYS, RoutesConfigError, parse_routes

@@ -19,8 +19,15 @@ from switchboard.call.events import EventLog
 from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
-from switchboard.call.keypad import DtmfCollector, forward_keypresses, pin_for, pin_gate
+from switchboard.call.keypad import (
+    DtmfCollector,
+    forward_keypresses,
+)
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
+from switchboard.call.pin import (
+    pin_for,
+    pin_gate,
+)
 from switchboard.call.providers import build_providers
 from switchboard.call.record import RecordSink
 from switchboard.call.shutdown import listen_for_shutdown

@@ -1,0 +1,162 @@
+"""The route's PIN gate: nothing the caller says reaches the model before the PIN is right.
+
+The PIN is read from the caller's own key presses only (``switchboard.call.keypad``
+keeps one buffer per participant), compared in constant time, and never logged: events
+carry the outcome of an attempt, not its digits, not even how many.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from switchboard.call.events import EventLog
+from switchboard.call.keypad import DtmfCollector
+from switchboard.routing import Route, RouteTable
+
+# A PIN is digits only, 4 to 12 of them: every keypad has them, and a short PIN is weak.
+PIN_VALUE = re.compile(r"[0-9]{4,12}")
+PIN_MAX_DIGITS = 16  # read past the longest PIN, so the read never ends at its length
+PIN_TIMEOUT_S = 10.0  # for the first key after the prompt has been heard
+PIN_INTER_DIGIT_S = 5.0
+PIN_WRONG = "That PIN is not correct."
+PIN_NOTHING = "I did not get a PIN."
+PIN_GOODBYE = "Sorry, I could not verify your PIN. Goodbye."
+PIN_UNAVAILABLE = "Sorry, this line is not available right now. Goodbye."
+
+
+# --- checking a PIN ---------------------------------------------------------------------
+
+
+def check_pin(entered: str, expected: str) -> bool:
+    """Whether the entered digits are the PIN, in time independent of where they differ.
+
+    Both are hashed first: ``hmac.compare_digest`` takes time independent of the contents
+    but not of the lengths, and equal-length digests hide the PIN's length as well.
+    """
+    if not expected or not entered:
+        return False
+    a = hashlib.sha256(entered.encode()).digest()
+    b = hashlib.sha256(expected.encode()).digest()
+    return hmac.compare_digest(a, b)
+
+
+# --- the PIN each route asks for --------------------------------------------------------
+
+
+def pin_for(route: Route, environ: Mapping[str, str]) -> str | None:
+    """The route's PIN from the environment, or None (no PIN configured, or not a valid
+    one: the gate then refuses the call rather than let anyone in)."""
+    if route.pin_env is None:
+        return None
+    value = environ.get(route.pin_env, "")
+    return value if PIN_VALUE.fullmatch(value) else None
+
+
+def pin_problems(routes: RouteTable, environ: Mapping[str, str]) -> list[str]:
+    """Routes whose PIN variable is unset or not a PIN: the worker must not start with one
+    (pure). Values are never quoted: they are, or were meant to be, secrets."""
+    problems = []
+    for route in routes.routes:
+        name = route.pin_env
+        if name is None:
+            continue
+        where = f"{routes.source}: route \"{route.name}\", field 'pin_env'"
+        value = environ.get(name)
+        if not value:
+            problems.append(f"{where}: {name} is not set; fix: set {name} to the PIN "
+                            "(4 to 12 digits) in the environment or .env.local")  # fmt: skip
+        elif not PIN_VALUE.fullmatch(value):
+            problems.append(f"{where}: {name} is not a PIN (value not shown); "
+                            "fix: use 4 to 12 digits, 0-9 only")  # fmt: skip
+    return problems
+
+
+# --- the PIN gate -----------------------------------------------------------------------
+
+
+class Playout(Protocol):
+    async def wait_for_playout(self) -> None: ...
+
+
+class AudioSwitch(Protocol):
+    @property
+    def audio(self) -> object: ...
+
+    def set_audio_enabled(self, enable: bool) -> None: ...
+
+
+class Speaker(Protocol):
+    """What the gate needs of an AgentSession (a Protocol, so tests can pass a fake)."""
+
+    @property
+    def input(self) -> AudioSwitch: ...
+
+    def say(
+        self, text: str, *, allow_interruptions: bool = ..., add_to_chat_ctx: bool = ...
+    ) -> Playout: ...
+
+
+async def pin_gate(
+    session: Speaker,
+    collector: DtmfCollector,
+    caller_identity: str,
+    *,
+    expected: str | None,
+    attempts: int,
+    prompt: str,
+    timeout_s: float = PIN_TIMEOUT_S,
+    inter_digit_s: float = PIN_INTER_DIGIT_S,
+    events: EventLog | None = None,
+) -> bool:
+    """Ask for the PIN up to ``attempts`` times; True once the caller keyed it in.
+
+    On False the goodbye has been heard and the caller of the gate ends the call.
+    Until True, the caller's audio is switched off: nothing said reaches the model, so the
+    agent does nothing else before the PIN (call.py also switches it off before the
+    session starts, to close the gap while it starts). None as ``expected`` (the variable
+    went missing) refuses the call: a gate that cannot check lets nobody through.
+    """
+    emit: Callable[..., None] = events.emit if events is not None else lambda *a, **k: None
+    session.input.set_audio_enabled(False)
+    try:
+        if expected is None:
+            emit("pin_refused", reason="not_configured", attempts=0)
+            await _say(session, PIN_UNAVAILABLE)
+            return False
+        text = prompt
+        for attempt in range(1, attempts + 1):
+            await _say(session, text)
+            entered = await collector.read(
+                caller_identity,
+                PIN_MAX_DIGITS,
+                terminator="#",
+                timeout_s=timeout_s,
+                inter_digit_s=inter_digit_s,
+            )
+            ok = check_pin(entered, expected)
+            # Only the outcome: not the digits, not even how many (that is half a PIN).
+            result = "accepted" if ok else "wrong" if entered else "nothing"
+            emit("pin_attempt", attempt=attempt, result=result)
+            if ok:
+                emit("pin_accepted", attempt=attempt)
+                if session.input.audio is not None:
+                    session.input.set_audio_enabled(True)
+                return True
+            text = f"{PIN_WRONG if entered else PIN_NOTHING} {prompt}"
+        emit("pin_refused", reason="attempts", attempts=attempts)
+        await _say(session, PIN_GOODBYE)
+        return False
+    except RuntimeError:
+        return False  # the session closed under us: the caller hung up
+
+
+async def _say(session: Speaker, text: str) -> None:
+    # Not in the chat context: the PIN exchange is not conversation, and the model's
+    # first turn after the gate should be its greeting. Not interruptible: the caller
+    # answers with keys, and audio input is off anyway.
+    handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
+    await handle.wait_for_playout()
