@@ -23,6 +23,7 @@ from switchboard.config.policy import PolicyConfigError, load_policy, policy_pro
 from switchboard.config.routes import RoutesConfigError, load_routes
 from switchboard.config.settings import ConfigError, load_settings
 from switchboard.data.db import open_database
+from tools import tools_for
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
 load_dotenv(".env.local", override=False)
@@ -46,7 +47,7 @@ def _configuration() -> CallConfig:
                 "Set SWITCHBOARD_OPENAI_BASE_URL for an OpenAI-compatible endpoint, or use a "
                 "LiveKit Cloud LIVEKIT_URL for LiveKit Inference (DEEPGRAM_API_KEY optional)"
             )
-        return CallConfig(settings, routes, policy)
+        return CallConfig(settings, routes, policy, tools_for)
     except ConfigError as e:
         sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")
     except (RoutesConfigError, PolicyConfigError, FileNotFoundError) as e:

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import pytest
 from livekit import api
-from livekit.agents import ToolError
+from livekit.agents import ToolError, llm
 
 import tools.transfer
 from lab.testing.fake_openai import HUMAN_SIDE, FakeOpenAI, call, say
@@ -109,6 +109,7 @@ def test_a_warm_dial_obeys_the_routes_policy_or_the_defaults() -> None:
     fallback = transfer_policy(Route("r", tools=("transfer",)), config)
     assert fallback == DialPolicy("default")  # one dial per call, three per caller per hour
     (tool,) = tools_for(route, config, cast(Any, None))
+    assert isinstance(tool, llm.FunctionTool)
     assert tool.info.name == "transfer_call"
 
 

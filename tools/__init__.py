@@ -6,8 +6,6 @@ Each module holds one tool and the checks it runs before acting; the decisions t
 
 from __future__ import annotations
 
-from typing import Any
-
 from livekit.agents import llm
 
 from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig
@@ -21,7 +19,9 @@ from tools.send_dtmf import send_dtmf as send_dtmf_tool
 from tools.transfer import transfer_tool
 
 
-def tools_for(route: Route, policy: PolicyConfig, history: SharedDialHistory) -> list[Any]:
+def tools_for(
+    route: Route, policy: PolicyConfig, history: SharedDialHistory
+) -> list[llm.Tool | llm.Toolset]:
     """Function tools and toolsets for one call on ``route``."""
     chosen: list[llm.Tool | llm.Toolset] = []
     if "end_call" in route.tools:

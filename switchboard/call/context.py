@@ -1,7 +1,13 @@
 """The caller's context before the greeting: who they are in the directory, and the
-instructions the model gets, with everything from the caller's side as quoted data."""
+agent the model plays, whose instructions carry everything from the caller's side as
+quoted data. ``build_agent`` is the one way an agent is built: production, tests and
+evals share it."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+from livekit.agents import Agent, llm
 
 from switchboard.call.events import EventLog
 from switchboard.caller import Caller
@@ -61,3 +67,13 @@ def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None 
             "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
         }  # fmt: skip
     return render_instructions(load_prompt(route.prompt), details)
+
+
+def build_agent(
+    caller: Caller,
+    route: Route,
+    entry: DirectoryEntry | None,
+    tools: Sequence[llm.Tool | llm.Toolset] = (),
+) -> Agent:
+    """The agent for one call: the route's instructions for this caller, and its tools."""
+    return Agent(instructions=instructions_for(caller, route, entry), tools=list(tools))

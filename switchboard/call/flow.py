@@ -1,8 +1,9 @@
 """One call, from dispatch to hang-up: the flow ``agent.py`` runs for every job.
 
-It waits for the caller (never forever), reads who is calling, routes the call, builds
-the session the route asks for, greets, and makes sure nothing is left behind: when the
-caller leaves for any reason, the session closes, the room is deleted and the job ends.
+Three steps, in the order a call lives them: identify the caller (never waiting
+forever), prepare the call (directory, route, record, providers), then start the session
+and greet. Whatever happens after, nothing is left behind: when the caller leaves for any
+reason, the session closes, the room is deleted and the job ends (``handlers``).
 """
 
 from __future__ import annotations
@@ -10,39 +11,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
+from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
-from switchboard.call.context import directory_fields, instructions_for, known_caller
+from switchboard.call.context import build_agent, directory_fields, known_caller
 from switchboard.call.events import EventLog
 from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
-from switchboard.call.keypad import (
-    DtmfCollector,
-    forward_keypresses,
-)
+from switchboard.call.keypad import DtmfCollector, forward_keypresses
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
-from switchboard.call.pin import (
-    pin_for,
-    pin_gate,
-)
-from switchboard.call.providers import build_providers
+from switchboard.call.pin import pin_for, pin_gate
+from switchboard.call.providers import Providers, build_providers
 from switchboard.call.record import RecordSink
 from switchboard.call.shutdown import listen_for_shutdown
 from switchboard.call.state import CallState
+from switchboard.caller import Caller
 from switchboard.config.policy import PolicyConfig
 from switchboard.config.prompts import load_prompt
 from switchboard.config.settings import Settings
-from switchboard.data.db import create_database
+from switchboard.data.db import Database, create_database
 from switchboard.data.dial_history import SharedDialHistory
+from switchboard.data.directory.entry import DirectoryEntry
 from switchboard.data.records.recorder import CallRecorder
 from switchboard.dialing.policy import DialHistory
-from switchboard.routing import RouteTable, route_for
-from tools import tools_for
+from switchboard.routing import Route, RouteTable, route_for
 
 logger = logging.getLogger("switchboard.call")
+
+# The tools a route enables (``tools.tools_for``): passed in by agent.py, so the call
+# flow does not import the tools that themselves import it.
+ToolsFor = Callable[[Route, PolicyConfig, SharedDialHistory], Sequence[llm.Tool | llm.Toolset]]
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,20 @@ class CallConfig:
     settings: Settings
     routes: RouteTable
     policy: PolicyConfig
+    tools_for: ToolsFor
     # Per job process; a process serves one call at a time, so this bounds one call.
     dial_history: DialHistory = field(default_factory=DialHistory, compare=False)
+
+
+@dataclass
+class Call:
+    """A call once prepared: who, which route, and what it runs with."""
+
+    state: CallState
+    entry: DirectoryEntry | None
+    providers: Providers
+    db: Database
+    record: RecordSink
 
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
@@ -64,6 +77,15 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
     events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
 
+    caller = await identify_caller(ctx, settings, events)
+    if caller is None:
+        return
+    call = await prepare_call(ctx, config, caller, events)
+    await start_and_greet(ctx, config, call, vad_model)
+
+
+async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog) -> Caller | None:
+    """The caller (a simulated one in console mode), or None: the job has been ended."""
     try:
         caller = (
             console_caller(settings)
@@ -75,17 +97,25 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         events.emit("no_caller", reason=str(e))
         ctx.delete_room()
         ctx.shutdown(str(e))
-        return
+        return None
     events.emit("caller", caller=caller.log_fields())
+    return caller
 
+
+async def prepare_call(
+    ctx: JobContext, config: CallConfig, caller: Caller, events: EventLog
+) -> Call:
+    """Look the caller up (within its budget), route the call, open its record, and build
+    the providers the route asks for: all before the first word."""
+    settings = config.settings
     db = create_database(settings.database_url)  # no I/O until first use
     entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
     events.emit("route", route=route.name, reason=decision.reason, stt_model=decision.stt_model)
     logger.info("route %s chosen: %s", route.name, decision.reason)
-    sink = RecordSink(CallRecorder(db), caller)
-    events.listeners.append(sink)
+    record = RecordSink(CallRecorder(db), caller)
+    events.listeners.append(record)
 
     providers = build_providers(settings, caller, route)
     events.emit("providers", **providers.describe())
@@ -99,10 +129,20 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         outbound_trunk_id=settings.outbound_trunk_id,
         ring_timeout=settings.ring_timeout,
     )
+    return Call(state, entry, providers, db, record)
+
+
+async def start_and_greet(
+    ctx: JobContext, config: CallConfig, call: Call, vad_model: vad.VAD
+) -> None:
+    """Start the session on the caller's audio, pass the PIN gate if the route has one,
+    then greet (or, keyless, say so and hang up)."""
+    settings, state = config.settings, call.state
+    caller, route, events = state.caller, state.route, state.events
     session: AgentSession[CallState] = AgentSession(
-        stt=providers.stt or NOT_GIVEN,
-        llm=providers.llm or NOT_GIVEN,
-        tts=providers.tts,
+        stt=call.providers.stt or NOT_GIVEN,
+        llm=call.providers.llm or NOT_GIVEN,
+        tts=call.providers.tts,
         vad=vad_model,
         userdata=state,
         conn_options=SESSION_OPTIONS,
@@ -112,17 +152,14 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
-    history = SharedDialHistory(db, config.dial_history)
-
     async def close_record(_reason: str) -> None:
-        await sink.finish(usage_of(session))
-        await db.close()
+        await call.record.finish(usage_of(session))
+        await call.db.close()
 
     ctx.add_shutdown_callback(close_record)
-    agent = Agent(
-        instructions=instructions_for(caller, route, entry),
-        tools=[] if settings.keyless else tools_for(route, config.policy, history),
-    )
+    history = SharedDialHistory(call.db, config.dial_history)
+    tools = () if settings.keyless else config.tools_for(route, config.policy, history)
+    agent = build_agent(caller, route, call.entry, tools)
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     if route.pin_env:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
@@ -139,26 +176,33 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events.emit("session_started")
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
-    sink.start(room=ctx.room.name, route=route.name, providers=providers.describe())
+    call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
     if route.pin_env and not await _pin_ok(ctx, session, keys, state):
         return
-    if not settings.keyless:  # key presses become the caller's words (no model: nobody to tell)
-        keypad = asyncio.create_task(
-            forward_keypresses(
-                session, keys, caller.identity, events=events, on_hold=lambda: state.on_hold
-            )
-        )
-
-        async def stop_keypad(_reason: str) -> None:
-            keypad.cancel()
-
-        ctx.add_shutdown_callback(stop_keypad)
     if settings.keyless:
         await _keyless_call(ctx, session, state)
-    elif route.greeting:
+        return
+    _forward_keys(ctx, session, keys, state)
+    if route.greeting:
         session.say(route.greeting)
     else:
         session.generate_reply(instructions="Greet the caller briefly and offer your help.")
+
+
+def _forward_keys(
+    ctx: JobContext, session: AgentSession[CallState], keys: DtmfCollector, state: CallState
+) -> None:
+    """Key presses become the caller's words, until the job ends."""
+    keypad = asyncio.create_task(
+        forward_keypresses(
+            session, keys, state.caller.identity, events=state.events, on_hold=lambda: state.on_hold
+        )
+    )
+
+    async def stop_keypad(_reason: str) -> None:
+        keypad.cancel()
+
+    ctx.add_shutdown_callback(stop_keypad)
 
 
 async def _pin_ok(
