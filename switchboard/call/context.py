@@ -3,6 +3,7 @@ instructions the model gets, with everything from the caller's side as quoted da
 
 from __future__ import annotations
 
+from switchboard.call.event_types import DirectoryLookup
 from switchboard.call.events import EventLog
 from switchboard.caller import Caller
 from switchboard.config.prompts import load_prompt, render_instructions
@@ -25,8 +26,8 @@ async def known_caller(
         timeout_s=settings.directory_timeout,
         default_region=settings.default_region,
     )
-    events.emit("directory", status=found.status, failure=found.failure,
-                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
+    elapsed_ms = round(found.elapsed_s * 1000, 1)
+    events.emit(DirectoryLookup(status=found.status, failure=found.failure, elapsed_ms=elapsed_ms))
     return found.entry
 
 

@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobContext, room_io, vad
 
 from switchboard.call.context import directory_fields, instructions_for, known_caller
+from switchboard.call.event_types import (
+    AgentSaid,
+    CallerIdentified,
+    JobStarted,
+    NoCaller,
+    ProvidersChosen,
+    RouteChosen,
+    SessionClosed,
+    SessionStarted,
+)
 from switchboard.call.events import EventLog
 from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
@@ -55,7 +65,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events = EventLog(settings.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
-    events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
+    events.emit(JobStarted(agent_name=settings.agent_name, ai_mode=settings.ai_mode))
 
     try:
         caller = (
@@ -65,23 +75,23 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         )
     except NoCallerError as e:
         logger.warning("%s; ending the job", e)
-        events.emit("no_caller", reason=str(e))
+        events.emit(NoCaller(reason=str(e)))
         ctx.delete_room()
         ctx.shutdown(str(e))
         return
-    events.emit("caller", caller=caller.log_fields())
+    events.emit(CallerIdentified(caller=caller.log_fields()))
 
     db = create_database(settings.database_url)  # no I/O until first use
     entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
-    events.emit("route", route=route.name, reason=decision.reason, stt_model=decision.stt_model)
+    events.emit(RouteChosen(route=route.name, reason=decision.reason, stt_model=decision.stt_model))
     logger.info("route %s chosen: %s", route.name, decision.reason)
     sink = RecordSink(CallRecorder(db), caller)
     events.listeners.append(sink)
 
     providers = build_providers(settings, caller, route)
-    events.emit("providers", **providers.describe())
+    events.emit(ProvidersChosen(**providers.describe()))
     state = CallState(
         caller=caller,
         route=route,
@@ -102,7 +112,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     )
     follow_the_call(ctx, session, state)
     watch_provider_faults(ctx, session, state)
-    session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
+    session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
     history = SharedDialHistory(db, config.dial_history)
@@ -129,7 +139,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
         ),
         record=False,
     )
-    events.emit("session_started")
+    events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     sink.start(room=ctx.room.name, route=route.name, providers=providers.describe())
@@ -181,7 +191,7 @@ async def _keyless_call(
     """No AI configured: say so honestly, then hang up once the words have been heard."""
     text, events = load_prompt("keyless"), state.events
     handle = session.say(text, allow_interruptions=False)
-    events.emit("agent_said", text=text)
+    events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()
     if state.ended:
         return  # cut short by a shutdown goodbye, which hangs up itself

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from livekit import rtc
 
+from switchboard.call.event_types import CallEvent, Keypress, PinAccepted, PinAttempt, PinRefused
 from switchboard.call.events import EventLog
 from switchboard.routing import Route, RouteTable
 
@@ -253,11 +254,11 @@ async def pin_gate(
     session starts, to close the gap while it starts). None as ``expected`` (the variable
     went missing) refuses the call: a gate that cannot check lets nobody through.
     """
-    emit: Callable[..., None] = events.emit if events is not None else lambda *a, **k: None
+    emit: Callable[[CallEvent], None] = events.emit if events is not None else lambda _: None
     session.input.set_audio_enabled(False)
     try:
         if expected is None:
-            emit("pin_refused", reason="not_configured", attempts=0)
+            emit(PinRefused(reason="not_configured", attempts=0))
             await _say(session, PIN_UNAVAILABLE)
             return False
         text = prompt
@@ -273,14 +274,14 @@ async def pin_gate(
             ok = check_pin(entered, expected)
             # Only the outcome: not the digits, not even how many (that is half a PIN).
             result = "accepted" if ok else "wrong" if entered else "nothing"
-            emit("pin_attempt", attempt=attempt, result=result)
+            emit(PinAttempt(attempt=attempt, result=result))
             if ok:
-                emit("pin_accepted", attempt=attempt)
+                emit(PinAccepted(attempt=attempt))
                 if session.input.audio is not None:
                     session.input.set_audio_enabled(True)
                 return True
             text = f"{PIN_WRONG if entered else PIN_NOTHING} {prompt}"
-        emit("pin_refused", reason="attempts", attempts=attempts)
+        emit(PinRefused(reason="attempts", attempts=attempts))
         await _say(session, PIN_GOODBYE)
         return False
     except RuntimeError:
@@ -330,7 +331,7 @@ async def forward_keypresses(
         keys = keys or "#"  # with no time limit, "" means "#" alone: a key in its own right
         held = on_hold()
         if events is not None:
-            events.emit("keypress", identity=identity, digits=mask_digits(keys), ignored=held)
+            events.emit(Keypress(identity=identity, digits=mask_digits(keys), ignored=held))
         if held:
             continue
         with contextlib.suppress(RuntimeError):  # nothing to interrupt, or not allowed
