@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from switchboard.data.directory.store import FailureKind, LookupStatus
 
-_OMIT_IF_NONE = {"omit_if_none": True}
+_OMIT_IF_NONE = "omit_if_none"  # a field's metadata key: no key in the line when None
 
 # --- the job and the caller -------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class PinRefused:
 class ToolCalled:
     name: ClassVar[str] = "tool_call"
     tool: str
-    arguments: Mapping[str, str] | None = field(default=None, metadata=_OMIT_IF_NONE)
+    arguments: Mapping[str, str] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
     result: str
 
 
@@ -200,7 +200,7 @@ class DialDecision:
     destination: str | None
     number: str | None
     region: str | None
-    unsafe_override: str | None = field(default=None, metadata=_OMIT_IF_NONE)
+    unsafe_override: str | None = field(default=None, metadata={_OMIT_IF_NONE: True})
 
 
 CallEvent = (
@@ -237,5 +237,5 @@ def wire_fields(event: CallEvent) -> dict[str, Any]:
     return {
         f.name: value
         for f in dataclasses.fields(event)
-        if (value := getattr(event, f.name)) is not None or not f.metadata.get("omit_if_none")
+        if (value := getattr(event, f.name)) is not None or not f.metadata.get(_OMIT_IF_NONE)
     }
