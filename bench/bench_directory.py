@@ -25,6 +25,7 @@ from typing import Any
 from bench.stats import percentile
 from switchboard.data.db import Database, open_database
 from switchboard.data.directory.store import import_csv, lookup
+from switchboard.data.records.model import StatusChange, ToolCall, Turn
 from switchboard.data.records.recorder import CallRecorder
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -73,11 +74,13 @@ async def bench_records(db: Database, n: int) -> dict[str, Any]:
             providers={"stt": "deepgram/nova-3", "llm": "openai/gpt-4.1-mini"},
         )  # fmt: skip
         t1 = time.perf_counter()
-        recorder.add_status("active")
+        recorder.add_status(StatusChange("active", recorder.now()))
         for turn in range(20):
             role = "assistant" if turn % 2 == 0 else "user"
-            recorder.add_turn(role, f"turn {turn}: " + "words " * 12)
-        recorder.add_tool_call("lookup_order", {"order_id": str(i)}, {"status": "shipped"})
+            recorder.add_turn(Turn(role, f"turn {turn}: " + "words " * 12, recorder.now()))
+        recorder.add_tool_call(
+            ToolCall("lookup_order", {"order_id": str(i)}, {"status": "shipped"}, recorder.now())
+        )
         t2 = time.perf_counter()
         await recorder.finish("CLIENT_INITIATED", usage={"llm_prompt_tokens": 1200})
         t3 = time.perf_counter()

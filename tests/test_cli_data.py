@@ -12,6 +12,7 @@ import pytest
 
 from switchboard.cli.main import main
 from switchboard.data.db import open_database
+from switchboard.data.records.model import StatusChange, ToolCall, Turn
 from switchboard.data.records.recorder import CallRecorder
 
 pytestmark = pytest.mark.unit
@@ -80,11 +81,14 @@ async def _record(url: str) -> None:
         await recorder.start(
             call_id="SCL_cli", route="support", caller_number="+442071234567", room="r1"
         )
-        recorder.add_status("active")
-        recorder.add_turn("assistant", "Hello!")
-        recorder.add_turn("user", "Order 42 please \x1b[2J")  # a terminal escape
-        recorder.add_tool_call("lookup_order", {"order_id": "42"}, {"status": "shipped"})
-        recorder.add_status("hangup")
+        recorder.add_status(StatusChange("active", recorder.now()))
+        recorder.add_turn(Turn("assistant", "Hello!", recorder.now()))
+        escape = "Order 42 please \x1b[2J"  # a terminal escape
+        recorder.add_turn(Turn("user", escape, recorder.now()))
+        recorder.add_tool_call(
+            ToolCall("lookup_order", {"order_id": "42"}, {"status": "shipped"}, recorder.now())
+        )
+        recorder.add_status(StatusChange("hangup", recorder.now()))
         await recorder.finish("CLIENT_INITIATED", usage={"llm_tokens": 99})
         left = CallRecorder(db, heartbeat_s=None, clock=lambda: 1_600_000_000.0)
         await left.start(call_id="SCL_left", caller_number="+14155552671")

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pytest
 from hypothesis import given, strategies as st
 from livekit import rtc
 from livekit.agents import llm
 
+from switchboard.call.event_types import CallEvent, Keypress, PinAccepted, PinAttempt, PinRefused
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import (
     DTMF_DIGITS,
@@ -46,6 +47,8 @@ from switchboard.routing import DEFAULT_PIN_PROMPT, Route, RouteTable
 from tools import tools_for
 
 pytestmark = pytest.mark.unit
+
+E = TypeVar("E")
 
 PIN = "48151623"
 PROMPT = "Key in your PIN."
@@ -261,12 +264,15 @@ class FakeSession:
 
 
 class Recorded(EventLog):
+    """An event log without a file that keeps what was emitted, as any listener sees it."""
+
     def __init__(self) -> None:
         super().__init__(None)
-        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.seen: list[CallEvent] = []
+        self.listeners.append(self.seen.append)
 
-    def emit(self, event: str, **fields: Any) -> None:
-        self.seen.append((event, fields))
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.seen if isinstance(e, kind)]
 
 
 async def gate(
@@ -285,7 +291,7 @@ async def test_right_pin_first_time(room: rtc.EventEmitter[str]) -> None:
     assert ok
     assert session.said == [PROMPT]
     assert session.input.enabled == [False, True]  # deaf during the gate, listening after
-    assert [e for e, _ in events.seen] == ["pin_attempt", "pin_accepted"]
+    assert [type(e) for e in events.seen] == [PinAttempt, PinAccepted]
 
 
 async def test_wrong_then_right_pin(room: rtc.EventEmitter[str]) -> None:
@@ -293,8 +299,7 @@ async def test_wrong_then_right_pin(room: rtc.EventEmitter[str]) -> None:
     ok, events = await gate(session)
     assert ok
     assert session.said == [PROMPT, f"{PIN_WRONG} {PROMPT}"]
-    results = [f.get("result") for e, f in events.seen if e == "pin_attempt"]
-    assert results == ["wrong", "accepted"]
+    assert [e.result for e in events.of(PinAttempt)] == ["wrong", "accepted"]
 
 
 async def test_pin_without_hash_ends_with_the_pause(room: rtc.EventEmitter[str]) -> None:
@@ -313,9 +318,8 @@ async def test_wrong_pin_every_time_says_goodbye(room: rtc.EventEmitter[str]) ->
         PIN_GOODBYE,
     ]
     assert session.input.enabled == [False]  # never listened to
-    assert events.seen[-1] == ("pin_refused", {"reason": "attempts", "attempts": 3})
-    results = [f.get("result") for e, f in events.seen if e == "pin_attempt"]
-    assert results == ["wrong", "wrong", "nothing"]
+    assert events.seen[-1] == PinRefused(reason="attempts", attempts=3)
+    assert [e.result for e in events.of(PinAttempt)] == ["wrong", "wrong", "nothing"]
     assert not any(d in repr(events.seen) for d in ("1111", "2222", PIN))
 
 
@@ -330,7 +334,7 @@ async def test_type_ahead_is_used_by_later_attempts(room: rtc.EventEmitter[str])
     session = FakeSession(room, answers=["1111#2222#" + PIN + "#"])
     ok, events = await gate(session)
     assert ok
-    assert [f["attempt"] for e, f in events.seen if e == "pin_accepted"] == [3]
+    assert [e.attempt for e in events.of(PinAccepted)] == [3]
 
 
 async def test_no_pin_configured_refuses_the_call(room: rtc.EventEmitter[str]) -> None:
@@ -338,7 +342,7 @@ async def test_no_pin_configured_refuses_the_call(room: rtc.EventEmitter[str]) -
     ok, events = await gate(session, expected=None)
     assert not ok
     assert session.said == [PIN_UNAVAILABLE]
-    assert events.seen == [("pin_refused", {"reason": "not_configured", "attempts": 0})]
+    assert events.seen == [PinRefused(reason="not_configured", attempts=0)]
 
 
 async def test_a_closed_session_ends_the_gate(room: rtc.EventEmitter[str]) -> None:
@@ -389,7 +393,7 @@ async def test_key_sequences_become_user_turns(room: rtc.EventEmitter[str]) -> N
         "[the caller pressed: #]",
     ]
     assert replier.interrupts == 3
-    assert [f["digits"] for _, f in events.seen] == ["•", "••", "•"]
+    assert [e.digits for e in events.of(Keypress)] == ["•", "••", "•"]
 
 
 async def test_keys_pressed_on_hold_are_dropped(room: rtc.EventEmitter[str]) -> None:
@@ -408,7 +412,7 @@ async def test_keys_pressed_on_hold_are_dropped(room: rtc.EventEmitter[str]) -> 
     await until(lambda: len(events.seen) == 2)
     task.cancel()
     assert replier.replies == ["[the caller pressed: 2]"]
-    assert [f["ignored"] for _, f in events.seen] == [True, False]
+    assert [e.ignored for e in events.of(Keypress)] == [True, False]
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:

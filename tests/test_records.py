@@ -11,7 +11,15 @@ import pytest
 from sqlalchemy import select
 
 from switchboard.data.db import Database
-from switchboard.data.records.model import STALE_AFTER_S, effective_status, redact_number, timeline
+from switchboard.data.records.model import (
+    STALE_AFTER_S,
+    StatusChange,
+    ToolCall,
+    Turn,
+    effective_status,
+    redact_number,
+    timeline,
+)
 from switchboard.data.records.recorder import CallRecorder, get_call, list_calls
 from switchboard.data.schema import calls
 
@@ -28,7 +36,7 @@ async def record_call(
     recorder = CallRecorder(
         db, heartbeat_s=None, clock=lambda: next(ticks), store_full_numbers=full_numbers
     )
-    recorder.add_status("ringing")
+    recorder.add_status(StatusChange("ringing", recorder.now()))
     await recorder.start(
         call_id=call_id,
         room=f"call-_{CALLER}_abc",
@@ -37,13 +45,15 @@ async def record_call(
         called_number="+15105550100",
         providers={"stt": "deepgram/nova-3"},
     )
-    recorder.add_status("active")
-    recorder.add_turn("assistant", "Hello, how can I help?")
-    recorder.add_turn("user", "Where is my order?")
-    recorder.add_tool_call("lookup_order", {"order_id": "42"}, {"status": "shipped"})
-    recorder.add_turn("assistant", "It has shipped.")
+    recorder.add_status(StatusChange("active", recorder.now()))
+    recorder.add_turn(Turn("assistant", "Hello, how can I help?", recorder.now()))
+    recorder.add_turn(Turn("user", "Where is my order?", recorder.now()))
+    recorder.add_tool_call(
+        ToolCall("lookup_order", {"order_id": "42"}, {"status": "shipped"}, recorder.now())
+    )
+    recorder.add_turn(Turn("assistant", "It has shipped.", recorder.now()))
     recorder.set_provider("llm", "openai/gpt-4.1-mini")
-    recorder.add_status("hangup")
+    recorder.add_status(StatusChange("hangup", recorder.now()))
     await recorder.finish("CLIENT_INITIATED", usage={"llm_prompt_tokens": 120})
     return recorder
 
@@ -83,7 +93,7 @@ async def test_only_the_masked_number_is_stored(db: Database) -> None:
 async def test_in_progress_left_behind_is_incomplete(db: Database) -> None:
     crashed = CallRecorder(db, heartbeat_s=None)
     await crashed.start(call_id="SCL_crashed", caller_number=CALLER)
-    crashed.add_turn("user", "hello?")
+    crashed.add_turn(Turn("user", "hello?", crashed.now()))
     await crashed.flush()  # the worker dies here: finish() never runs
     await record_call(db, "SCL_done")
     now = time.time()
@@ -141,7 +151,7 @@ async def test_database_down_never_breaks_the_call(
     recorder = CallRecorder(down_db, write_timeout_s=0.5)
     started = time.monotonic()
     await recorder.start(call_id="SCL_down", caller_number=CALLER)
-    recorder.add_turn("user", "hi")
+    recorder.add_turn(Turn("user", "hi", recorder.now()))
     await recorder.finish("done")
     assert time.monotonic() - started < 2 * 0.5 + 0.5
     assert "not saved" in caplog.text or "slow" in caplog.text

@@ -16,6 +16,7 @@ from livekit.protocol.sip import CreateSIPParticipantRequest
 from pydantic import Field
 
 from switchboard.call.dial_gate import pass_dial_gate
+from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 from switchboard.data.dial_history import SharedDialHistory
 from switchboard.dialing.outcomes import ANSWERED, Outcome, outcome_for_dial_error
@@ -63,10 +64,10 @@ def dial_out_tool(
         identity = f"dialled-{state.dial_attempts}"
         context.disallow_interruptions()
         outcome = await _dial(state, decision.target, identity, decision.dtmf)
+        arguments = {"destination": _safe(destination)}
         state.events.emit(
-            "tool_call", tool="add_participant", arguments={"destination": _safe(destination)},
-            result=outcome.kind,
-        )  # fmt: skip
+            ToolCalled(tool="add_participant", arguments=arguments, result=outcome.kind)
+        )
         if outcome is ANSWERED:
             # From now on the lifecycle follows this leg (and reports if it hangs up); until
             # answered, this tool alone reports what happened.

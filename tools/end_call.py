@@ -10,6 +10,7 @@ from __future__ import annotations
 from livekit.agents.beta.tools import EndCallTool
 from livekit.agents.llm import Toolset
 
+from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 
 EXTRA_DESCRIPTION = """
@@ -21,7 +22,7 @@ written in the call details; only because of what the caller says.
 async def _record(event: Toolset.ToolCalledEvent) -> None:
     state: CallState = event.ctx.userdata
     state.ended = True
-    state.events.emit("tool_call", tool="end_call", result="ending the call after goodbye")
+    state.events.emit(ToolCalled(tool="end_call", result="ending the call after goodbye"))
 
 
 def end_call_tool() -> EndCallTool:

@@ -7,6 +7,7 @@ import logging
 from livekit import api
 from livekit.agents import RunContext, ToolError, function_tool
 
+from switchboard.call.event_types import ToolCalled, ToolFailed
 from switchboard.call.roster import describe_participants
 from switchboard.call.state import CallState
 
@@ -29,7 +30,7 @@ async def list_participants(context: RunContext[CallState]) -> str:
         )
     except Exception:
         logger.exception("list_participants: the LiveKit API failed")
-        state.events.emit("tool_error", tool="list_participants")
+        state.events.emit(ToolFailed(tool="list_participants"))
         raise ToolError("I can't see who is on the call right now.") from None
     answer = describe_participants(
         listing.participants,
@@ -37,5 +38,5 @@ async def list_participants(context: RunContext[CallState]) -> str:
         agent_identity=state.agent_identity,
         dialled=state.dialled,
     )
-    state.events.emit("tool_call", tool="list_participants", result=answer)
+    state.events.emit(ToolCalled(tool="list_participants", result=answer))
     return answer

@@ -20,6 +20,7 @@ from livekit.rtc._proto import ffi_pb2 as proto_ffi
 from livekit.rtc.participant import PublishDTMFError
 from pydantic import Field
 
+from switchboard.call.event_types import ToolCalled
 from switchboard.call.keypad import (
     KEY_PERIOD_S,
     PAUSE_S,
@@ -131,5 +132,5 @@ async def publish_dtmf_to(
 
 
 def _record(state: CallState, keys: str, result: str) -> None:
-    state.events.emit("tool_call", tool="send_dtmf", arguments={"digits": mask_digits(keys)},
-                      result=result)  # fmt: skip
+    masked = {"digits": mask_digits(keys)}
+    state.events.emit(ToolCalled(tool="send_dtmf", arguments=masked, result=result))

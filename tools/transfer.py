@@ -17,6 +17,7 @@ from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import FunctionTool
 from pydantic import Field
 
+from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 from switchboard.data.dial_history import SharedDialHistory
 from switchboard.dialing.policy import Destination, DialPolicy, classify_number, destination_number
@@ -76,6 +77,7 @@ def transfer_tool(
             allow_interruptions=False,
         )
         transfer_to = target.sip_uri or f"tel:{target.number}"
+        asked = {"destination": destination}  # the tool call's arguments, for its event
         try:
             await state.lk.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(
@@ -88,14 +90,12 @@ def transfer_tool(
         except Exception as e:
             status = getattr(e, "sip_status_code", None)
             logger.warning("transfer failed", extra={"destination": destination, "sip": status})
-            state.events.emit("tool_call", tool="transfer_call", arguments={"destination":
-                              destination}, result="failed")  # fmt: skip
+            state.events.emit(ToolCalled(tool="transfer_call", arguments=asked, result="failed"))
             raise ToolError(
                 "The transfer did not go through. Tell the caller, and offer other help."
             ) from None
         state.transferred_to = destination
-        state.events.emit("tool_call", tool="transfer_call",
-                          arguments={"destination": destination}, result="transferred")  # fmt: skip
+        state.events.emit(ToolCalled(tool="transfer_call", arguments=asked, result="transferred"))
         return "The caller has been transferred; the call with you is over."
 
     return transfer_call

@@ -27,6 +27,7 @@ from livekit.agents.beta.workflows.utils import WorkflowInstructions
 
 from switchboard.call.context import call_details
 from switchboard.call.dial_gate import pass_dial_gate
+from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 from switchboard.config.prompts import load_prompt, render_instructions
 from switchboard.data.dial_history import SharedDialHistory
@@ -315,8 +316,9 @@ async def warm_transfer(
         task.detach()
         # Cancelled (the call ended under us): still one record of how the transfer ended.
         outcome = outcome or task.outcome or CALL_ENDED
-        state.events.emit("tool_call", tool="transfer_call", arguments={"destination": name},
-                          result=outcome.result)  # fmt: skip
+        state.events.emit(
+            ToolCalled(tool="transfer_call", arguments={"destination": name}, result=outcome.result)
+        )
     if outcome is not TRANSFERRED:
         raise ToolError(f"The transfer to {destination.description} did not go through. "
                         f"{outcome.spoken} {CONTINUE}")  # fmt: skip

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from livekit.agents import Agent, llm
 
+from switchboard.call.event_types import DirectoryLookup
 from switchboard.call.events import EventLog
 from switchboard.caller import Caller
 from switchboard.config.prompts import load_prompt, render_instructions
@@ -32,8 +33,8 @@ async def known_caller(
         timeout_s=settings.directory_timeout,
         default_region=settings.default_region,
     )
-    events.emit("directory", status=found.status, failure=found.failure,
-                elapsed_ms=round(found.elapsed_s * 1000, 1))  # fmt: skip
+    elapsed_ms = round(found.elapsed_s * 1000, 1)
+    events.emit(DirectoryLookup(status=found.status, failure=found.failure, elapsed_ms=elapsed_ms))
     return found.entry
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from livekit.agents import ToolError
 
+from switchboard.call.event_types import DialDecision
 from switchboard.call.state import CallState
 from switchboard.data.dial_history import SharedDialHistory
 from switchboard.dialing.policy import (
@@ -44,8 +45,7 @@ async def pass_dial_gate(
         await history.view(state.caller.phone_number, call_key, now),
         now,
     )
-    fields = {k: v for k, v in decision.log.items() if k != "event"}
-    state.events.emit("dial_decision", allowed=decision.allowed, **fields)
+    state.events.emit(dial_decision_event(decision))
     if not decision.allowed or decision.target is None:
         raise ToolError(decision.spoken)
     if not state.outbound_trunk_id:
@@ -54,3 +54,24 @@ async def pass_dial_gate(
     await history.record(state.caller.phone_number, call_key, now)
     state.dial_attempts += 1
     return decision
+
+
+def dial_decision_event(decision: Decision) -> DialDecision:
+    """The decision as its call event: the decision's log fields (numbers masked there)."""
+    log = decision.log
+
+    def text(key: str) -> str | None:
+        value = log.get(key)
+        return None if value is None else str(value)
+
+    return DialDecision(
+        allowed=decision.allowed,
+        reason=text("reason"),
+        policy=str(log["policy"]),
+        call_id=str(log["call_id"]),
+        caller=text("caller"),
+        destination=text("destination"),
+        number=text("number"),
+        region=text("region"),
+        unsafe_override=text("unsafe_override"),
+    )

@@ -1,7 +1,8 @@
 """Call events: one structured log line each, and optionally one JSON line in a file.
 
 The file is how an operator (and our lab tests) see what the agent observed, without
-scraping logs. Each line is written with a single ``write`` on an ``O_APPEND`` file, so
+scraping logs; the events themselves, and the fields of their lines, are in
+``event_types``. Each line is written with a single ``write`` on an ``O_APPEND`` file, so
 job processes of one worker can share the file without interleaving lines.
 """
 
@@ -15,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Listener = Callable[[str, dict[str, Any]], None]
+from switchboard.call.event_types import CallEvent, wire_fields
+
+Listener = Callable[[CallEvent], None]
 
 logger = logging.getLogger("switchboard.events")
 
@@ -26,14 +29,14 @@ class EventLog:
         self._context = context
         self.listeners: list[Listener] = []
 
-    def emit(self, event: str, **fields: Any) -> None:
-        record = {"ts": time.time(), "event": event, **self._context, **fields}
-        logger.info(event, extra={"switchboard": record})
+    def emit(self, event: CallEvent) -> None:
+        record = {"ts": time.time(), "event": event.name, **self._context, **wire_fields(event)}
+        logger.info(event.name, extra={"switchboard": record})
         for listener in self.listeners:
             try:
-                listener(event, fields)
+                listener(event)
             except Exception:
-                logger.exception("an event listener failed", extra={"event": event})
+                logger.exception("an event listener failed", extra={"event": event.name})
         if self._path is None:
             return
         line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()

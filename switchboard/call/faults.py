@@ -14,6 +14,7 @@ from livekit.agents import AgentSession, APIConnectOptions, JobContext
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import ErrorEvent
 
+from switchboard.call.event_types import ProviderFailed
 from switchboard.call.hangup import say_then_hang_up_soon
 from switchboard.call.state import CallState
 from switchboard.config.prompts import load_prompt
@@ -45,7 +46,7 @@ def watch_provider_faults(
             return
         state.ended = True
         kind = getattr(event.error, "type", "error")
-        state.events.emit("provider_failed", source=kind)
+        state.events.emit(ProviderFailed(source=kind))
         logger.error("the %s provider failed; apologising and ending the call", kind)
         say_then_hang_up_soon(ctx, session, state, load_prompt("provider_down"), "provider_failed")
 

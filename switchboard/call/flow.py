@@ -17,6 +17,16 @@ from dataclasses import dataclass, field
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
 from switchboard.call.context import build_agent, directory_fields, known_caller
+from switchboard.call.event_types import (
+    AgentSaid,
+    CallerIdentified,
+    JobStarted,
+    NoCaller,
+    ProvidersChosen,
+    RouteChosen,
+    SessionClosed,
+    SessionStarted,
+)
 from switchboard.call.events import EventLog
 from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
@@ -75,7 +85,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events = EventLog(settings.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
-    events.emit("job_started", agent_name=settings.agent_name, ai_mode=settings.ai_mode)
+    events.emit(JobStarted(agent_name=settings.agent_name, ai_mode=settings.ai_mode))
 
     caller = await identify_caller(ctx, settings, events)
     if caller is None:
@@ -94,11 +104,11 @@ async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog)
         )
     except NoCallerError as e:
         logger.warning("%s; ending the job", e)
-        events.emit("no_caller", reason=str(e))
+        events.emit(NoCaller(reason=str(e)))
         ctx.delete_room()
         ctx.shutdown(str(e))
         return None
-    events.emit("caller", caller=caller.log_fields())
+    events.emit(CallerIdentified(caller=caller.log_fields()))
     return caller
 
 
@@ -112,13 +122,13 @@ async def prepare_call(
     entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
-    events.emit("route", route=route.name, reason=decision.reason, stt_model=decision.stt_model)
+    events.emit(RouteChosen(route=route.name, reason=decision.reason, stt_model=decision.stt_model))
     logger.info("route %s chosen: %s", route.name, decision.reason)
     record = RecordSink(CallRecorder(db), caller)
     events.listeners.append(record)
 
     providers = build_providers(settings, caller, route)
-    events.emit("providers", **providers.describe())
+    events.emit(ProvidersChosen(**providers.describe()))
     state = CallState(
         caller=caller,
         route=route,
@@ -149,7 +159,7 @@ async def start_and_greet(
     )
     follow_the_call(ctx, session, state)
     watch_provider_faults(ctx, session, state)
-    session.on("close", lambda ev: events.emit("session_closed", reason=str(ev.reason)))
+    session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
     async def close_record(_reason: str) -> None:
@@ -173,7 +183,7 @@ async def start_and_greet(
         ),
         record=False,
     )
-    events.emit("session_started")
+    events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
@@ -232,7 +242,7 @@ async def _keyless_call(
     """No AI configured: say so honestly, then hang up once the words have been heard."""
     text, events = load_prompt("keyless"), state.events
     handle = session.say(text, allow_interruptions=False)
-    events.emit("agent_said", text=text)
+    events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()
     if state.ended:
         return  # cut short by a shutdown goodbye, which hangs up itself

@@ -11,6 +11,14 @@ from typing import Any
 from livekit import rtc
 from livekit.agents import AgentSession, JobContext
 
+from switchboard.call.event_types import (
+    CallerLeft,
+    CallStatus,
+    JobEnded,
+    ParticipantLeft,
+    RoomDisconnected,
+    Transcript,
+)
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import mask_keypresses
 from switchboard.call.lifecycle import HANGUP_GRACE_S, Action, on_call_status, on_participant_left
@@ -34,7 +42,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
         if ending or not ctx.room.isconnected():
             return
         ending = True
-        events.emit("caller_left", reason=reason or "UNKNOWN")
+        events.emit(CallerLeft(reason=reason or "UNKNOWN"))
         session.shutdown(drain=False)
         ctx.delete_room()
         ctx.shutdown(f"caller left ({reason})")
@@ -51,8 +59,11 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
             caller_identity=state.caller.identity,
             dialled=frozenset(state.dialled),
         )
-        events.emit("participant_left", identity=participant.identity, reason=reason,
-                    action=decision.action.value)  # fmt: skip
+        events.emit(
+            ParticipantLeft(
+                identity=participant.identity, reason=reason, action=decision.action.value
+            )
+        )
         if decision.action is Action.END_CALL:
             end_call(reason)
         elif decision.action is Action.END_JOB:
@@ -67,7 +78,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
         if "sip.callStatus" in changed:
             status = changed["sip.callStatus"]
             state.call_statuses[participant.identity] = status
-            events.emit("call_status", identity=participant.identity, status=status)
+            events.emit(CallStatus(identity=participant.identity, status=status))
             decision = on_call_status(
                 participant.identity, status, caller_identity=state.caller.identity
             )
@@ -76,7 +87,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
                 asyncio.get_running_loop().call_later(HANGUP_GRACE_S, end_call, "CALLER_HANGUP")
 
     def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
-        events.emit("room_disconnected", reason=rtc.DisconnectReason.Name(reason))
+        events.emit(RoomDisconnected(reason=rtc.DisconnectReason.Name(reason)))
         # Close the session too: a speech still waiting to play out must not hold the job.
         session.shutdown(drain=False)
         ctx.shutdown("room disconnected")
@@ -100,8 +111,8 @@ def record_transcript(events: EventLog, item: object) -> None:
     role = getattr(item, "role", None)
     text = getattr(item, "text_content", None)
     if role and text:
-        events.emit("transcript", role=role, text=mask_keypresses(text))
+        events.emit(Transcript(role=role, text=mask_keypresses(text)))
 
 
 async def job_ended(events: EventLog, reason: str) -> None:
-    events.emit("job_ended", reason=reason)
+    events.emit(JobEnded(reason=reason))

@@ -12,6 +12,7 @@ from typing import Any
 
 from livekit.agents import AgentSession, JobContext
 
+from switchboard.call.event_types import AgentHangup, AgentSaid
 from switchboard.call.state import CallState
 
 # Tasks started from event callbacks: kept referenced until done (asyncio keeps only weak
@@ -34,7 +35,7 @@ async def say_then_hang_up(
     # Whatever the agent was saying is cut short: this message replaces it.
     session.interrupt(force=True)
     handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
-    state.events.emit("agent_said", text=text)
+    state.events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()
     await hang_up(ctx, state, reason, reason)
 
@@ -44,6 +45,6 @@ async def hang_up(ctx: JobContext, state: CallState, reason: str, why: str) -> N
     in its log. Not when the caller has gone already: then follow_the_call has ended the
     call, with the caller's own reason."""
     if ctx.room.isconnected() and state.caller.identity in ctx.room.remote_participants:
-        state.events.emit("agent_hangup", reason=reason)
+        state.events.emit(AgentHangup(reason=reason))
         await ctx.delete_room()
     ctx.shutdown(why)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from livekit import rtc
 
+from switchboard.call.event_types import Keypress
 from switchboard.call.events import EventLog
 
 # RFC 4733 telephone-events 0..15, in code order (as livekit.rtc and the SIP service use).
@@ -191,7 +192,7 @@ async def forward_keypresses(
         keys = keys or "#"  # with no time limit, "" means "#" alone: a key in its own right
         held = on_hold()
         if events is not None:
-            events.emit("keypress", identity=identity, digits=mask_digits(keys), ignored=held)
+            events.emit(Keypress(identity=identity, digits=mask_digits(keys), ignored=held))
         if held:
             continue
         with contextlib.suppress(RuntimeError):  # nothing to interrupt, or not allowed

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from switchboard.call.event_types import CallEvent, PinAccepted, PinAttempt, PinRefused
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import DtmfCollector
 from switchboard.routing import Route, RouteTable
@@ -116,15 +117,15 @@ async def pin_gate(
 
     On False the goodbye has been heard and the caller of the gate ends the call.
     Until True, the caller's audio is switched off: nothing said reaches the model, so the
-    agent does nothing else before the PIN (call.py also switches it off before the
+    agent does nothing else before the PIN (the call flow also switches it off before the
     session starts, to close the gap while it starts). None as ``expected`` (the variable
     went missing) refuses the call: a gate that cannot check lets nobody through.
     """
-    emit: Callable[..., None] = events.emit if events is not None else lambda *a, **k: None
+    emit: Callable[[CallEvent], None] = events.emit if events is not None else lambda _: None
     session.input.set_audio_enabled(False)
     try:
         if expected is None:
-            emit("pin_refused", reason="not_configured", attempts=0)
+            emit(PinRefused(reason="not_configured", attempts=0))
             await _say(session, PIN_UNAVAILABLE)
             return False
         text = prompt
@@ -140,14 +141,14 @@ async def pin_gate(
             ok = check_pin(entered, expected)
             # Only the outcome: not the digits, not even how many (that is half a PIN).
             result = "accepted" if ok else "wrong" if entered else "nothing"
-            emit("pin_attempt", attempt=attempt, result=result)
+            emit(PinAttempt(attempt=attempt, result=result))
             if ok:
-                emit("pin_accepted", attempt=attempt)
+                emit(PinAccepted(attempt=attempt))
                 if session.input.audio is not None:
                     session.input.set_audio_enabled(True)
                 return True
             text = f"{PIN_WRONG if entered else PIN_NOTHING} {prompt}"
-        emit("pin_refused", reason="attempts", attempts=attempts)
+        emit(PinRefused(reason="attempts", attempts=attempts))
         await _say(session, PIN_GOODBYE)
         return False
     except RuntimeError:

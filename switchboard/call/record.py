@@ -12,14 +12,27 @@ import asyncio
 import logging
 from typing import Any
 
+from switchboard.call.event_types import (
+    AgentHangup,
+    CallerLeft,
+    CallEvent,
+    CallStatus,
+    DialDecision,
+    ParticipantLeft,
+    RoomDisconnected,
+    ToolCalled,
+    Transcript,
+)
 from switchboard.caller import Caller
+from switchboard.data.records.model import StatusChange, ToolCall, Turn
 from switchboard.data.records.recorder import CallRecorder
 
 logger = logging.getLogger("switchboard.records")
 
 
 class RecordSink:
-    """An EventLog listener that turns call events into a CallRecorder's entries."""
+    """An EventLog listener that turns call events into a CallRecorder's entries; the
+    events that say nothing the record keeps are let through."""
 
     def __init__(self, recorder: CallRecorder, caller: Caller) -> None:
         self.recorder = recorder
@@ -39,28 +52,33 @@ class RecordSink:
             )
         )
 
-    def __call__(self, event: str, fields: dict[str, Any]) -> None:
+    def __call__(self, event: CallEvent) -> None:
         r = self.recorder
-        if event == "call_status":
-            who = fields.get("identity")
-            status = str(fields.get("status"))
-            r.add_status(status if who == self.caller.identity else f"{who}: {status}")
-        elif event == "transcript":
-            r.add_turn(str(fields.get("role")), str(fields.get("text")))
-        elif event == "tool_call":
-            r.add_tool_call(str(fields.get("tool")), fields.get("arguments"), fields.get("result"))
-        elif event == "dial_decision" and not fields.get("allowed"):
-            r.add_tool_call("add_participant", {"policy": fields.get("policy")},
-                            f"refused: {fields.get('reason')}")  # fmt: skip
-        elif event == "participant_left" and fields.get("identity") != self.caller.identity:
-            # A dialled leg's end, with the server's reason, belongs in the call's timeline.
-            r.add_status(f"{fields.get('identity')}: left ({fields.get('reason') or 'UNKNOWN'})")
-        elif event == "caller_left":
-            self.disconnect_reason = self.disconnect_reason or str(fields.get("reason"))
-        elif event == "agent_hangup":
-            self.disconnect_reason = self.disconnect_reason or "AGENT_HANGUP"
-        elif event == "room_disconnected":
-            self.disconnect_reason = self.disconnect_reason or str(fields.get("reason"))
+        match event:
+            case CallStatus(identity=who, status=status):
+                named = status if who == self.caller.identity else f"{who}: {status}"
+                r.add_status(StatusChange(named, r.now()))
+            case Transcript(role=role, text=text):
+                r.add_turn(Turn(role, text, r.now()))
+            case ToolCalled(tool=tool, arguments=arguments, result=result):
+                r.add_tool_call(ToolCall(tool, arguments or {}, result, r.now()))
+            case DialDecision(allowed=False, policy=policy, reason=reason):
+                refused = ToolCall(
+                    "add_participant", {"policy": policy}, f"refused: {reason}", r.now()
+                )
+                r.add_tool_call(refused)
+            case ParticipantLeft(identity=who, reason=reason) if who != self.caller.identity:
+                # A dialled leg's end, with the server's reason, belongs in the call's timeline.
+                r.add_status(StatusChange(f"{who}: left ({reason or 'UNKNOWN'})", r.now()))
+            case CallerLeft(reason=reason) | RoomDisconnected(reason=reason):
+                self._ended(reason)
+            case AgentHangup():
+                self._ended("AGENT_HANGUP")
+
+    def _ended(self, reason: str) -> None:
+        # The first cause seen is the call's: the caller's hang-up is followed by the
+        # room's disconnection, which must not overwrite it.
+        self.disconnect_reason = self.disconnect_reason or reason
 
     async def finish(self, usage: dict[str, Any] | None) -> None:
         if self._started is not None:

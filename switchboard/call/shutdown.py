@@ -25,6 +25,7 @@ from livekit.agents.job import RunningJobInfo
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import is_given
 
+from switchboard.call.event_types import ShutdownGoodbye
 from switchboard.call.hangup import say_then_hang_up_soon
 from switchboard.call.state import CallState
 from switchboard.config.prompts import load_prompt
@@ -124,7 +125,7 @@ def listen_for_shutdown(
         if state.ended:
             return  # already ending
         state.ended = True
-        state.events.emit("shutdown_goodbye")
+        state.events.emit(ShutdownGoodbye())
         say_then_hang_up_soon(ctx, session, state, load_prompt("shutdown_goodbye"), "shutdown")
 
     ctx.room.on("data_received", on_data)

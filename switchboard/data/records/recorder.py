@@ -1,6 +1,7 @@
 """Call records: one row per call, written by a ``CallRecorder`` that never blocks a call.
 
-The recorder keeps the record in memory; ``add_*`` only append to it. The whole record is
+The recorder keeps the record in memory; ``add_*`` only append to it, taking the same
+values (``Turn``, ``ToolCall``, ``StatusChange``) that the reader returns. The whole record is
 written (an upsert of one row) at ``start``, every ``HEARTBEAT_S`` while the call runs,
 and at ``finish``. A write waits at most ``write_timeout_s`` and then goes on in the
 background; a database error is logged, never raised. Each write carries a revision, and
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import or_
 
 from switchboard.data.db import Database
-from switchboard.data.records.model import HEARTBEAT_S, redact_number
+from switchboard.data.records.model import HEARTBEAT_S, StatusChange, ToolCall, Turn, redact_number
 from switchboard.data.records.query import get_call, list_calls
 from switchboard.data.schema import calls
 from switchboard.numbers import mask_number
@@ -103,27 +104,24 @@ class CallRecorder:
         if self._db is not None and self._heartbeat_s:
             self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
 
-    def add_status(self, status: str, *, at: float | None = None) -> None:
-        """A ``sip.callStatus`` transition."""
-        self._statuses.append({"status": str(status), "time": self._at(at)})
+    def now(self) -> float:
+        """The recorder's clock: the time to give the entries added now."""
+        return self._clock()
 
-    def add_turn(self, role: str, text: str, *, at: float | None = None) -> None:
-        self._turns.append({"role": str(role), "text": str(text), "time": self._at(at)})
+    def add_status(self, change: StatusChange) -> None:
+        """A ``sip.callStatus`` transition (or a dialled leg's, named after it)."""
+        self._statuses.append({"status": change.status, "time": change.time})
 
-    def add_tool_call(
-        self,
-        name: str,
-        arguments: Mapping[str, Any] | None,
-        result: Any,
-        *,
-        at: float | None = None,
-    ) -> None:
+    def add_turn(self, turn: Turn) -> None:
+        self._turns.append({"role": turn.role, "text": turn.text, "time": turn.time})
+
+    def add_tool_call(self, call: ToolCall) -> None:
         self._tool_calls.append(
             {
-                "name": str(name),
-                "arguments": json_safe(dict(arguments or {})),
-                "result": json_safe(result),
-                "time": self._at(at),
+                "name": call.name,
+                "arguments": json_safe(dict(call.arguments)),
+                "result": json_safe(call.result),
+                "time": call.time,
             }
         )
 
@@ -209,6 +207,3 @@ class CallRecorder:
         while True:
             await asyncio.sleep(interval_s)
             await self.flush()
-
-    def _at(self, at: float | None) -> float:
-        return self._clock() if at is None else at

@@ -1,0 +1,241 @@
+"""Every call event as a typed value: what ``EventLog.emit`` takes and its listeners get.
+
+Each event's ``name`` and fields are its line in the events file (``wire_fields``), which
+our lab tests, the bench and operators read by name and field: renaming one is a change
+of that format, not a refactor. Fields marked ``omit_if_none`` are left out of the line
+when None, as they always were (a tool call without arguments has no "arguments" key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from switchboard.data.directory.store import FailureKind, LookupStatus
+
+_OMIT_IF_NONE = "omit_if_none"  # a field's metadata key: no key in the line when None
+
+# --- the job and the caller -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStarted:
+    name: ClassVar[str] = "job_started"
+    agent_name: str
+    ai_mode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoCaller:
+    name: ClassVar[str] = "no_caller"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerIdentified:
+    name: ClassVar[str] = "caller"
+    caller: Mapping[str, object]  # Caller.log_fields(): the number masked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DirectoryLookup:
+    name: ClassVar[str] = "directory"
+    status: LookupStatus
+    failure: FailureKind | None
+    elapsed_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteChosen:
+    name: ClassVar[str] = "route"
+    route: str
+    reason: str
+    stt_model: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvidersChosen:
+    name: ClassVar[str] = "providers"
+    stt: str
+    llm: str
+    tts: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStarted:
+    name: ClassVar[str] = "session_started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionClosed:
+    name: ClassVar[str] = "session_closed"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEnded:
+    name: ClassVar[str] = "job_ended"
+    reason: str
+
+
+# --- what happens in the room -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStatus:
+    """A participant's ``sip.callStatus`` changed."""
+
+    name: ClassVar[str] = "call_status"
+    identity: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantLeft:
+    name: ClassVar[str] = "participant_left"
+    identity: str
+    reason: str | None  # the server's DisconnectReason name, when it gave one
+    action: str  # lifecycle.Action's value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallerLeft:
+    name: ClassVar[str] = "caller_left"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomDisconnected:
+    name: ClassVar[str] = "room_disconnected"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transcript:
+    name: ClassVar[str] = "transcript"
+    role: str  # "user" or "assistant" (the framework's names)
+    text: str  # key presses masked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Keypress:
+    name: ClassVar[str] = "keypress"
+    identity: str
+    digits: str  # masked
+    ignored: bool  # pressed while on hold
+
+
+# --- what the agent does ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSaid:
+    name: ClassVar[str] = "agent_said"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentHangup:
+    name: ClassVar[str] = "agent_hangup"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderFailed:
+    name: ClassVar[str] = "provider_failed"
+    source: str  # the error's type: llm_error, stt_error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShutdownGoodbye:
+    name: ClassVar[str] = "shutdown_goodbye"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinAttempt:
+    name: ClassVar[str] = "pin_attempt"
+    attempt: int
+    result: str  # accepted | wrong | nothing: never the digits, nor how many
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinAccepted:
+    name: ClassVar[str] = "pin_accepted"
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinRefused:
+    name: ClassVar[str] = "pin_refused"
+    reason: str  # attempts | not_configured
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled:
+    name: ClassVar[str] = "tool_call"
+    tool: str
+    arguments: Mapping[str, str] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
+    result: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolFailed:
+    name: ClassVar[str] = "tool_error"
+    tool: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialDecision:
+    """The dial policy's decision, with its log's fields (numbers masked)."""
+
+    name: ClassVar[str] = "dial_decision"
+    allowed: bool
+    reason: str | None
+    policy: str
+    call_id: str
+    caller: str | None
+    destination: str | None
+    number: str | None
+    region: str | None
+    unsafe_override: str | None = field(default=None, metadata={_OMIT_IF_NONE: True})
+
+
+CallEvent = (
+    JobStarted
+    | NoCaller
+    | CallerIdentified
+    | DirectoryLookup
+    | RouteChosen
+    | ProvidersChosen
+    | SessionStarted
+    | SessionClosed
+    | JobEnded
+    | CallStatus
+    | ParticipantLeft
+    | CallerLeft
+    | RoomDisconnected
+    | Transcript
+    | Keypress
+    | AgentSaid
+    | AgentHangup
+    | ProviderFailed
+    | ShutdownGoodbye
+    | PinAttempt
+    | PinAccepted
+    | PinRefused
+    | ToolCalled
+    | ToolFailed
+    | DialDecision
+)
+
+
+def wire_fields(event: CallEvent) -> dict[str, Any]:
+    """The event's fields as its events-file line carries them, in declaration order."""
+    return {
+        f.name: value
+        for f in dataclasses.fields(event)
+        if (value := getattr(event, f.name)) is not None or not f.metadata.get(_OMIT_IF_NONE)
+    }
