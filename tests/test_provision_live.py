@@ -40,7 +40,13 @@ from livekit.protocol.sip import (
 
 from lab.stack import BIN
 from switchboard.cli import provision as cli_provision
-from switchboard.telephony.config import Action, TelephonyConfig, load_config
+from switchboard.telephony.config import (
+    TelephonyConfig,
+    load_config,
+)
+from switchboard.telephony.plan import (
+    Action,
+)
 from switchboard.telephony.provision import ProvisionError, ProvisionResult, provision
 
 pytestmark = pytest.mark.lab

@@ -10,17 +10,19 @@ import pytest
 
 from switchboard.cli import provision as cli_provision
 from switchboard.telephony.config import (
-    Action,
-    Change,
     InboundTrunk,
-    Kind,
     OutboundTrunk,
-    ServerState,
     TelephonyConfig,
     TelephonyConfigError,
     expand_env,
     load_config,
     parse_config,
+)
+from switchboard.telephony.plan import (
+    Action,
+    Change,
+    Kind,
+    ServerState,
     plan,
 )
 from switchboard.telephony.provision import (

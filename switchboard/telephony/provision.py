@@ -35,14 +35,16 @@ from livekit.protocol.sip import (
 )
 
 from switchboard.telephony.config import (
-    Action,
-    Change,
     DispatchRule,
     InboundTrunk,
-    Kind,
     OutboundTrunk,
-    ServerState,
     TelephonyConfig,
+)
+from switchboard.telephony.plan import (
+    Action,
+    Change,
+    Kind,
+    ServerState,
     plan,
 )
 
