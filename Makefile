@@ -5,7 +5,7 @@ IN_LAB := lab/netns.sh exec
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo lab-up lab-down bench soak
+.PHONY: setup test lint demo lab-up lab-down bench soak side-by-side
 
 setup:
 	@lab/setup.sh
@@ -39,3 +39,10 @@ bench: setup
 # (rooms, participants, jobs, records, memory): bench/RESULTS.md, "Soak".
 soak: setup
 	$(IN_LAB) $(PY) -m bench.soak
+
+# switchboard's AI worker next to the framework's floor (bench/reference_agent.py) on one
+# lab: per-call CPU, memory, latency and bursts, reference vs switchboard
+# (bench/RESULTS.md, "Side by side with the reference agent"). CALLS=20 by default.
+CALLS ?= 20
+side-by-side: setup
+	$(IN_LAB) $(PY) -m bench.side_by_side --calls $(CALLS)

@@ -51,6 +51,8 @@ class LabConfig:
     agent_name: str = "switchboard-lab"
     ai_number: str = "+15105550111"
     ai_agent_name: str = "switchboard-lab-ai"
+    reference_number: str = "+15105550113"  # bench/reference_agent.py (bench.side_by_side)
+    reference_agent_name: str = "switchboard-lab-reference"
     telephony_file: Path = ROOT / "lab/telephony.toml"
     routes_file: Path = ROOT / "routes.toml"
 
@@ -219,6 +221,7 @@ class Lab:
             **os.environ,
             "LAB_AGENT_NAME": self.c.agent_name,
             "LAB_AI_AGENT_NAME": self.c.ai_agent_name,
+            "LAB_REFERENCE_AGENT_NAME": self.c.reference_agent_name,
             "LAB_SIP_CALLEE_ADDR": f"{self.c.phone_ip}:5070",
         }
         config = load_config(self.c.telephony_file, env)
@@ -288,6 +291,8 @@ class Lab:
             "LAB_AGENT_NAME": c.agent_name,
             "LAB_AI_NUMBER": c.ai_number,
             "LAB_AI_AGENT_NAME": c.ai_agent_name,
+            "LAB_REFERENCE_NUMBER": c.reference_number,
+            "LAB_REFERENCE_AGENT_NAME": c.reference_agent_name,
             "LAB_CALLEE_ADDR": f"{c.phone_ip}:5070",
             "LAB_NETNS": c.netns,
             "LAB_EVENTS_FILE": str(c.events_file),
