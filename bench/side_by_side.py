@@ -37,6 +37,7 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ CALL_TIMEOUT = 30.0  # a sequential call not over by then is torn down
 BURST_TIMEOUT = 45.0  # a caller of a burst not answered by then hangs up
 SETTLE_WITHIN = 90.0  # after a call or a burst: no job, no room, the pool warm again
 WARM_WITHIN = 120.0  # for a worker's first pool of warm processes
-_INITIALISED = "process initialized"  # the framework's log line, one per warm process
+_INITIALISING = "initializing process"  # the framework's log lines: a job process starts
+_INITIALISED = "process initialized"  # ... and is warm
 _RECEIVED = "received job request"  # one per job, each taking a warm process
 _INIT_ERROR = "error initializing process"
 
@@ -78,6 +80,24 @@ class Worker:
             return sum(needle in line for line in f)
         return 0
 
+    def process_starts(self, since: float, until: float) -> list[float]:
+        """Seconds each job process took to start (the framework's "initializing process"
+        to "process initialized", per pid), for those that started in [since, until]."""
+        began: dict[int, float] = {}
+        out = []
+        with suppress(OSError), self.proc.log.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if _INITIALISED not in line and _INITIALISING not in line:
+                    continue
+                with suppress(ValueError, KeyError, TypeError):
+                    entry = json.loads(line)
+                    at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+                    if entry["message"] == _INITIALISING:
+                        began[entry["pid"]] = at
+                    elif entry["message"] == _INITIALISED and since <= at <= until:
+                        out.append(at - began.pop(entry["pid"]))
+        return out
+
     def warm(self) -> int:
         """Warm processes not yet taken by a job (a process that failed to start is not
         counted: the framework logs no "process initialized" for it)."""
@@ -93,6 +113,38 @@ def start_worker(lab: Lab, name: str, argv: Sequence[str], env: dict[str, str]) 
         what="registered with the LiveKit server",
     )
     return p
+
+
+def start_workers(lab: Lab, lab_env: dict[str, str], base_url: str, idle: int) -> list[Worker]:
+    """The reference and switchboard's AI worker, with the same providers (the test double
+    at ``base_url``) and worker options; the reference under its own agent name, answering
+    LAB_REFERENCE_NUMBER.  ``idle`` is SWITCHBOARD_IDLE_PROCESSES (0: the framework's
+    default, one warm process per CPU)."""
+    common = {**ai_worker_env(lab_env, base_url), "SWITCHBOARD_IDLE_PROCESSES": str(idle)}
+    specs = [
+        (
+            "reference",
+            "agent-reference",
+            lab_env["LAB_REFERENCE_NUMBER"],
+            [sys.executable, str(ROOT / "bench" / "reference_agent.py"), "start"],
+            {"SWITCHBOARD_AGENT_NAME": lab_env["LAB_REFERENCE_AGENT_NAME"]},
+        ),
+        (
+            "switchboard",
+            "agent-ai",
+            lab_env["LAB_AI_NUMBER"],
+            [sys.executable, str(ROOT / "agent.py"), "start"],
+            {},
+        ),
+    ]
+    warm = idle or math.ceil(get_cpu_monitor().cpu_count())
+    workers = []
+    for label, name, number, argv, extra in specs:
+        proc = start_worker(lab, name, argv, {**common, **extra})
+        port = worker_http_port(proc.log)
+        assert port is not None  # start_worker waited for it
+        workers.append(Worker(label, proc, number, port, warm))
+    return workers
 
 
 async def delete_rooms(lab: LabHandle) -> list[str]:
@@ -138,6 +190,13 @@ class OneCall:
     pss_mb: float
     window_s: float  # INVITE to settled: what cpu_s covers
     settled: bool
+
+
+async def quiet(lab: LabHandle, workers: Sequence[Worker]) -> None:
+    """Before a measurement: every worker settled, so that what one of them still does
+    (a pool refilling after a burst) does not weigh on the other's call."""
+    for w in workers:
+        await settle(lab, w, SETTLE_WITHIN)
 
 
 async def one_call(lab: LabHandle, worker: Worker, probe: MemoryProbe, caller: str) -> OneCall:
@@ -205,39 +264,64 @@ async def burst(lab: LabHandle, worker: Worker, size: int, first: int) -> Burst:
 
 
 # -- the run -----------------------------------------------------------------------------------
+async def first_samples(probes: dict[str, MemoryProbe], within: float) -> None:
+    """Wait until every memory probe has sampled once: a probe is a process of its own,
+    which takes seconds to start on a busy machine, and a call before then has no PSS."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not all(p.peak(0, math.inf).pss for p in probes.values()):
+        if loop.time() - start > within:
+            raise LabError(f"a memory probe took no sample within {within:.0f}s")
+        await asyncio.sleep(0.25)  # the probe writes a file: no event to wait on
+
+
+@dataclass
+class Outcome:
+    idle: int  # warm processes each worker keeps
+    sequential: dict[str, list[OneCall]] = field(default_factory=dict)
+    starts: dict[str, list[float]] = field(default_factory=dict)  # job process start, s
+    bursts: dict[str, list[Burst]] = field(default_factory=dict)
+
+
 async def run(
     lab: LabHandle,
     workers: Sequence[Worker],
     probes: dict[str, MemoryProbe],
     calls: int,
     bursts: Sequence[int],
-) -> tuple[dict[str, list[OneCall]], dict[str, list[Burst]]]:
+) -> Outcome:
     for w in workers:
         first = await settle(lab, w, WARM_WITHIN)
         if not first.ok:
             raise LabError(f"the {w.label} worker was not warm within {WARM_WITHIN:.0f}s")
-    sequential: dict[str, list[OneCall]] = {w.label: [] for w in workers}
+    await first_samples(probes, WARM_WITHIN)
+    out = Outcome(
+        workers[0].idle, {w.label: [] for w in workers}, {}, {w.label: [] for w in workers}
+    )
+    since = time.time()
     for i in range(calls):
         for j, w in enumerate(workers):  # interleaved: A, B, A, B...
+            await quiet(lab, workers)
             c = await one_call(lab, w, probes[w.label], f"+4420797{2 * i + j:05d}")
-            sequential[w.label].append(c)
+            out.sequential[w.label].append(c)
             print(
                 f"side-by-side: call {i + 1}/{calls} {w.label}: answered {c.answered}, "
                 f"greeting {c.greeting_s}, cpu {c.cpu_s:.2f} s, pss {c.pss_mb:.1f} MB",
                 file=sys.stderr,
             )
-    bursted: dict[str, list[Burst]] = {w.label: [] for w in workers}
+    out.starts = {w.label: w.process_starts(since, time.time()) for w in workers}
     for k, size in enumerate(bursts):
         for j, w in enumerate(workers):
+            await quiet(lab, workers)
             b = await burst(lab, w, size, 1000 * (2 * k + j))
-            bursted[w.label].append(b)
+            out.bursts[w.label].append(b)
             s = b.summary()
             print(
                 f"side-by-side: burst of {size} {w.label}: {s['answered']} answered, "
                 f"{s['init_errors']} init errors",
                 file=sys.stderr,
             )
-    return sequential, bursted
+    return out
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -245,7 +329,7 @@ def _p(values: Sequence[float | None], p: float, scale: float = 1.0) -> float:
     return percentile([v * scale for v in values if v is not None and not math.isnan(v)], p)
 
 
-def sequential_rows(calls: Sequence[OneCall]) -> dict[str, float]:
+def sequential_rows(calls: Sequence[OneCall], starts: Sequence[float]) -> dict[str, float]:
     answered = [c for c in calls if c.answered]
     return {
         "answered": len(answered),
@@ -258,6 +342,8 @@ def sequential_rows(calls: Sequence[OneCall]) -> dict[str, float]:
         "PSS MB per call p50": _p([c.pss_mb for c in answered], 50),
         "PSS MB per call p95": _p([c.pss_mb for c in answered], 95),
         "window s per call p50": _p([c.window_s for c in answered], 50),
+        "job process start s p50": _p(starts, 50),
+        "job process start s p95": _p(starts, 95),
         "not settled": sum(not c.settled for c in calls),
     }
 
@@ -315,7 +401,6 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.calls <= 200 or not all(1 <= b <= 30 for b in args.bursts):
         parser.error("--calls must be 1..200 and each burst 1..30")
-    idle = args.idle or math.ceil(get_cpu_monitor().cpu_count())  # the framework's default
     load_start = os.getloadavg()
     lab = Lab()
     try:
@@ -323,47 +408,26 @@ def main() -> int:
         handle = LabHandle(env, lab)
         with FakeOpenAI(host="127.0.0.1", port=0) as fake, ExitStack() as stack:
             fake.script(DEFAULT, [say(GREETING)])
-            common = {
-                **ai_worker_env(env, fake.base_url),
-                "SWITCHBOARD_IDLE_PROCESSES": str(args.idle),
+            workers = start_workers(lab, env, fake.base_url, args.idle)
+            probes = {
+                w.label: stack.enter_context(MemoryProbe(w.proc.pid, interval=0.5, pss_every=1))
+                for w in workers
             }
-            specs = [
-                (
-                    "reference",
-                    "agent-reference",
-                    env["LAB_REFERENCE_NUMBER"],
-                    [sys.executable, str(ROOT / "bench" / "reference_agent.py"), "start"],
-                    {"SWITCHBOARD_AGENT_NAME": env["LAB_REFERENCE_AGENT_NAME"]},
-                ),
-                (
-                    "switchboard",
-                    "agent-ai",
-                    env["LAB_AI_NUMBER"],
-                    [sys.executable, str(ROOT / "agent.py"), "start"],
-                    {},
-                ),
-            ]
-            workers, probes = [], {}
-            for label, name, number, argv, extra in specs:
-                proc = start_worker(lab, name, argv, {**common, **extra})
-                port = worker_http_port(proc.log)
-                assert port is not None  # start_worker waited for it
-                workers.append(Worker(label, proc, number, port, idle))
-                probes[label] = stack.enter_context(
-                    MemoryProbe(proc.pid, interval=0.5, pss_every=1)
-                )
-            sequential, bursted = asyncio.run(run(handle, workers, probes, args.calls, args.bursts))
+            outcome = asyncio.run(run(handle, workers, probes, args.calls, args.bursts))
     except LabError as e:
         print(f"side-by-side: {e}", file=sys.stderr)
         return 1
     finally:
         lab.down()
     load_end = os.getloadavg()
-    ref = sequential_rows(sequential["reference"]) | burst_rows(bursted["reference"])
-    ours = sequential_rows(sequential["switchboard"]) | burst_rows(bursted["switchboard"])
+    ref, ours = (
+        sequential_rows(outcome.sequential[label], outcome.starts[label])
+        | burst_rows(outcome.bursts[label])
+        for label in ("reference", "switchboard")
+    )
     print(
         f"\n{args.calls} sequential calls to each, interleaved; bursts of "
-        f"{', '.join(map(str, args.bursts))}; {idle} warm processes each\n"
+        f"{', '.join(map(str, args.bursts))}; {outcome.idle} warm processes each\n"
     )
     print("\n".join(table(ref, ours)))
     print(f"\nload average (1/5/15 min): start {_load(load_start)}, end {_load(load_end)}")
@@ -372,12 +436,13 @@ def main() -> int:
         f"{os.cpu_count()} CPUs",
         "calls": args.calls,
         "bursts": args.bursts,
-        "idle_processes": idle,
+        "idle_processes": outcome.idle,
         "load_average_start": load_start,
         "load_average_end": load_end,
         "reference": ref,
         "switchboard": ours,
-        "bursts_detail": {k: [b.summary() for b in v] for k, v in bursted.items()},
+        "bursts_detail": {k: [b.summary() for b in v] for k, v in outcome.bursts.items()},
+        "job_process_starts_s": outcome.starts,
     }
     OUT.mkdir(exist_ok=True)
     (OUT / "side-by-side.json").write_text(json.dumps(figures, indent=1, default=str))
