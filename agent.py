@@ -15,13 +15,14 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess,
 from livekit.plugins import silero
 
 from switchboard.call.flow import CallConfig, handle_call
-from switchboard.call.pin import (
-    pin_problems,
-)
 from switchboard.call.shutdown import SwitchboardServer
-from switchboard.config.policy import PolicyConfigError, load_policy, policy_problems
-from switchboard.config.routes import RoutesConfigError, load_routes
-from switchboard.config.settings import ConfigError, load_settings
+from switchboard.config.env import SOURCE as ENVIRONMENT
+from switchboard.config.errors import ConfigError
+from switchboard.config.pins import read_pins
+from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.prompts import load_prompts
+from switchboard.config.routes import load_routes
+from switchboard.config.settings import load_settings
 from switchboard.data.db import open_database
 from tools import tools_for
 
@@ -36,21 +37,31 @@ def _configuration() -> CallConfig:
     # credentials exist (and must not: they would be baked into the image).
     offline = command in ("console", "download-files")
     try:
+        # The only reading of the environment: calls get what is read here.
         settings = load_settings(os.environ, need_server=not offline)
-        routes = load_routes(settings.routes_file)
-        policy = load_policy(settings.policy_file)
-        if problems := policy_problems(routes, policy) + pin_problems(routes, os.environ):
-            raise RoutesConfigError(problems)
-        if settings.keyless:
+        files = settings.files
+        prompts = load_prompts(files.prompts)
+        routes = load_routes(files.routes, files.prompts)
+        policy = load_policy(files.policy)
+        pins, pin_problems = read_pins(routes, os.environ)
+        if problems := policy_problems(routes, policy) + pin_problems:
+            raise ConfigError(problems)
+        if settings.ai.keyless:
             logging.getLogger("switchboard").warning(
                 "no AI provider configured: running keyless (offline voice, no conversation). "
                 "Set SWITCHBOARD_OPENAI_BASE_URL for an OpenAI-compatible endpoint, or use a "
                 "LiveKit Cloud LIVEKIT_URL for LiveKit Inference (DEEPGRAM_API_KEY optional)"
             )
-        return CallConfig(settings, routes, policy, tools_for)
+        return CallConfig(settings, routes, policy, tools_for, prompts, pins)
     except ConfigError as e:
-        sys.stderr.write(f"{e}\nSee .env.example for every variable.\n")
-    except (RoutesConfigError, PolicyConfigError, FileNotFoundError) as e:
+        from_env = any(p.source == ENVIRONMENT for p in e.items)
+        hint = (
+            "See .env.example for every variable."
+            if from_env
+            else "Check it with: uv run switchboard check"
+        )
+        sys.stderr.write(f"{e}\n{hint}\n")
+    except FileNotFoundError as e:
         sys.stderr.write(f"{e}\nCheck it with: uv run switchboard check\n")
     raise SystemExit(2)
 
@@ -62,17 +73,17 @@ SETTINGS = CONFIG.settings
 def _calls_load(worker: AgentServer) -> float:
     # Capacity counted in calls: a CPU spike on a small machine must not make the worker
     # refuse a call (the server does not retry, so the caller would ring until timeout).
-    return min(len(worker.active_jobs) / SETTINGS.max_calls, 1.0)
+    return min(len(worker.active_jobs) / SETTINGS.server.max_calls, 1.0)
 
 
 # On a deploy's SIGTERM, calls in progress finish (up to SWITCHBOARD_DRAIN_TIMEOUT) or
 # hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/call/shutdown.py).
 server = SwitchboardServer(
     SETTINGS,
-    job_executor_type=JobExecutorType(SETTINGS.job_executor),
-    port=SETTINGS.worker_port,
-    load_threshold=SETTINGS.load_threshold,
-    load_fnc=_calls_load if SETTINGS.max_calls else None,
+    job_executor_type=JobExecutorType(SETTINGS.server.job_executor),
+    port=SETTINGS.server.worker_port,
+    load_threshold=SETTINGS.server.load_threshold,
+    load_fnc=_calls_load if SETTINGS.server.max_calls else None,
 )
 
 
@@ -81,12 +92,12 @@ def prewarm(proc: JobProcess) -> None:
 
 
 server.setup_fnc = prewarm
-if SETTINGS.idle_processes:
+if SETTINGS.server.idle_processes:
     # Each call runs in its own process; a call with no warm process waits seconds for one.
-    server.update_options(num_idle_processes=SETTINGS.idle_processes)
+    server.update_options(num_idle_processes=SETTINGS.server.idle_processes)
 
 
-@server.rtc_session(agent_name=SETTINGS.agent_name)
+@server.rtc_session(agent_name=SETTINGS.server.agent_name)
 async def entrypoint(ctx: JobContext) -> None:
     await handle_call(ctx, CONFIG, ctx.proc.userdata["vad"])
 
@@ -99,7 +110,7 @@ def _prepare_database() -> None:
     """
 
     async def migrate() -> None:
-        db = await open_database(SETTINGS.database_url)
+        db = await open_database(SETTINGS.data.url)
         await db.close()
 
     try:

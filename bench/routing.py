@@ -8,6 +8,7 @@ from pathlib import Path
 
 from switchboard.call.context import instructions_for
 from switchboard.caller import caller_from_participant
+from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.routing import route_for
 
@@ -26,8 +27,10 @@ def main() -> None:
     route_us = timeit.timeit(lambda: [route_for(c, table) for c in callers], number=n)
     route_us = route_us / (n * len(callers)) * 1e6
     routes = [route_for(c, table).route for c in callers]
+    prompts = load_prompts()
     render_us = timeit.timeit(
-        lambda: [instructions_for(c, r) for c, r in zip(callers, routes, strict=True)], number=n
+        lambda: [instructions_for(c, r, prompts) for c, r in zip(callers, routes, strict=True)],
+        number=n,
     )
     render_us = render_us / (n * len(callers)) * 1e6
     figures = {"route_for_us": round(route_us, 1), "instructions_for_us": round(render_us, 1)}

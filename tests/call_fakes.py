@@ -20,9 +20,11 @@ from switchboard.call.event_types import CallEvent
 from switchboard.call.events import EventLog
 from switchboard.call.state import CallState
 from switchboard.caller import Caller
+from switchboard.config.prompts import load_prompts
 from switchboard.routing import Route
 
 CALLER = "sip_caller"
+PROMPTS = load_prompts()  # read once, as the worker does at start
 DEADLINE_S = 5.0  # generous: a busy 2-core machine, yet a hang still fails the test
 
 
@@ -149,5 +151,6 @@ def new_call(
         agent_identity="agent",
         events=log,
         lk=cast(Any, None),
+        prompts=PROMPTS,
     )
     return Call(room, Job(room), session, record_session(session, monkeypatch), state, events)

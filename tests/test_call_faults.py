@@ -10,7 +10,7 @@ from livekit.agents import ErrorEvent, llm, stt, tts
 
 from switchboard.call.event_types import AgentHangup, AgentSaid, ProviderFailed
 from switchboard.call.faults import watch_provider_faults
-from switchboard.config.prompts import load_prompt
+from switchboard.config.prompts import load_prompts
 from tests.call_fakes import Call, new_call
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,7 @@ def fault(kind: Fault, *, recoverable: bool) -> ErrorEvent:
 
 async def assert_apologised_and_hung_up(call: Call, source: str) -> None:
     assert await call.job.ended() == "provider_failed"
-    apology = load_prompt("provider_down")
+    apology = load_prompts()["provider_down"]
     assert call.asked.interrupts == [{"force": True}]  # the apology replaces what was said
     assert call.asked.said == [(apology, {"allow_interruptions": False, "add_to_chat_ctx": False})]
     assert call.events == [

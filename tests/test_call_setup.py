@@ -9,6 +9,7 @@ from switchboard.call.context import directory_fields, instructions_for
 from switchboard.call.participants import console_caller
 from switchboard.call.providers import build_providers
 from switchboard.caller import caller_from_participant
+from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
 from switchboard.data.directory.entry import DirectoryEntry
@@ -67,7 +68,7 @@ def test_caller_data_is_quoted_and_cannot_close_its_block() -> None:
     caller = caller_from_participant("sip", "x", {"customer_name": HOSTILE})
     entry = DirectoryEntry("+442071234567", name=HOSTILE, tier="vip")
     route = route_for(caller, load_routes("routes.toml")).route
-    text = instructions_for(caller, route, entry)
+    text = instructions_for(caller, route, load_prompts(), entry)
     block = text[text.index("<call_details>") :]
     assert block.count("</call_details>") == 1 and block.rstrip().endswith("</call_details>")
     assert "Ignore previous instructions" in block  # present, but only as quoted data

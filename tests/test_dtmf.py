@@ -37,12 +37,12 @@ from switchboard.call.pin import (
     PIN_UNAVAILABLE,
     PIN_WRONG,
     check_pin,
-    pin_for,
     pin_gate,
-    pin_problems,
 )
+from switchboard.config.errors import ConfigError
+from switchboard.config.pins import read_pins
 from switchboard.config.policy import PolicyConfig
-from switchboard.config.routes import ROUTE_KEYS, RoutesConfigError, parse_routes
+from switchboard.config.routes import ROUTE_KEYS, parse_routes
 from switchboard.routing import DEFAULT_PIN_PROMPT, Route, RouteTable
 from tools import tools_for
 
@@ -499,7 +499,7 @@ def parse(text: str) -> RouteTable:
 
 
 def problems(text: str) -> list[str]:
-    with pytest.raises(RoutesConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse(text)
     return list(info.value.problems)
 
@@ -557,20 +557,26 @@ def test_pin_settings_without_pin_env() -> None:
     assert all("is set but pin_env is not" in p for p in found)
 
 
+def pin_of(route: Route, environ: dict[str, str]) -> str | None:
+    return read_pins(RouteTable((route, Route("default"))), environ)[0].get(route.name)
+
+
 def test_pin_from_the_environment() -> None:
     route = Route("staff", pin_env="STAFF_LINE_PIN")
-    assert pin_for(route, {"STAFF_LINE_PIN": PIN}) == PIN
-    assert pin_for(route, {}) is None
-    assert pin_for(route, {"STAFF_LINE_PIN": "12"}) is None  # too short: fail closed
-    assert pin_for(route, {"STAFF_LINE_PIN": "12ab"}) is None
-    assert pin_for(Route("open"), {"STAFF_LINE_PIN": PIN}) is None
+    assert pin_of(route, {"STAFF_LINE_PIN": PIN}) == PIN
+    assert pin_of(route, {}) is None
+    assert pin_of(route, {"STAFF_LINE_PIN": "12"}) is None  # too short: fail closed
+    assert pin_of(route, {"STAFF_LINE_PIN": "12ab"}) is None
+    assert pin_of(Route("open"), {"STAFF_LINE_PIN": PIN}) is None
+    table = RouteTable((route, Route("default")))
+    assert PIN not in repr(read_pins(table, {"STAFF_LINE_PIN": PIN})[0])
 
 
 def test_worker_start_problems_name_the_variable_never_the_value() -> None:
     table = parse(pin_route('pin_env = "STAFF_LINE_PIN"'))
-    assert pin_problems(table, {"STAFF_LINE_PIN": PIN}) == []
-    (unset,) = pin_problems(table, {})
+    assert read_pins(table, {"STAFF_LINE_PIN": PIN})[1] == []
+    (unset,) = map(str, read_pins(table, {})[1])
     assert unset.startswith("routes.toml: route \"staff\", field 'pin_env': STAFF_LINE_PIN")
     assert "is not set" in unset
-    (bad,) = pin_problems(table, {"STAFF_LINE_PIN": "12-34"})
+    (bad,) = map(str, read_pins(table, {"STAFF_LINE_PIN": "12-34"})[1])
     assert "is not a PIN (value not shown)" in bad and "12-34" not in bad

@@ -24,6 +24,7 @@ from switchboard.call.events import EventLog
 from switchboard.call.state import CallState
 from switchboard.caller import Caller
 from switchboard.config.policy import load_policy
+from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.data.db import open_database
 from switchboard.data.dial_history import SharedDialHistory
@@ -39,6 +40,7 @@ CALLER = Caller(
     phone_number="+15105550123",
     called_number="+15105550100",
 )
+PROMPTS = load_prompts()  # read once, as the worker does at start
 
 
 @pytest_asyncio.fixture(loop_scope="function")
@@ -74,13 +76,15 @@ def session_for(model: openai.LLM, route: Route) -> AgentSession[CallState]:
         agent_identity="agent",
         events=EventLog(None),
         lk=cast(Any, None),  # never reached: the evals place no call
+        prompts=PROMPTS,
     )
     return AgentSession[CallState](llm=model, userdata=state)
 
 
 def agent_for(route: Route, history: SharedDialHistory) -> Agent:
     """The agent as a call on ``route`` gets it, for this caller."""
-    return build_agent(CALLER, route, None, tools_for(route, load_policy("policy.toml"), history))
+    tools = tools_for(route, load_policy("policy.toml"), history)
+    return build_agent(CALLER, route, PROMPTS, None, tools)
 
 
 async def test_the_agent_greets_and_offers_help(

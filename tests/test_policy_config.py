@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli.main import main
+from switchboard.config.errors import ConfigError
 from switchboard.config.policy import (
     DESTINATION_KEYS,
     POLICY_KINDS,
     PolicyConfig,
-    PolicyConfigError,
     load_policy,
     parse_policy,
 )
@@ -35,7 +35,7 @@ SALES = '[destinations.sales]\nnumber = "+15105550142"\ndescription = "the sales
 
 
 def problems(text: str) -> tuple[str, ...]:
-    with pytest.raises(PolicyConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         parse_policy(text, source="p.toml")
     assert str(e.value).startswith(f"{len(e.value.problems)} problem")
     for problem in e.value.problems:
@@ -193,7 +193,7 @@ def test_dictation_needs_a_region() -> None:
         ('number = "+15105550142"\ndtmf = "12a"\ndescription = "x"', "dtmf", "is not DTMF"),
         ('number = "+15105550142"\ndtmf = 123\ndescription = "x"', "dtmf", "is not DTMF"),
         ('number = "+15105550142"', "description", "is missing"),
-        ('number = "+15105550142"\ndescription = "  "', "description", "non-empty text"),
+        ('number = "+15105550142"\ndescription = "  "', "description", "non-empty string"),
         ('number = "+15105550142"\ndescription = "x"\nwarm = "yes"', "warm", "true or false"),
     ],
 )

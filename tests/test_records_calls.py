@@ -14,7 +14,7 @@ import pytest
 from lab.testing.calls import agent_speaking, call_lab, caller_event
 from lab.testing.handles import LabHandle
 from lab.testing.records import lab_database, wait_record
-from switchboard.config.prompts import load_prompt
+from switchboard.config.prompts import load_prompts
 from switchboard.data.db import Database
 from switchboard.data.directory.entry import DirectoryEntry
 from switchboard.data.directory.store import upsert_entries
@@ -124,7 +124,7 @@ async def test_sigterm_in_goodbye_mode_says_goodbye_then_hangs_up(
         assert result.ended_by == "remote", "the agent should hang up, not the caller"
         said = [e["text"] for e in lab.events()
                 if e["event"] == "agent_said" and e["job_id"] == job["job_id"]]  # fmt: skip
-        assert said[-1] == load_prompt("shutdown_goodbye")
+        assert said[-1] == load_prompts()["shutdown_goodbye"]
         hangup = lab.wait_event(event="agent_hangup", job_id=job["job_id"])
         assert hangup["reason"] == "shutdown"
         # The goodbye (about 6 s in the offline voice) reached the caller before the BYE.

@@ -16,8 +16,9 @@ from switchboard.call.shutdown import (
     is_shutdown_request,
     listen_for_shutdown,
 )
-from switchboard.config.prompts import load_prompt
-from switchboard.config.settings import ConfigError, load_settings
+from switchboard.config.errors import ConfigError
+from switchboard.config.prompts import load_prompts
+from switchboard.config.settings import load_settings
 from tests.call_fakes import CALLER, Call, Participant, new_call
 
 pytestmark = pytest.mark.unit
@@ -47,9 +48,9 @@ def test_only_the_server_is_obeyed() -> None:
 
 def test_shutdown_mode_is_checked() -> None:
     base = {"LIVEKIT_URL": "ws://x", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
-    assert load_settings(base).shutdown_mode == "finish"
+    assert load_settings(base).shutdown.mode == "finish"
     assert (
-        load_settings({**base, "SWITCHBOARD_SHUTDOWN_MODE": "goodbye"}).shutdown_mode == "goodbye"
+        load_settings({**base, "SWITCHBOARD_SHUTDOWN_MODE": "goodbye"}).shutdown.mode == "goodbye"
     )
     with pytest.raises(ConfigError, match="SWITCHBOARD_SHUTDOWN_MODE='later' must be finish"):
         load_settings({**base, "SWITCHBOARD_SHUTDOWN_MODE": "later"})
@@ -75,7 +76,7 @@ async def test_the_servers_goodbye_message_ends_the_call_with_the_goodbye(
     call = listening(new_call(monkeypatch))
     call.room.emit("data_received", message(GOODBYE_TOPIC, None))
     assert await call.job.ended() == "shutdown"
-    goodbye = load_prompt("shutdown_goodbye")
+    goodbye = load_prompts()["shutdown_goodbye"]
     assert call.asked.said == [(goodbye, {"allow_interruptions": False, "add_to_chat_ctx": False})]
     assert call.events == [
         ShutdownGoodbye(),

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli import provision as cli_provision
+from switchboard.config.errors import ConfigError
 from switchboard.telephony.config import (
     InboundTrunk,
     OutboundTrunk,
     TelephonyConfig,
-    TelephonyConfigError,
     expand_env,
     load_config,
     parse_config,
@@ -62,9 +62,10 @@ def parse(text: str, env: dict[str, str] | None = None) -> TelephonyConfig:
 
 
 def error_of(text: str, env: dict[str, str] | None = None) -> str:
-    with pytest.raises(TelephonyConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         parse(text, env)
-    return str(info.value)
+    assert str(info.value).startswith(f"{len(info.value.problems)} problem")
+    return "\n".join(info.value.problems)
 
 
 # --- parsing ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from switchboard.call.events import EventLog
 from switchboard.call.state import CallState
 from switchboard.caller import caller_from_participant
 from switchboard.config.policy import PolicyConfig
+from switchboard.config.prompts import load_prompts
 from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Route
 from tools import tools_for, transfer_policy
@@ -127,6 +128,7 @@ def _state(tmp_path: Any) -> CallState:
         agent_identity="agent",
         events=EventLog(tmp_path / "events.jsonl"),
         lk=cast(Any, None),
+        prompts=load_prompts(),
         outbound_trunk_id="ST_out",
     )
 

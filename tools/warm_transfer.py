@@ -29,7 +29,7 @@ from switchboard.call.context import call_details
 from switchboard.call.dial_gate import pass_dial_gate
 from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
-from switchboard.config.prompts import load_prompt, render_instructions
+from switchboard.config.prompts import render_instructions
 from switchboard.data.dial_history import SharedDialHistory
 from switchboard.dialing import outcomes as dialing
 from switchboard.dialing.policy import Destination, DialPolicy, Named
@@ -266,7 +266,7 @@ def briefing(state: CallState, destination: Destination) -> WorkflowInstructions
     """What the side session is told: our briefing, with the call's details as data (the
     framework's template adds the conversation so far)."""
     details = call_details(state.caller, state.route)
-    text = load_prompt("warm_transfer").replace("{destination}", destination.description)
+    text = state.prompts["warm_transfer"].replace("{destination}", destination.description)
     return WorkflowInstructions(extra=render_instructions(text, details))
 
 

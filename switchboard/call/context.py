@@ -12,7 +12,7 @@ from livekit.agents import Agent, llm
 from switchboard.call.event_types import DirectoryLookup
 from switchboard.call.events import EventLog
 from switchboard.caller import Caller
-from switchboard.config.prompts import load_prompt, render_instructions
+from switchboard.config.prompts import Prompts, render_instructions
 from switchboard.config.settings import Settings
 from switchboard.data.db import Database
 from switchboard.data.directory.entry import DirectoryEntry
@@ -30,8 +30,8 @@ async def known_caller(
     found = await lookup(
         db,
         caller.phone_number,
-        timeout_s=settings.directory_timeout,
-        default_region=settings.default_region,
+        timeout_s=settings.data.directory_timeout,
+        default_region=settings.calls.default_region,
     )
     elapsed_ms = round(found.elapsed_s * 1000, 1)
     events.emit(DirectoryLookup(status=found.status, failure=found.failure, elapsed_ms=elapsed_ms))
@@ -60,21 +60,24 @@ def call_details(caller: Caller, route: Route) -> dict[str, object]:
     }
 
 
-def instructions_for(caller: Caller, route: Route, entry: DirectoryEntry | None = None) -> str:
+def instructions_for(
+    caller: Caller, route: Route, prompts: Prompts, entry: DirectoryEntry | None = None
+) -> str:
     """The route's prompt with the caller's context as quoted data."""
     details = call_details(caller, route)
     if entry is not None:
         details["known_caller"] = {
             "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
         }  # fmt: skip
-    return render_instructions(load_prompt(route.prompt), details)
+    return render_instructions(prompts[route.prompt], details)
 
 
 def build_agent(
     caller: Caller,
     route: Route,
+    prompts: Prompts,
     entry: DirectoryEntry | None,
     tools: Sequence[llm.Tool | llm.Toolset] = (),
 ) -> Agent:
     """The agent for one call: the route's instructions for this caller, and its tools."""
-    return Agent(instructions=instructions_for(caller, route, entry), tools=list(tools))
+    return Agent(instructions=instructions_for(caller, route, prompts, entry), tools=list(tools))

@@ -17,7 +17,6 @@ from livekit.agents.voice.events import ErrorEvent
 from switchboard.call.event_types import ProviderFailed
 from switchboard.call.hangup import say_then_hang_up_soon
 from switchboard.call.state import CallState
-from switchboard.config.prompts import load_prompt
 
 logger = logging.getLogger("switchboard.call")
 
@@ -48,6 +47,8 @@ def watch_provider_faults(
         kind = getattr(event.error, "type", "error")
         state.events.emit(ProviderFailed(source=kind))
         logger.error("the %s provider failed; apologising and ending the call", kind)
-        say_then_hang_up_soon(ctx, session, state, load_prompt("provider_down"), "provider_failed")
+        say_then_hang_up_soon(
+            ctx, session, state, state.prompts["provider_down"], "provider_failed"
+        )
 
     session.on("error", on_error)

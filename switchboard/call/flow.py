@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,14 +32,15 @@ from switchboard.call.handlers import follow_the_call, job_ended, record_transcr
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
-from switchboard.call.pin import pin_for, pin_gate
+from switchboard.call.pin import pin_gate
 from switchboard.call.providers import Providers, build_providers
 from switchboard.call.record import RecordSink
 from switchboard.call.shutdown import listen_for_shutdown
 from switchboard.call.state import CallState
 from switchboard.caller import Caller
+from switchboard.config.pins import RoutePins
 from switchboard.config.policy import PolicyConfig
-from switchboard.config.prompts import load_prompt
+from switchboard.config.prompts import Prompts
 from switchboard.config.settings import Settings
 from switchboard.data.db import Database, create_database
 from switchboard.data.dial_history import SharedDialHistory
@@ -64,6 +64,8 @@ class CallConfig:
     routes: RouteTable
     policy: PolicyConfig
     tools_for: ToolsFor
+    prompts: Prompts
+    pins: RoutePins  # route name → PIN, read at start; never logged
     # Per job process; a process serves one call at a time, so this bounds one call.
     dial_history: DialHistory = field(default_factory=DialHistory, compare=False)
 
@@ -82,10 +84,10 @@ class Call:
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
     settings = config.settings
     # The room's SID, not its name: dispatch rules put the caller's number in room names.
-    events = EventLog(settings.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
+    events = EventLog(settings.data.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
-    events.emit(JobStarted(agent_name=settings.agent_name, ai_mode=settings.ai_mode))
+    events.emit(JobStarted(agent_name=settings.server.agent_name, ai_mode=settings.ai.mode))
 
     caller = await identify_caller(ctx, settings, events)
     if caller is None:
@@ -100,7 +102,7 @@ async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog)
         caller = (
             console_caller(settings)
             if ctx.is_fake_job()
-            else await wait_for_caller(ctx, settings.participant_timeout)
+            else await wait_for_caller(ctx, settings.calls.participant_timeout)
         )
     except NoCallerError as e:
         logger.warning("%s; ending the job", e)
@@ -118,7 +120,7 @@ async def prepare_call(
     """Look the caller up (within its budget), route the call, open its record, and build
     the providers the route asks for: all before the first word."""
     settings = config.settings
-    db = create_database(settings.database_url)  # no I/O until first use
+    db = create_database(settings.data.url)  # no I/O until first use
     entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
     route = decision.route
@@ -136,8 +138,9 @@ async def prepare_call(
         agent_identity=ctx.room.local_participant.identity if not ctx.is_fake_job() else "",
         events=events,
         lk=ctx.api,
-        outbound_trunk_id=settings.outbound_trunk_id,
-        ring_timeout=settings.ring_timeout,
+        outbound_trunk_id=settings.calls.outbound_trunk_id,
+        ring_timeout=settings.calls.ring_timeout,
+        prompts=config.prompts,
     )
     return Call(state, entry, providers, db, record)
 
@@ -168,8 +171,8 @@ async def start_and_greet(
 
     ctx.add_shutdown_callback(close_record)
     history = SharedDialHistory(call.db, config.dial_history)
-    tools = () if settings.keyless else config.tools_for(route, config.policy, history)
-    agent = build_agent(caller, route, call.entry, tools)
+    tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
+    agent = build_agent(caller, route, config.prompts, call.entry, tools)
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     if route.pin_env:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
@@ -187,9 +190,9 @@ async def start_and_greet(
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
-    if route.pin_env and not await _pin_ok(ctx, session, keys, state):
+    if route.pin_env and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
-    if settings.keyless:
+    if settings.ai.keyless:
         await _keyless_call(ctx, session, state)
         return
     _forward_keys(ctx, session, keys, state)
@@ -216,7 +219,11 @@ def _forward_keys(
 
 
 async def _pin_ok(
-    ctx: JobContext, session: AgentSession[CallState], keys: DtmfCollector, state: CallState
+    ctx: JobContext,
+    session: AgentSession[CallState],
+    keys: DtmfCollector,
+    state: CallState,
+    pins: RoutePins,
 ) -> bool:
     """The route's PIN gate; a caller who fails it is told goodbye and the call ends."""
     route, events = state.route, state.events
@@ -224,7 +231,7 @@ async def _pin_ok(
         session,
         keys,
         state.caller.identity,
-        expected=pin_for(route, os.environ),
+        expected=pins.get(route.name),
         attempts=route.pin_attempts,
         prompt=route.pin_prompt,
         events=events,
@@ -240,7 +247,7 @@ async def _keyless_call(
     ctx: JobContext, session: AgentSession[CallState], state: CallState
 ) -> None:
     """No AI configured: say so honestly, then hang up once the words have been heard."""
-    text, events = load_prompt("keyless"), state.events
+    text, events = state.prompts["keyless"], state.events
     handle = session.say(text, allow_interruptions=False)
     events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()

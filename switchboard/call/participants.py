@@ -34,10 +34,10 @@ def console_caller(settings: Settings) -> Caller:
     """Console mode has no SIP participant: a simulated caller stands in, described by the
     settings, so the same routing runs in the terminal."""
     attributes = {
-        "sip.phoneNumber": settings.console_caller,
-        "sip.trunkPhoneNumber": settings.console_called,
+        "sip.phoneNumber": settings.console.caller,
+        "sip.trunkPhoneNumber": settings.console.called,
         "sip.callStatus": "active",
-        **settings.console_attributes,
+        **settings.console.attributes,
     }
     return caller_from_participant("sip", "console-caller", attributes)
 

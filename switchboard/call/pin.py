@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 from switchboard.call.event_types import CallEvent, PinAccepted, PinAttempt, PinRefused
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import DtmfCollector
-from switchboard.routing import Route, RouteTable
 
-# A PIN is digits only, 4 to 12 of them: every keypad has them, and a short PIN is weak.
-PIN_VALUE = re.compile(r"[0-9]{4,12}")
 PIN_MAX_DIGITS = 16  # read past the longest PIN, so the read never ends at its length
 PIN_TIMEOUT_S = 10.0  # for the first key after the prompt has been heard
 PIN_INTER_DIGIT_S = 5.0
@@ -43,37 +39,6 @@ def check_pin(entered: str, expected: str) -> bool:
     a = hashlib.sha256(entered.encode()).digest()
     b = hashlib.sha256(expected.encode()).digest()
     return hmac.compare_digest(a, b)
-
-
-# --- the PIN each route asks for --------------------------------------------------------
-
-
-def pin_for(route: Route, environ: Mapping[str, str]) -> str | None:
-    """The route's PIN from the environment, or None (no PIN configured, or not a valid
-    one: the gate then refuses the call rather than let anyone in)."""
-    if route.pin_env is None:
-        return None
-    value = environ.get(route.pin_env, "")
-    return value if PIN_VALUE.fullmatch(value) else None
-
-
-def pin_problems(routes: RouteTable, environ: Mapping[str, str]) -> list[str]:
-    """Routes whose PIN variable is unset or not a PIN: the worker must not start with one
-    (pure). Values are never quoted: they are, or were meant to be, secrets."""
-    problems = []
-    for route in routes.routes:
-        name = route.pin_env
-        if name is None:
-            continue
-        where = f"{routes.source}: route \"{route.name}\", field 'pin_env'"
-        value = environ.get(name)
-        if not value:
-            problems.append(f"{where}: {name} is not set; fix: set {name} to the PIN "
-                            "(4 to 12 digits) in the environment or .env.local")  # fmt: skip
-        elif not PIN_VALUE.fullmatch(value):
-            problems.append(f"{where}: {name} is not a PIN (value not shown); "
-                            "fix: use 4 to 12 digits, 0-9 only")  # fmt: skip
-    return problems
 
 
 # --- the PIN gate -----------------------------------------------------------------------

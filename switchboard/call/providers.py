@@ -21,7 +21,7 @@ from livekit.plugins import deepgram, openai
 
 from switchboard.call.keyless import EspeakTTS
 from switchboard.caller import Caller
-from switchboard.config.settings import Settings
+from switchboard.config.settings import AiSettings, Settings
 from switchboard.routing import Route, stt_model_for
 
 # LiveKit Inference and our offline voice speak at different rates; the fallback adapter
@@ -41,64 +41,64 @@ class Providers:
 
 def build_providers(settings: Settings, caller: Caller, route: Route) -> Providers:
     offline_voice = EspeakTTS(voice=_espeak_voice(route.language), sample_rate=VOICE_SAMPLE_RATE)
-    if settings.keyless:
+    if settings.ai.keyless:
         return Providers(stt=None, llm=None, tts=offline_voice)
-    voice = _voice(settings)
+    voice = _voice(settings.ai)
     return Providers(
-        stt=_speech_to_text(settings, caller, route),
-        llm=_language_model(settings),
+        stt=_speech_to_text(settings.ai, caller, route),
+        llm=_language_model(settings.ai),
         tts=tts.FallbackAdapter([voice, offline_voice], sample_rate=VOICE_SAMPLE_RATE),
     )
 
 
-def _speech_to_text(settings: Settings, caller: Caller, route: Route) -> stt.STT[Any]:
+def _speech_to_text(ai: AiSettings, caller: Caller, route: Route) -> stt.STT[Any]:
     model = stt_model_for(route, caller)
-    if settings.deepgram_api_key:
-        return deepgram.STT(model=model, language=route.language, api_key=settings.deepgram_api_key)
-    if settings.ai_mode == "openai":
+    if ai.deepgram_api_key:
+        return deepgram.STT(model=model, language=route.language, api_key=ai.deepgram_api_key)
+    if ai.mode == "openai":
         return openai.STT(
-            base_url=settings.openai_base_url or "",
-            api_key=settings.openai_api_key or "none",
-            model=settings.stt_model,
+            base_url=ai.openai_base_url or "",
+            api_key=ai.openai_api_key or "none",
+            model=ai.stt_model,
             language=route.language.split("-")[0],
             use_realtime=False,
         )
     return inference.STT(model=f"deepgram/{model}", language=route.language)
 
 
-def _language_model(settings: Settings) -> llm.LLM[Any]:
-    primary = _one_model(settings, settings.llm_model)
-    if not settings.llm_fallback_model:
+def _language_model(ai: AiSettings) -> llm.LLM[Any]:
+    primary = _one_model(ai, ai.llm_model)
+    if not ai.llm_fallback_model:
         return primary
     # Switch to the second model at once rather than retrying the first: retries are
     # silence on the phone.
     return llm.FallbackAdapter(
-        [primary, _one_model(settings, settings.llm_fallback_model)],
+        [primary, _one_model(ai, ai.llm_fallback_model)],
         attempt_timeout=2.5,
         max_retry_per_llm=0,
     )
 
 
-def _one_model(settings: Settings, model: str) -> llm.LLM[Any]:
-    if settings.ai_mode == "openai":
+def _one_model(ai: AiSettings, model: str) -> llm.LLM[Any]:
+    if ai.mode == "openai":
         return openai.LLM(
-            base_url=settings.openai_base_url or "",
-            api_key=settings.openai_api_key or "none",
+            base_url=ai.openai_base_url or "",
+            api_key=ai.openai_api_key or "none",
             model=model,
         )
     return inference.LLM(model=model)
 
 
-def _voice(settings: Settings) -> tts.TTS[Any]:
-    if settings.tts == "espeak":
+def _voice(ai: AiSettings) -> tts.TTS[Any]:
+    if ai.tts == "espeak":
         return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
-    if settings.tts == "openai":
+    if ai.tts == "openai":
         return openai.TTS(
-            base_url=settings.openai_base_url or "",
-            api_key=settings.openai_api_key or "none",
-            voice=settings.tts_voice,
+            base_url=ai.openai_base_url or "",
+            api_key=ai.openai_api_key or "none",
+            voice=ai.tts_voice,
         )
-    return inference.TTS(model=settings.tts_model)
+    return inference.TTS(model=ai.tts_model)
 
 
 def _espeak_voice(language: str) -> str:

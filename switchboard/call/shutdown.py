@@ -28,7 +28,6 @@ from livekit.agents.utils import is_given
 from switchboard.call.event_types import ShutdownGoodbye
 from switchboard.call.hangup import say_then_hang_up_soon
 from switchboard.call.state import CallState
-from switchboard.config.prompts import load_prompt
 from switchboard.config.settings import Settings
 
 logger = logging.getLogger("switchboard.shutdown")
@@ -58,15 +57,15 @@ class SwitchboardServer(AgentServer):
     """The framework's AgentServer, telling calls goodbye while it drains."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(drain_timeout=settings.drain_timeout, **kwargs)
+        super().__init__(drain_timeout=settings.shutdown.drain_timeout, **kwargs)
         self._settings = settings
 
     async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
         # None waits for ever: like a drain timeout of 0, calls are never cut.
-        deadline = (timeout or 0) if is_given(timeout) else self._settings.drain_timeout
-        delay = goodbye_delay(self._settings.shutdown_mode, deadline)
+        deadline = (timeout or 0) if is_given(timeout) else self._settings.shutdown.drain_timeout
+        delay = goodbye_delay(self._settings.shutdown.mode, deadline)
         logger.info("draining: %d call(s) in progress, shutdown mode %s, goodbye in %s s",
-                    len(self.active_jobs), self._settings.shutdown_mode, delay)  # fmt: skip
+                    len(self.active_jobs), self._settings.shutdown.mode, delay)  # fmt: skip
         task = asyncio.create_task(self._goodbye_after(delay)) if delay is not None else None
         try:
             await super().drain(timeout)
@@ -85,8 +84,8 @@ class SwitchboardServer(AgentServer):
 
 async def tell_calls_goodbye(jobs: Sequence[RunningJobInfo], settings: Settings) -> None:
     """Ask every call's agent, through the server, to say goodbye and hang up."""
-    s = settings
-    async with api.LiveKitAPI(s.livekit_url, s.livekit_api_key, s.livekit_api_secret) as lk:
+    s = settings.server
+    async with api.LiveKitAPI(s.url, s.api_key, s.api_secret) as lk:
         results = await asyncio.gather(*(_ask(lk, job) for job in jobs), return_exceptions=True)
     for job, result in zip(jobs, results, strict=True):
         if isinstance(result, BaseException):
@@ -126,6 +125,6 @@ def listen_for_shutdown(
             return  # already ending
         state.ended = True
         state.events.emit(ShutdownGoodbye())
-        say_then_hang_up_soon(ctx, session, state, load_prompt("shutdown_goodbye"), "shutdown")
+        say_then_hang_up_soon(ctx, session, state, state.prompts["shutdown_goodbye"], "shutdown")
 
     ctx.room.on("data_received", on_data)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from switchboard.call.events import EventLog
 from switchboard.caller import Caller
+from switchboard.config.prompts import Prompts
 from switchboard.routing import Route
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ class CallState:
     agent_identity: str
     events: EventLog
     lk: api.LiveKitAPI
+    prompts: Prompts  # read at start: a call never reads the disk for its words
     outbound_trunk_id: str | None = None
     ring_timeout: float = 25.0
     dialled: list[str] = field(default_factory=list)  # legs we added that answered

@@ -20,7 +20,8 @@ from typing import TypeAlias
 from sqlalchemy.exc import SQLAlchemyError
 
 from switchboard.cli import formats as fmt
-from switchboard.config.settings import ConfigError, database_url
+from switchboard.config.errors import ConfigError
+from switchboard.config.settings import database_url
 from switchboard.data.db import Database, DatabaseError, async_url, open_database
 from switchboard.data.directory.csv_import import CsvFileError
 from switchboard.data.directory.store import classify_failure, import_csv, lookup

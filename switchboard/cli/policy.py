@@ -13,8 +13,9 @@ import sys
 import time
 from typing import TypeAlias
 
-from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, PolicyConfigError, load_policy
-from switchboard.config.routes import RoutesConfigError, load_routes
+from switchboard.config.errors import ConfigError
+from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, load_policy
+from switchboard.config.routes import load_routes
 from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -50,21 +51,21 @@ def run_dial_check(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"error: {args.policy} not found; pass --policy PATH", file=sys.stderr)
         return 2
-    except PolicyConfigError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     name = args.policy_name or _default_name(config)
     if args.route:
         try:
             table = load_routes(args.routes)
-        except (FileNotFoundError, RoutesConfigError) as e:
+        except (FileNotFoundError, ConfigError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         route = next((r for r in table.routes if r.name == args.route), None)
         if route is None:
             known = ", ".join(r.name for r in table.routes)
-            print(f"error: no route {args.route!r} in {args.routes}; known: {known}",
-                  file=sys.stderr)  # fmt: skip
+            message = f"error: no route {args.route!r} in {args.routes}; known: {known}"
+            print(message, file=sys.stderr)
             return 2
         name = route.dial_policy or DEFAULT_POLICY
     policy = config.policies.get(name or "")

@@ -13,14 +13,10 @@ import json
 import os
 import sys
 
-from switchboard.telephony.config import TelephonyConfigError, load_config
+from switchboard.config.errors import ConfigError
+from switchboard.config.settings import livekit_access
+from switchboard.telephony.config import load_config
 from switchboard.telephony.provision import ProvisionError, provision
-
-_ENV_HELP = {
-    "LIVEKIT_URL": "the server URL, e.g. wss://my-project.livekit.cloud or http://127.0.0.1:7880",
-    "LIVEKIT_API_KEY": "an API key of that server",
-    "LIVEKIT_API_SECRET": "the secret of that API key",
-}
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,26 +42,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [name for name in _ENV_HELP if not os.environ.get(name)]
-    if missing:
-        for name in missing:
-            print(f"error: {name} is not set: export {name}=<{_ENV_HELP[name]}>", file=sys.stderr)
-        return 2
     try:
-        config = load_config(args.file)
+        url, api_key, api_secret = livekit_access(os.environ)
+        config = load_config(args.file, os.environ)
     except FileNotFoundError:
         print(f"error: {args.file} not found; pass --file PATH", file=sys.stderr)
         return 2
-    except TelephonyConfigError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         result = asyncio.run(
             provision(
                 config,
-                url=os.environ["LIVEKIT_URL"],
-                api_key=os.environ["LIVEKIT_API_KEY"],
-                api_secret=os.environ["LIVEKIT_API_SECRET"],
+                url=url,
+                api_key=api_key,
+                api_secret=api_secret,
                 dry_run=args.dry_run,
                 prune=args.prune,
                 out=sys.stderr if args.json else sys.stdout,

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
-from switchboard.config.policy import PolicyConfigError, load_policy, policy_problems
-from switchboard.config.prompts import prompts_dir
-from switchboard.config.routes import RoutesConfigError, load_routes
+from switchboard.config.errors import ConfigError
+from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.routes import load_routes
+from switchboard.config.settings import read_one
 from switchboard.routing import RouteDecision, RouteTable, route_for
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -77,7 +79,7 @@ def add_route_parser(subparsers: Subparsers) -> None:
 
 def _load(args: argparse.Namespace) -> RouteTable | int:
     """The table, or the exit code after printing why there is none."""
-    folder: Path = args.prompts or prompts_dir()
+    folder: Path = args.prompts or read_one("SWITCHBOARD_PROMPTS_DIR", os.environ)
     if not folder.is_dir():
         print(f"error: prompts folder {folder} not found; pass --prompts DIR", file=sys.stderr)
         return 2
@@ -86,7 +88,7 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
     except FileNotFoundError:
         print(f"error: {args.routes} not found; pass --routes PATH", file=sys.stderr)
         return 2
-    except RoutesConfigError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
@@ -97,11 +99,11 @@ def run_check(args: argparse.Namespace) -> int:
         return table
     try:
         policy = load_policy(args.policy)
-    except (PolicyConfigError, FileNotFoundError, OSError) as e:
+    except (ConfigError, FileNotFoundError, OSError) as e:
         print(str(e), file=sys.stderr)
         return 1
     if problems := policy_problems(table, policy):
-        print("\n".join(problems), file=sys.stderr)
+        print(ConfigError(problems), file=sys.stderr)
         return 1
     count = len(table.routes)
     print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK; {args.policy} OK")

@@ -6,10 +6,8 @@ is editing a TOML file, and a dial policy that half-loads is worse than one that
 
 from __future__ import annotations
 
-import difflib
 import re
-import tomllib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -17,6 +15,8 @@ from typing import Any
 
 import phonenumbers as pn
 
+from switchboard.config.errors import Problem
+from switchboard.config.reader import Problems, Table, parse_toml
 from switchboard.dialing.policy import (
     RESTRICTED,
     Destination,
@@ -41,7 +41,7 @@ POLICY_KINDS: Mapping[str, type] = MappingProxyType(
     }
 )
 DESTINATION_KEYS = tuple(f.name for f in fields(Destination))[1:]
-_DEFAULTS = {f.name: f.default for f in fields(DialPolicy)}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DialPolicy)}
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")  # short ones too, to name what they are
@@ -50,6 +50,7 @@ PREFIX = re.compile(r"\+[1-9][0-9]{0,14}")
 SIP_URI = re.compile(r"sips?:[A-Za-z0-9_.!~*'()%+-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?", re.ASCII)
 DTMF = re.compile(r"[0-9*#wW]{1,32}")  # w: half-second pause, as LiveKit's SIP dial takes
 _OVERRIDE_FIX = f"remove it, or, if you mean it, put {OVERRIDE} = true at the top of the file"
+_OVERRIDE_PLACE = f"write {OVERRIDE} = true at the top of the file, before any table"
 _KIND = {
     Reason.EMERGENCY: "an emergency number",
     Reason.PREMIUM: "a premium-rate number",
@@ -59,14 +60,7 @@ _KIND = {
 }
 
 
-class PolicyConfigError(ValueError):
-    """Every problem found in a policy file; ``problems`` holds them one by one."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'' if count == 1 else 's'} in the dial policy:"
-        super().__init__("\n".join((head, *self.problems)))
+SUBJECT = "the dial policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,75 +71,30 @@ class PolicyConfig:
     source: str = "policy.toml"
 
 
-class _Table:
-    """Typed reads from one TOML table that record problems instead of raising."""
-
-    def __init__(self, source: str, problems: list[str], where: str, data: dict[str, Any]):
-        self.source, self.problems, self.where, self.data = source, problems, where, data
-
-    def fail(self, key: str | None, problem: str, fix: str) -> None:
-        at = f", field '{key}'" if key else ""
-        self.problems.append(f"{self.source}: {self.where}{at}: {problem}\n  fix: {fix}")
-
-    def keys(self, valid: Collection[str]) -> None:
-        for key in sorted(set(self.data) - set(valid)):
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            fix = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
-            if key.upper() == OVERRIDE:
-                fix = f"write {OVERRIDE} = true at the top of the file, before any table"
-            self.fail(key, "unknown key", fix)
-
-    def get(self, key: str, kind: type, default: Any) -> Any:
-        if key not in self.data:
-            return default
-        value = self.data[key]
-        if kind is bool and not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {value!r}", f"write {key} = true")
-        elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(key, f"expected a whole number, got {value!r}", f"write {key} = 3")
-        elif kind is int and value < 0:
-            self.fail(key, f"is negative ({value})", "use 0 (never) or a positive number")
-        elif kind is str and not (isinstance(value, str) and value.strip()):
-            self.fail(key, f"expected non-empty text, got {value!r}", f'write {key} = "..."')
-        elif kind is list and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            self.fail(key, f"expected a list of strings, got {value!r}", f'write {key} = ["..."]')
-        else:
-            return tuple(value) if kind is list else value
-        return default
-
-
 def load_policy(path: str | Path) -> PolicyConfig:
-    """Read and check a policy file. Raises FileNotFoundError, or PolicyConfigError."""
+    """Read and check a policy file. Raises FileNotFoundError, or ConfigError."""
     return parse_policy(Path(path).read_text(encoding="utf-8"), source=str(path))
 
 
 def parse_policy(text: str, *, source: str = "policy.toml") -> PolicyConfig:
     """Pure core of load_policy: the file's text and its name for error messages."""
-    problems: list[str] = []
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        problem = f"{source}: the file is not valid TOML ({e})\n  fix: correct that line"
-        raise PolicyConfigError([problem]) from None
-    top = _Table(source, problems, "the top level", doc)
-    top.keys(TOP_KEYS)
-    unsafe = top.get(OVERRIDE, bool, False) is True
+    problems = Problems(source)
+    top = Table(problems, "the top level", parse_toml(problems, text, SUBJECT))
+    top.keys(TOP_KEYS, _override_fixes(top))
+    unsafe = top.flag(OVERRIDE)
     policies = {
-        name: _policy(_Table(source, problems, f"[dial_policy.{name}]", data), name, unsafe)
+        name: _policy(Table(problems, f"[dial_policy.{name}]", data), name, unsafe)
         for name, data in _tables(top, "dial_policy").items()
     }
     destinations = {
-        name: _destination(_Table(source, problems, f"[destinations.{name}]", data), name, unsafe)
+        name: _destination(Table(problems, f"[destinations.{name}]", data), name, unsafe)
         for name, data in _tables(top, "destinations").items()
     }
-    if problems:
-        raise PolicyConfigError(problems)
+    problems.check(SUBJECT)
     return PolicyConfig(MappingProxyType(policies), MappingProxyType(destinations), unsafe, source)
 
 
-def _tables(top: _Table, key: str) -> dict[str, dict[str, Any]]:
+def _tables(top: Table, key: str) -> dict[str, dict[str, Any]]:
     tables = top.data.get(key, {})
     if not isinstance(tables, dict):
         top.fail(key, "is not a table", f"write [{key}.NAME] tables")
@@ -161,9 +110,9 @@ def _tables(top: _Table, key: str) -> dict[str, dict[str, Any]]:
     return good
 
 
-def _policy(t: _Table, name: str, unsafe: bool) -> DialPolicy:
-    t.keys(POLICY_KINDS)
-    values = {key: t.get(key, kind, _DEFAULTS[key]) for key, kind in POLICY_KINDS.items()}
+def _policy(t: Table, name: str, unsafe: bool) -> DialPolicy:
+    t.keys(POLICY_KINDS, _override_fixes(t))
+    values = {key: _read(t, key, kind) for key, kind in POLICY_KINDS.items()}
     regions: tuple[str, ...] = values["allowed_regions"]
     for region in regions:
         if region not in pn.SUPPORTED_REGIONS:
@@ -178,7 +127,21 @@ def _policy(t: _Table, name: str, unsafe: bool) -> DialPolicy:
     return DialPolicy(name, **values, unsafe_allow_restricted=unsafe)
 
 
-def _check_prefix(t: _Table, prefix: str, regions: Sequence[str]) -> None:
+def _read(t: Table, key: str, kind: type) -> Any:
+    default = _DEFAULTS[key]
+    if kind is bool:
+        return t.flag(key, default)
+    if kind is int:
+        return t.integer(key, default)
+    return t.strings(key) or default
+
+
+def _override_fixes(t: Table) -> dict[str, str]:
+    # The override belongs at the top of the file, never in a table.
+    return {k: _OVERRIDE_PLACE for k in t.data if k.upper() == OVERRIDE}
+
+
+def _check_prefix(t: Table, prefix: str, regions: Sequence[str]) -> None:
     if not PREFIX.fullmatch(prefix):
         t.fail("allowed_patterns", f"{prefix!r} is not an E.164 prefix", 'write e.g. "+1510555"')
         return
@@ -193,8 +156,8 @@ def _check_prefix(t: _Table, prefix: str, regions: Sequence[str]) -> None:
         )
 
 
-def _destination(t: _Table, name: str, unsafe: bool) -> Destination:
-    t.keys(DESTINATION_KEYS)
+def _destination(t: Table, name: str, unsafe: bool) -> Destination:
+    t.keys(DESTINATION_KEYS, _override_fixes(t))
     number, uri = t.data.get("number"), t.data.get("sip_uri")
     if (number is None) == (uri is None):
         fix = 'give exactly one: number = "+15105550100" or sip_uri = "sip:ops@pbx.example.com"'
@@ -212,8 +175,8 @@ def _destination(t: _Table, name: str, unsafe: bool) -> Destination:
     if "description" not in t.data:
         fix = 'write description = "the sales team": the agent is told it, to choose'
         t.fail("description", "is missing", fix)
-    description = t.get("description", str, "")
-    found = Destination(name, description, number, uri, dtmf, t.get("warm", bool, False))
+    description = t.text("description") or ""
+    found = Destination(name, description, number, uri, dtmf, t.flag("warm"))
     # A SIP URI whose user is +digits reaches that number through the trunk: check it too.
     as_number = destination_number(found)
     problem = classify_number(as_number).problem if as_number else None
@@ -228,22 +191,19 @@ def _destination(t: _Table, name: str, unsafe: bool) -> Destination:
 DEFAULT_POLICY = "default"
 
 
-def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[str]:
+def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
     """Names a route uses that the policy file does not define (pure; for start-up and
     `switchboard check`)."""
-    problems = []
+    problems = Problems(routes.source)
     for route in routes.routes:
-        where = f'{routes.source}: route "{route.name}"'
+        where = f'route "{route.name}"'
         name = route.dial_policy or DEFAULT_POLICY
         if "dial_out" in route.tools and name not in policy.policies:
-            problems.append(
-                f"{where}, field 'dial_policy': no [dial_policy.{name}] in {policy.source}; "
-                f"fix: add it, or name one of: {', '.join(sorted(policy.policies)) or 'none'}"
-            )
+            known = ", ".join(sorted(policy.policies)) or "none"
+            problem = f"no [dial_policy.{name}] in {policy.source}"
+            problems.add(where, "dial_policy", problem, f"add it, or name one of: {known}")
         for dest in route.transfer_destinations:
             if dest not in policy.destinations:
-                problems.append(
-                    f"{where}, field 'transfer_destinations': no [destinations.{dest}] in "
-                    f"{policy.source}; fix: add it or remove {dest!r}"
-                )
-    return problems
+                problem = f"no [destinations.{dest}] in {policy.source}"
+                problems.add(where, "transfer_destinations", problem, f"add it or remove {dest!r}")
+    return problems.items

@@ -1,33 +1,44 @@
-"""Load the agent's texts from ``prompts/*.md``.
+"""The agent's texts, from ``prompts/*.md``, read once at start.
 
-Prompts live in Markdown files so an operator edits words, not Python. The directory
-can be moved with ``SWITCHBOARD_PROMPTS_DIR`` (e.g. in a container image).
+Prompts live in Markdown files so an operator edits words, not Python. The folder can be
+moved with ``SWITCHBOARD_PROMPTS_DIR`` (e.g. in a container image). The worker reads
+every prompt when it starts (``load_prompts``) and each call gets that ``Prompts``: a call
+never touches the disk for its words, and a file edited mid-day changes no call halfway.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
-def prompts_dir() -> Path:
-    return Path(os.environ.get("SWITCHBOARD_PROMPTS_DIR") or DEFAULT_DIR)
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    """Every prompt of one folder, by name (the file name without ``.md``)."""
+
+    folder: Path
+    texts: Mapping[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        """The text of ``<name>.md``; an unknown name lists the ones that exist."""
+        try:
+            return self.texts[name]
+        except KeyError:
+            known = ", ".join(sorted(self.texts))
+            raise KeyError(f"no prompt {name!r} in {self.folder} (known: {known})") from None
 
 
-@cache
-def load_prompt(name: str, directory: Path | None = None) -> str:
-    """Return the text of ``<name>.md``; an unknown name lists the ones that exist."""
-    folder = directory or prompts_dir()
-    path = folder / f"{name}.md"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.md"))
-        raise FileNotFoundError(f"no prompt {name!r} in {folder} (known: {', '.join(known)})")
-    return path.read_text(encoding="utf-8").strip()
+def load_prompts(folder: Path = DEFAULT_DIR) -> Prompts:
+    """Read every ``*.md`` of ``folder``; FileNotFoundError when it is not a folder."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"prompts folder {folder} not found")
+    texts = {p.stem: p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.md"))}
+    return Prompts(folder, MappingProxyType(texts))
 
 
 def data_block(details: Mapping[str, object]) -> str:

@@ -1,6 +1,7 @@
 """The configuration reference (docs/CONFIGURATION.md), generated from the code.
 
-Every environment variable comes from `settings.ENV_VARS`; every routes.toml and
+Every environment variable comes from `settings.ENV_VARS`, grouped by the settings part
+it fills (`settings.calls.ring_timeout`...); every routes.toml and
 policy.toml field from the dataclasses the loaders read. A field without a description
 here fails the test that regenerates the file, so the reference cannot drift.
 """
@@ -8,9 +9,9 @@ here fails the test that regenerates the file, so the reference cannot drift.
 from __future__ import annotations
 
 from dataclasses import MISSING, fields
-from typing import Any
+from typing import Any, get_type_hints
 
-from switchboard.config.settings import ENV_VARS
+from switchboard.config.settings import ENV_VARS, Settings
 from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Match, Route
 
@@ -92,6 +93,19 @@ def _table(cls: type, docs: dict[str, str], skip: tuple[str, ...] = ()) -> list[
     return rows
 
 
+def _environment() -> list[str]:
+    out = []
+    for part, cls in get_type_hints(Settings).items():
+        out += ["", f"### `settings.{part}`: {cls.__doc__}", ""]
+        out += ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+        out += [
+            f"| `{v.name}` | `{v.default}` | {v.accepts or 'text'} | {v.help} |"
+            for v in ENV_VARS
+            if v.part == part
+        ]
+    return out
+
+
 def reference() -> str:
     out = [
         "# Configuration reference",
@@ -100,10 +114,9 @@ def reference() -> str:
         "",
         "## Environment (`.env.local`)",
         "",
-        "| variable | default | meaning |",
-        "|---|---|---|",
+        "Read once, when the worker starts; a bad value stops it with every problem listed.",
     ]
-    out += [f"| `{v.name}` | `{v.default}` | {v.help} |" for v in ENV_VARS]
+    out += _environment()
     out += ["", "## routes.toml: `[[route]]`", ""]
     out += _table(Route, ROUTE_FIELDS)
     out += ["", "## routes.toml: `[route.match]`", ""]

@@ -2,13 +2,12 @@
 
 Each problem names the file, the route (index and name) and the field, and says how to
 fix it, because the person reading it is editing a TOML file, not Python. Typed reads
-and single-value checks live in ``routes_fields``; reachability in ``route_shadowing``.
+are the shared ``reader``, single-value checks ``fields``, reachability ``shadowing``.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,10 @@ from switchboard.config.fields import (
     PIN_ENV,
     PROMPT,
     SIP_FIELDS,
-    Problems,
-    Reader,
-    suggest,
+    checked,
 )
-from switchboard.config.prompts import prompts_dir
+from switchboard.config.prompts import DEFAULT_DIR
+from switchboard.config.reader import Problems, Table, parse_toml, suggest
 from switchboard.config.shadowing import covers
 from switchboard.routing import (
     DEFAULT_PIN_ATTEMPTS,
@@ -45,25 +43,17 @@ MATCH_KEYS = tuple(f.name for f in fields(Match))
 _DEFAULT_FIX = f'end the file with a catch-all route: [[route]] name = "{DEFAULT_ROUTE}"'
 
 
-class RoutesConfigError(ValueError):
-    """Every problem found in a routes file; ``problems`` holds them one by one."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'' if count == 1 else 's'} in the route table:"
-        super().__init__("\n".join((head, *self.problems)))
+SUBJECT = "the route table"
 
 
-def load_routes(path: str | Path, prompts: Path | None = None) -> RouteTable:
+def load_routes(path: str | Path, prompts: Path = DEFAULT_DIR) -> RouteTable:
     """Read and check a routes file; prompt names must exist as ``<prompts>/<name>.md``.
 
-    Raises FileNotFoundError for a missing file, RoutesConfigError for a bad one.
+    Raises FileNotFoundError for a missing file, ConfigError for a bad one.
     """
     text = Path(path).read_text(encoding="utf-8")
-    folder = prompts or prompts_dir()
-    known = frozenset(p.stem for p in folder.glob("*.md")) if folder.is_dir() else frozenset()
-    return parse_routes(text, source=str(path), known_prompts=known, prompts_label=str(folder))
+    known = frozenset(p.stem for p in prompts.glob("*.md")) if prompts.is_dir() else frozenset()
+    return parse_routes(text, source=str(path), known_prompts=known, prompts_label=str(prompts))
 
 
 def parse_routes(
@@ -72,13 +62,8 @@ def parse_routes(
     """Pure core of load_routes: the file's text, the prompt names that exist and the
     prompts folder as error messages should name it."""
     problems = Problems(source)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        problems.add("the file", None, f"is not valid TOML ({e})", "fix the syntax at that line")
-        raise RoutesConfigError(problems.items) from None
-    for key in sorted(set(doc) - {"route"}):
-        problems.unknown_key("the file", key, ("route",))
+    doc = parse_toml(problems, text, SUBJECT)
+    Table(problems, "the file", doc).keys(("route",))
     tables = doc.get("route", [])
     if not isinstance(tables, list):
         problems.add("the file", "route", "is a single table", "write [[route]], not [route]")
@@ -87,8 +72,7 @@ def parse_routes(
         read_route(problems, i, t, known_prompts, prompts_label) for i, t in enumerate(tables)
     ]
     _check_table(problems, tables, routes)
-    if problems.items:
-        raise RoutesConfigError(problems.items)
+    problems.check(SUBJECT)
     return RouteTable(tuple(r for r in routes if r is not None), source=source)
 
 
@@ -100,32 +84,32 @@ def read_route(
     if not isinstance(data, dict):
         problems.add(where, None, "is not a table", 'write [[route]] then name = "..."')
         return None
-    r = Reader(problems, where, data)
-    name = r.text("name", data.get("name", ""))
+    r = Table(problems, where, data)
+    name = r.text("name", "")
     if name is not None:
         r.where = _where(index, name)
         if not NAME.fullmatch(name):
             r.fail("name", f"{name!r} has unsupported characters", "use letters, digits, . _ -")
-    r.keys(data, ROUTE_KEYS)
+    r.keys(ROUTE_KEYS)
     match = _match(r, data.get("match", {}))
-    language = r.text("language", data.get("language", "en-US"))
+    language = r.text("language", "en-US")
     if language is not None and not LANGUAGE.fullmatch(language):
         r.fail("language", f"{language!r} is not a BCP-47 tag", 'write e.g. "en-US" or "es"')
-    stt = r.text("stt_model", data.get("stt_model"))
+    stt = r.text("stt_model")
     if stt == PHONE_STT_MODEL and language and not language.lower().startswith("en"):
         fix = "remove stt_model to let the code pick one (nova-3), or set language to English"
         r.fail("stt_model", f"{stt} is English-only but language is {language!r}", fix)
-    prompt = r.text("prompt", data.get("prompt", "default"))
+    prompt = r.text("prompt", "default")
     if prompt is not None and (not PROMPT.fullmatch(prompt) or prompt not in known_prompts):
         names = sorted(known_prompts)
         fix = f"{suggest(prompt, names)}create {prompts_label}/{prompt}.md, or use one of: "
         r.fail("prompt", f"no prompt file {prompt}.md", fix + ", ".join(names))
-    tools = r.strings("tools", data.get("tools", ["end_call"]))
+    tools = r.strings("tools") if "tools" in data else ("end_call",)
     for tool in tools or ():
         if tool not in KNOWN_TOOLS:
             fix = f"{suggest(tool, KNOWN_TOOLS)}known tools: {', '.join(KNOWN_TOOLS)}"
             r.fail("tools", f"unknown tool {tool!r}", fix)
-    destinations = r.strings("transfer_destinations", data.get("transfer_destinations"))
+    destinations = r.strings("transfer_destinations")
     if destinations and tools is not None and "transfer" not in tools:
         fix = 'add "transfer" to tools, or remove transfer_destinations'
         r.fail("transfer_destinations", "is set but the transfer tool is not enabled", fix)
@@ -136,21 +120,21 @@ def read_route(
         stt_model=stt,
         language=language or "en-US",
         prompt=prompt or "default",
-        greeting=r.text("greeting", data.get("greeting")),
+        greeting=r.text("greeting"),
         tools=tools or (),
-        dial_policy=r.text("dial_policy", data.get("dial_policy")),
+        dial_policy=r.text("dial_policy"),
         transfer_destinations=destinations or (),
         pin_env=pin_env,
-        pin_attempts=pin_attempts or DEFAULT_PIN_ATTEMPTS,
+        pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
     )
     return route if r.ok and name else None
 
 
-def _pin(r: Reader, data: dict[str, Any]) -> tuple[str | None, int | None, str | None]:
+def _pin(r: Table, data: dict[str, Any]) -> tuple[str | None, int, str | None]:
     """pin_env, pin_attempts, pin_prompt. Only the variable's name is checked here: the
     file is checked where the PIN is not known (CI, a laptop); the worker checks that the
-    variable is set when it starts (switchboard.dtmf.pin_problems)."""
+    variable is set when it starts (switchboard.config.pins)."""
     env = data.get("pin_env")
     if env is not None and not (isinstance(env, str) and PIN_ENV.fullmatch(env)):
         # The value is not repeated: someone may have written the PIN itself here.
@@ -158,37 +142,31 @@ def _pin(r: Reader, data: dict[str, Any]) -> tuple[str | None, int | None, str |
         fix += 'pin_env = "SUPPORT_LINE_PIN"; the PIN itself goes in that variable, never here'
         r.fail("pin_env", "is not the name of a PIN variable", fix)
         env = None
-    attempts = r.integer("pin_attempts", data.get("pin_attempts"), *PIN_ATTEMPTS)
-    prompt = r.text("pin_prompt", data.get("pin_prompt"))
+    attempts = r.integer("pin_attempts", DEFAULT_PIN_ATTEMPTS, *PIN_ATTEMPTS)
+    prompt = r.text("pin_prompt")
     for key in ("pin_attempts", "pin_prompt"):
         if key in data and "pin_env" not in data:
-            r.fail(key, "is set but pin_env is not, so no PIN is asked for",
-                   'add pin_env = "<NAME>_PIN", or remove it')  # fmt: skip
+            fix = 'add pin_env = "<NAME>_PIN", or remove it'
+            r.fail(key, "is set but pin_env is not, so no PIN is asked for", fix)
     return env, attempts, prompt
 
 
-def _match(r: Reader, data: Any) -> Match | None:
+def _match(r: Table, data: Any) -> Match | None:
     if not isinstance(data, dict):
         r.fail("match", "expected a table", 'write [route.match] or match = { kind = "sip" }')
         return None
-    r.keys(data, MATCH_KEYS, "match.")
-    hidden = data.get("number_hidden")
-    if hidden is not None and not isinstance(hidden, bool):
-        fix = "write number_hidden = true (or false), without quotes"
-        r.fail("match.number_hidden", f"expected true or false, got {hidden!r}", fix)
-        hidden = None
-    attributes = r.table("match.attributes", data.get("attributes"))
+    m = r.within("match", data)
+    m.keys(MATCH_KEYS)
+    hidden = m.flag("number_hidden") if "number_hidden" in data else None
+    attributes = m.value_lists("attributes")
     for key in attributes:
         if key.startswith(("sip.", "lk.")):
             use = SIP_FIELDS.get(key)
             fix = f"use match.{use}" if use else "match only the caller's custom attributes"
-            r.fail(f"match.attributes.{key}", "is set by LiveKit, not a custom attribute", fix)
-    values = {k: r.checked(f"match.{k}", data.get(k)) for k in ITEM_CHECKS}
+            m.fail(f"attributes.{key}", "is set by LiveKit, not a custom attribute", fix)
+    values = {k: checked(m, k) for k in ITEM_CHECKS}
     return Match(
-        **values,
-        number_hidden=hidden,
-        attributes=attributes,
-        directory=r.table("match.directory", data.get("directory")),
+        **values, number_hidden=hidden, attributes=attributes, directory=m.value_lists("directory")
     )
 
 

@@ -1,138 +1,439 @@
-"""Configuration from the environment, validated once at start.
+"""Configuration from the environment, read and checked once, at start.
 
-Every variable is listed in ``ENV_VARS`` (the single source for ``.env.example`` and the
-README's configuration reference). ``load_settings`` is pure: it takes a mapping, so tests
-never touch ``os.environ``.
+Every variable is declared once, on the field of the settings part it fills: its name,
+default, help and parser (which knows its range). ``ENV_VARS`` lists those declarations;
+``.env.example`` and the reference (docs/CONFIGURATION.md) are generated from them; the
+parsers and the reading itself are in ``env``.
+``load_settings`` is pure: it takes a mapping, so tests never touch ``os.environ``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 from urllib.parse import urlparse
+
+from switchboard.config.env import (
+    SOURCE,
+    Choice,
+    EnvVar,
+    Folder,
+    Number,
+    OrNone,
+    Pairs,
+    Pattern,
+    Region,
+    Text,
+    Url,
+    declarations,
+    read,
+)
+from switchboard.config.errors import ConfigError, Problem
+from switchboard.config.prompts import DEFAULT_DIR
 
 AiMode = Literal["keyless", "inference", "openai"]
 TtsProvider = Literal["espeak", "inference", "openai"]
+T = TypeVar("T")
+
+SUBJECT = "the environment"
+
+
+_AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+# --- the parts of the settings ----------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class EnvVar:
-    name: str
-    default: str
-    help: str
+class ServerSettings:
+    """The LiveKit server and this worker's place in it."""
+
+    url: Annotated[
+        str,
+        EnvVar(
+            "LIVEKIT_URL",
+            "",
+            Url(("ws", "wss", "http", "https"), "start with wss:// (or ws:// for a local server)"),
+            "LiveKit server URL, e.g. wss://my-project.livekit.cloud",
+        ),
+    ]
+    api_key: Annotated[
+        str,
+        EnvVar(
+            "LIVEKIT_API_KEY",
+            "",
+            Text(),
+            "LiveKit API key (Cloud project settings, or your server)",
+        ),
+    ]
+    api_secret: Annotated[str, EnvVar("LIVEKIT_API_SECRET", "", Text(), "LiveKit API secret")]
+    agent_name: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_AGENT_NAME",
+            "switchboard",
+            Pattern(
+                _AGENT_NAME,
+                "1-64 letters, digits, '.', '_' or '-' (it must equal the agent name in your "
+                "dispatch rule)",
+            ),
+            "Name the dispatch rule dispatches",
+        ),
+    ]
+    worker_port: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_WORKER_PORT",
+            "8081",
+            Number(0, 65535, whole=True),
+            "Worker health/HTTP port (0 picks a free one)",
+        ),
+    ]
+    max_calls: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_MAX_CALLS",
+            "0",
+            Number(0, 10_000, whole=True),
+            "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
+            "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
+        ),
+    ]
+    idle_processes: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_IDLE_PROCESSES",
+            "0",
+            Number(0, 64, whole=True),
+            "Job processes kept warm for the next calls (each call runs in its own); 0 = the "
+            "framework's default (one per CPU). Calls beyond the warm ones wait seconds for a "
+            "process to start: set it to the burst of simultaneous calls you expect",
+        ),
+    ]
+    job_executor: Annotated[
+        Literal["process", "thread"],
+        EnvVar(
+            "SWITCHBOARD_JOB_EXECUTOR",
+            "process",
+            Choice(("process", "thread")),
+            "How each call runs: process = its own process (isolated; each takes seconds of CPU "
+            "to start, so bursts queue), thread = a thread of the worker (experimental: starts in "
+            "milliseconds but shares one Python process and its GIL; measured only by bench.load)",
+        ),
+    ]
+    load_threshold: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_LOAD_THRESHOLD",
+            "0.7",
+            Number(0.05, 0.99),
+            "Load (0-1) above which the worker takes no call",
+        ),
+    ]
 
 
-ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar("LIVEKIT_URL", "", "LiveKit server URL, e.g. wss://my-project.livekit.cloud"),
-    EnvVar("LIVEKIT_API_KEY", "", "LiveKit API key (Cloud project settings, or your server)"),
-    EnvVar("LIVEKIT_API_SECRET", "", "LiveKit API secret"),
-    EnvVar("SWITCHBOARD_AGENT_NAME", "switchboard", "Name the dispatch rule dispatches"),
-    EnvVar(
-        "SWITCHBOARD_AI_MODE",
-        "auto",
-        "auto | inference | openai | keyless. auto: openai when SWITCHBOARD_OPENAI_BASE_URL is "
-        "set, LiveKit Inference on LiveKit Cloud URLs, else keyless (offline voice, no AI)",
-    ),
-    EnvVar(
-        "SWITCHBOARD_OPENAI_BASE_URL",
-        "",
-        "An OpenAI-compatible endpoint (vLLM, Ollama, a Whisper server...), e.g. "
-        "http://127.0.0.1:8000/v1: LLM and speech-to-text go there",
-    ),
-    EnvVar("OPENAI_API_KEY", "", "Key for SWITCHBOARD_OPENAI_BASE_URL (if it needs one)"),
-    EnvVar("DEEPGRAM_API_KEY", "", "Deepgram key: speech-to-text straight from Deepgram"),
-    EnvVar(
-        "SWITCHBOARD_LLM_MODEL",
-        "openai/gpt-4.1-mini",
-        "LLM model: a LiveKit Inference name, or the model your OpenAI-compatible server serves",
-    ),
-    EnvVar(
-        "SWITCHBOARD_LLM_FALLBACK_MODEL",
-        "",
-        "A second LLM model on the same provider, used when the first fails mid-call",
-    ),
-    EnvVar("SWITCHBOARD_STT_MODEL", "whisper-1", "Speech-to-text model on the OpenAI endpoint"),
-    EnvVar(
-        "SWITCHBOARD_TTS",
-        "auto",
-        "auto | inference | openai | espeak: the voice (auto: the AI mode's own; espeak is "
-        "offline, and always stands by as the fallback voice)",
-    ),
-    EnvVar("SWITCHBOARD_TTS_MODEL", "cartesia/sonic-2", "TTS model (LiveKit Inference name)"),
-    EnvVar("SWITCHBOARD_TTS_VOICE", "alloy", "TTS voice on the OpenAI-compatible endpoint"),
-    EnvVar("SWITCHBOARD_RING_TIMEOUT", "25", "Seconds a dialled party may ring before we give up"),
-    EnvVar(
-        "DATABASE_URL",
-        "",
-        "Caller directory and call records: postgresql://user:pass@host/db, or empty for "
-        "the SQLite file in SWITCHBOARD_STATE_DIR",
-    ),
-    EnvVar("SWITCHBOARD_STATE_DIR", ".switchboard", "Where the default SQLite database lives"),
-    EnvVar(
-        "SWITCHBOARD_DIRECTORY_TIMEOUT_MS",
-        "150",
-        "Longest the caller lookup may delay the greeting; past it the caller is unknown",
-    ),
-    EnvVar(
-        "SWITCHBOARD_DEFAULT_REGION",
-        "US",
-        "Country (ISO code) for numbers that arrive without a +country prefix",
-    ),
-    EnvVar("SWITCHBOARD_ROUTES", "routes.toml", "The route table"),
-    EnvVar("SWITCHBOARD_POLICY", "policy.toml", "Dial-out policies and named destinations"),
-    EnvVar(
-        "SWITCHBOARD_OUTBOUND_TRUNK_ID",
-        "",
-        "Outbound SIP trunk for dial-out (ST_...; `switchboard provision --json` prints it)",
-    ),
-    EnvVar("SWITCHBOARD_PARTICIPANT_TIMEOUT", "20", "Seconds to wait for the caller to join"),
-    EnvVar("SWITCHBOARD_EVENTS_FILE", "", "Append one JSON line per call event to this file"),
-    EnvVar("SWITCHBOARD_WORKER_PORT", "8081", "Worker health/HTTP port (0 picks a free one)"),
-    EnvVar(
-        "SWITCHBOARD_MAX_CALLS",
-        "0",
-        "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
-        "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
-    ),
-    EnvVar(
-        "SWITCHBOARD_IDLE_PROCESSES",
-        "0",
-        "Job processes kept warm for the next calls (each call runs in its own); 0 = the "
-        "framework's default (one per CPU). Calls beyond the warm ones wait seconds for a "
-        "process to start: set it to the burst of simultaneous calls you expect",
-    ),
-    EnvVar(
-        "SWITCHBOARD_JOB_EXECUTOR",
-        "process",
-        "How each call runs: process = its own process (isolated; each takes seconds of CPU "
-        "to start, so bursts queue), thread = a thread of the worker (experimental: starts in "
-        "milliseconds but shares one Python process and its GIL; measured only by bench.load)",
-    ),
-    EnvVar(
-        "SWITCHBOARD_DRAIN_TIMEOUT",
-        "1800",
-        "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
-    ),
-    EnvVar(
-        "SWITCHBOARD_SHUTDOWN_MODE",
-        "finish",
-        "On SIGTERM: finish = calls in progress go on, and any still running 15 s before "
-        "SWITCHBOARD_DRAIN_TIMEOUT ends hear prompts/shutdown_goodbye.md and are ended; "
-        "goodbye = every call in progress hears it at once and is ended",
-    ),
-    EnvVar("SWITCHBOARD_LOAD_THRESHOLD", "0.7", "Load (0-1) above which the worker takes no call"),
-    EnvVar("SWITCHBOARD_CONSOLE_CALLER", "+15105550123", "console: the simulated caller's number"),
-    EnvVar("SWITCHBOARD_CONSOLE_CALLED", "+15105550100", "console: the number it dialled"),
-    EnvVar(
-        "SWITCHBOARD_CONSOLE_ATTRIBUTES",
-        "",
-        "console: the simulated caller's custom attributes, e.g. lang=es,customer_id=42",
-    ),
-)
+@dataclass(frozen=True, slots=True)
+class AiSettings:
+    """Who listens, thinks and speaks: the providers and their models."""
+
+    # "auto" (for the mode and the voice) is made concrete by load_settings.
+    mode: Annotated[
+        AiMode,
+        EnvVar(
+            "SWITCHBOARD_AI_MODE",
+            "auto",
+            Choice(("auto", "inference", "openai", "keyless")),
+            "auto | inference | openai | keyless. auto: openai when SWITCHBOARD_OPENAI_BASE_URL is "
+            "set, LiveKit Inference on LiveKit Cloud URLs, else keyless (offline voice, no AI)",
+        ),
+    ]
+    openai_base_url: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_OPENAI_BASE_URL",
+            "",
+            Url(("http", "https"), "start with http(s)://", optional=True),
+            "An OpenAI-compatible endpoint (vLLM, Ollama, a Whisper server...), e.g. "
+            "http://127.0.0.1:8000/v1: LLM and speech-to-text go there",
+        ),
+    ]
+    openai_api_key: Annotated[
+        str | None,
+        EnvVar(
+            "OPENAI_API_KEY",
+            "",
+            OrNone(),
+            "Key for SWITCHBOARD_OPENAI_BASE_URL (if it needs one)",
+        ),
+    ]
+    deepgram_api_key: Annotated[
+        str | None,
+        EnvVar(
+            "DEEPGRAM_API_KEY",
+            "",
+            OrNone(),
+            "Deepgram key: speech-to-text straight from Deepgram",
+        ),
+    ]
+    llm_model: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_LLM_MODEL",
+            "openai/gpt-4.1-mini",
+            Text(),
+            "LLM model: a LiveKit Inference name, or the model your OpenAI-compatible server "
+            "serves",
+        ),
+    ]
+    llm_fallback_model: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_LLM_FALLBACK_MODEL",
+            "",
+            OrNone(),
+            "A second LLM model on the same provider, used when the first fails mid-call",
+        ),
+    ]
+    stt_model: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_STT_MODEL",
+            "whisper-1",
+            Text(),
+            "Speech-to-text model on the OpenAI endpoint",
+        ),
+    ]
+    tts: Annotated[
+        TtsProvider,
+        EnvVar(
+            "SWITCHBOARD_TTS",
+            "auto",
+            Choice(("auto", "inference", "openai", "espeak")),
+            "auto | inference | openai | espeak: the voice (auto: the AI mode's own; espeak is "
+            "offline, and always stands by as the fallback voice)",
+        ),
+    ]
+    tts_model: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_TTS_MODEL",
+            "cartesia/sonic-2",
+            Text(),
+            "TTS model (LiveKit Inference name)",
+        ),
+    ]
+    tts_voice: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_TTS_VOICE", "alloy", Text(), "TTS voice on the OpenAI-compatible endpoint"
+        ),
+    ]
+
+    @property
+    def keyless(self) -> bool:
+        return self.mode == "keyless"
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """How one call runs: its timeouts and where it dials out."""
+
+    participant_timeout: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_PARTICIPANT_TIMEOUT",
+            "20",
+            Number(1, 600),
+            "Seconds to wait for the caller to join",
+        ),
+    ]
+    ring_timeout: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_RING_TIMEOUT",
+            "25",
+            Number(1, 120),
+            "Seconds a dialled party may ring before we give up",
+        ),
+    ]
+    outbound_trunk_id: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_OUTBOUND_TRUNK_ID",
+            "",
+            OrNone(),
+            "Outbound SIP trunk for dial-out (ST_...; `switchboard provision --json` prints it)",
+        ),
+    ]
+    default_region: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_DEFAULT_REGION",
+            "US",
+            Region(),
+            "Country (ISO code) for numbers that arrive without a +country prefix",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DataSettings:
+    """Where calls are looked up and recorded."""
+
+    database_url: Annotated[
+        str,
+        EnvVar(
+            "DATABASE_URL",
+            "",
+            Text(),
+            "Caller directory and call records: postgresql://user:pass@host/db, or empty for "
+            "the SQLite file in SWITCHBOARD_STATE_DIR",
+        ),
+    ]
+    state_dir: Annotated[
+        Path,
+        EnvVar(
+            "SWITCHBOARD_STATE_DIR",
+            ".switchboard",
+            Folder(Path(".switchboard")),
+            "Where the default SQLite database lives",
+        ),
+    ]
+    directory_timeout: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_DIRECTORY_TIMEOUT_MS",
+            "150",
+            Number(10, 5000, scale=1 / 1000),
+            "Longest the caller lookup may delay the greeting; past it the caller is unknown "
+            "(read in milliseconds, kept in seconds)",
+        ),
+    ]
+    events_file: Annotated[
+        Path | None,
+        EnvVar(
+            "SWITCHBOARD_EVENTS_FILE",
+            "",
+            Folder(),
+            "Append one JSON line per call event to this file",
+        ),
+    ]
+
+    @property
+    def url(self) -> str:
+        """``DATABASE_URL``, or the SQLite file in the state directory."""
+        return self.database_url or f"sqlite:///{self.state_dir / 'switchboard.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSettings:
+    """The configuration files, all read and checked at start."""
+
+    routes: Annotated[
+        Path, EnvVar("SWITCHBOARD_ROUTES", "routes.toml", Folder(), "The route table")
+    ]
+    policy: Annotated[
+        Path,
+        EnvVar(
+            "SWITCHBOARD_POLICY",
+            "policy.toml",
+            Folder(),
+            "Dial-out policies and named destinations",
+        ),
+    ]
+    prompts: Annotated[
+        Path,
+        EnvVar(
+            "SWITCHBOARD_PROMPTS_DIR",
+            "",
+            Folder(DEFAULT_DIR),
+            "The folder of prompt files (*.md); empty: the prompts/ folder shipped with the code",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownSettings:
+    """What a deploy's SIGTERM does to calls in progress."""
+
+    drain_timeout: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_DRAIN_TIMEOUT",
+            "1800",
+            Number(0, 86400, whole=True),
+            "On SIGTERM (a deploy), seconds calls in progress may run on before the worker stops",
+        ),
+    ]
+    mode: Annotated[
+        Literal["finish", "goodbye"],
+        EnvVar(
+            "SWITCHBOARD_SHUTDOWN_MODE",
+            "finish",
+            Choice(("finish", "goodbye")),
+            "On SIGTERM: finish = calls in progress go on, and any still running 15 s before "
+            "SWITCHBOARD_DRAIN_TIMEOUT ends hear prompts/shutdown_goodbye.md and are ended; "
+            "goodbye = every call in progress hears it at once and is ended",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The simulated caller of ``agent.py console``."""
+
+    caller: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_CONSOLE_CALLER",
+            "+15105550123",
+            Text(),
+            "console: the simulated caller's number",
+        ),
+    ]
+    called: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_CONSOLE_CALLED", "+15105550100", Text(), "console: the number it dialled"
+        ),
+    ]
+    attributes: Annotated[
+        Mapping[str, str],
+        EnvVar(
+            "SWITCHBOARD_CONSOLE_ATTRIBUTES",
+            "",
+            Pairs(),
+            "console: the simulated caller's custom attributes, e.g. lang=es,customer_id=42",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings
+    ai: AiSettings
+    calls: CallSettings
+    data: DataSettings
+    files: FileSettings
+    shutdown: ShutdownSettings
+    console: ConsoleSettings
+
+
+def _declared() -> tuple[EnvVar, ...]:
+    parts = get_type_hints(Settings)
+    return tuple(
+        replace(var, part=part)
+        for part in (f.name for f in fields(Settings))
+        for var in declarations(parts[part]).values()
+    )
+
+
+ENV_VARS: tuple[EnvVar, ...] = _declared()
+_BY_NAME = {v.name: v for v in ENV_VARS}
+_SERVER_VARS = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
 
 
 def env_example() -> str:
@@ -144,56 +445,17 @@ def env_example() -> str:
         "",
     ]
     for var in ENV_VARS:
-        lines += [f"# {var.help}", f"{var.name}={var.default}", ""]
+        accepts = f" ({var.accepts})" if var.accepts else ""
+        lines += [f"# {var.help}{accepts}", f"{var.name}={var.default}", ""]
     return "\n".join(lines)
 
 
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# --- reading ----------------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
-    """A configuration problem, worded for the person who has to fix it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    livekit_url: str
-    livekit_api_key: str
-    livekit_api_secret: str
-    agent_name: str
-    ai_mode: AiMode
-    openai_base_url: str | None
-    openai_api_key: str | None
-    deepgram_api_key: str | None
-    llm_model: str
-    llm_fallback_model: str | None
-    stt_model: str
-    tts: TtsProvider
-    tts_model: str
-    tts_voice: str
-    ring_timeout: float
-    database_url: str
-    directory_timeout: float
-    default_region: str
-    routes_file: Path
-    policy_file: Path
-    outbound_trunk_id: str | None
-    participant_timeout: float
-    events_file: Path | None
-    worker_port: int
-    max_calls: int
-    drain_timeout: int
-    job_executor: Literal["process", "thread"]
-    shutdown_mode: Literal["finish", "goodbye"]
-    idle_processes: int
-    load_threshold: float
-    console_caller: str
-    console_called: str
-    console_attributes: Mapping[str, str]
-
-    @property
-    def keyless(self) -> bool:
-        return self.ai_mode == "keyless"
+def _part(cls: type[T], env: Mapping[str, str], problems: list[Problem]) -> T:
+    values = {name: read(var, env, problems) for name, var in declarations(cls).items()}
+    return cls(**values)
 
 
 def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settings:
@@ -201,145 +463,81 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
 
     ``need_server`` is False for console mode, which runs without a LiveKit server.
     """
-    values = {v.name: (env.get(v.name) or v.default).strip() for v in ENV_VARS}
-    problems: list[str] = []
-
-    url = values["LIVEKIT_URL"]
+    problems: list[Problem] = []
+    server = _part(ServerSettings, env, problems)
+    ai = _part(AiSettings, env, problems)
     if need_server:
-        for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
-            if not values[name]:
-                problems.append(f"{name} is not set: {_help(name)}; put it in .env.local")
-    if url and urlparse(url).scheme not in ("ws", "wss", "http", "https"):
-        problems.append(f"LIVEKIT_URL={url!r} must start with wss:// (or ws:// for a local server)")
-
-    agent_name = values["SWITCHBOARD_AGENT_NAME"]
-    if not _AGENT_NAME.match(agent_name):
-        problems.append(
-            f"SWITCHBOARD_AGENT_NAME={agent_name!r} must be 1-64 letters, digits, '.', '_' "
-            "or '-' (it must equal the agent name in your dispatch rule)"
-        )
-
-    base_url = values["SWITCHBOARD_OPENAI_BASE_URL"]
-    if base_url and urlparse(base_url).scheme not in ("http", "https"):
-        problems.append(f"SWITCHBOARD_OPENAI_BASE_URL={base_url!r} must start with http(s)://")
-    ai_mode = _ai_mode(values["SWITCHBOARD_AI_MODE"], url, base_url, problems)
-    tts = values["SWITCHBOARD_TTS"]
-    if tts == "auto":
-        tts = "espeak" if ai_mode == "keyless" else ai_mode
-    elif tts not in ("espeak", "inference", "openai"):
-        problems.append(f"SWITCHBOARD_TTS={tts!r} must be one of auto, inference, openai, espeak")
-    if tts == "openai" and not base_url:
-        problems.append("SWITCHBOARD_TTS=openai needs SWITCHBOARD_OPENAI_BASE_URL")
-
-    timeout = _number(values, "SWITCHBOARD_PARTICIPANT_TIMEOUT", problems, low=1, high=600)
-    port = _number(values, "SWITCHBOARD_WORKER_PORT", problems, low=0, high=65535)
-    lookup_ms = _number(values, "SWITCHBOARD_DIRECTORY_TIMEOUT_MS", problems, low=10, high=5000)
-    ring_timeout = _number(values, "SWITCHBOARD_RING_TIMEOUT", problems, low=1, high=120)
-    max_calls = _number(values, "SWITCHBOARD_MAX_CALLS", problems, low=0, high=10_000)
-    idle = _number(values, "SWITCHBOARD_IDLE_PROCESSES", problems, low=0, high=64)
-    drain = _number(values, "SWITCHBOARD_DRAIN_TIMEOUT", problems, low=0, high=86400)
-    threshold = _number(values, "SWITCHBOARD_LOAD_THRESHOLD", problems, low=0.05, high=0.99)
-    job_executor = values["SWITCHBOARD_JOB_EXECUTOR"]
-    if job_executor not in ("process", "thread"):
-        problems.append(f"SWITCHBOARD_JOB_EXECUTOR={job_executor!r} must be process or thread")
-    shutdown_mode = values["SWITCHBOARD_SHUTDOWN_MODE"]
-    if shutdown_mode not in ("finish", "goodbye"):
-        problems.append(f"SWITCHBOARD_SHUTDOWN_MODE={shutdown_mode!r} must be finish or goodbye")
-
-    console_attributes = _pairs(values["SWITCHBOARD_CONSOLE_ATTRIBUTES"], problems)
-    if problems:
-        raise ConfigError("configuration error:\n  - " + "\n  - ".join(problems))
-    events = values["SWITCHBOARD_EVENTS_FILE"]
-    return Settings(
-        livekit_url=url,
-        livekit_api_key=values["LIVEKIT_API_KEY"],
-        livekit_api_secret=values["LIVEKIT_API_SECRET"],
-        agent_name=agent_name,
-        ai_mode=ai_mode,
-        openai_base_url=base_url or None,
-        openai_api_key=values["OPENAI_API_KEY"] or None,
-        deepgram_api_key=values["DEEPGRAM_API_KEY"] or None,
-        llm_model=values["SWITCHBOARD_LLM_MODEL"],
-        llm_fallback_model=values["SWITCHBOARD_LLM_FALLBACK_MODEL"] or None,
-        stt_model=values["SWITCHBOARD_STT_MODEL"],
-        tts="espeak" if ai_mode == "keyless" else tts,  # type: ignore[arg-type]
-        tts_model=values["SWITCHBOARD_TTS_MODEL"],
-        tts_voice=values["SWITCHBOARD_TTS_VOICE"],
-        ring_timeout=ring_timeout,
-        database_url=database_url(values),
-        directory_timeout=lookup_ms / 1000,
-        default_region=values["SWITCHBOARD_DEFAULT_REGION"].upper(),
-        routes_file=Path(values["SWITCHBOARD_ROUTES"]),
-        policy_file=Path(values["SWITCHBOARD_POLICY"]),
-        outbound_trunk_id=values["SWITCHBOARD_OUTBOUND_TRUNK_ID"] or None,
-        participant_timeout=timeout,
-        events_file=Path(events) if events else None,
-        worker_port=int(port),
-        max_calls=int(max_calls),
-        drain_timeout=int(drain),
-        job_executor=job_executor,  # type: ignore[arg-type]  # checked above
-        shutdown_mode=shutdown_mode,  # type: ignore[arg-type]  # checked above
-        idle_processes=int(idle),
-        load_threshold=threshold,
-        console_caller=values["SWITCHBOARD_CONSOLE_CALLER"],
-        console_called=values["SWITCHBOARD_CONSOLE_CALLED"],
-        console_attributes=console_attributes,
+        _require(_SERVER_VARS, env, problems)
+    settings = Settings(
+        server=server,
+        ai=_resolve_ai(ai, server.url, problems),
+        calls=_part(CallSettings, env, problems),
+        data=_part(DataSettings, env, problems),
+        files=_part(FileSettings, env, problems),
+        shutdown=_part(ShutdownSettings, env, problems),
+        console=_part(ConsoleSettings, env, problems),
     )
+    if problems:
+        raise ConfigError(problems, SUBJECT)
+    return settings
 
 
-def database_url(env: Mapping[str, str]) -> str:
-    """``DATABASE_URL``, or the SQLite file in the state directory."""
-    url = env.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    state_dir = env.get("SWITCHBOARD_STATE_DIR", "").strip() or ".switchboard"
-    return f"sqlite:///{Path(state_dir) / 'switchboard.db'}"
+def _require(names: tuple[str, ...], env: Mapping[str, str], problems: list[Problem]) -> None:
+    for name in names:
+        if not env.get(name, "").strip():
+            fix = f"put {name}=... in .env.local ({_BY_NAME[name].help})"
+            problems.append(Problem(SOURCE, "", name, f"{name} is not set", fix))
 
 
-def _ai_mode(mode: str, url: str, base_url: str, problems: list[str]) -> AiMode:
+def livekit_access(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """URL, API key and secret of the LiveKit server, for commands that talk to it alone
+    (`switchboard provision`); ConfigError naming each one unset or bad."""
+    problems: list[Problem] = []
+    url, key, secret = (read(_BY_NAME[name], env, problems) for name in _SERVER_VARS)
+    _require(_SERVER_VARS, env, problems)
+    if problems:
+        raise ConfigError(problems, SUBJECT)
+    return url, key, secret
+
+
+def _resolve_ai(ai: AiSettings, url: str, problems: list[Problem]) -> AiSettings:
+    """``auto`` made concrete, and the choices that need an endpoint checked."""
+    mode: str = ai.mode
     if mode == "auto":
-        if base_url:
-            return "openai"
-        return "inference" if _is_livekit_cloud(url) else "keyless"
-    if mode == "openai" and not base_url:
-        problems.append("SWITCHBOARD_AI_MODE=openai needs SWITCHBOARD_OPENAI_BASE_URL")
-    if mode in ("inference", "keyless", "openai"):
-        return mode  # type: ignore[return-value]
-    problems.append(f"SWITCHBOARD_AI_MODE={mode!r} must be one of auto, inference, openai, keyless")
-    return "keyless"
+        mode = "openai" if ai.openai_base_url else "inference" if _is_cloud(url) else "keyless"
+    tts: str = ai.tts
+    if tts == "auto":
+        tts = "espeak" if mode == "keyless" else mode
+    fix = "set SWITCHBOARD_OPENAI_BASE_URL to your endpoint, e.g. http://127.0.0.1:8000/v1"
+    for name, value in (("SWITCHBOARD_AI_MODE", mode), ("SWITCHBOARD_TTS", tts)):
+        if value == "openai" and not ai.openai_base_url:
+            problem = f"{name}=openai needs SWITCHBOARD_OPENAI_BASE_URL"
+            problems.append(Problem(SOURCE, "", name, problem, fix))
+    # keyless: nobody to pay for a voice, so always the offline one.
+    tts = "espeak" if mode == "keyless" else tts
+    return replace(ai, mode=cast(AiMode, mode), tts=cast(TtsProvider, tts))
 
 
-def _is_livekit_cloud(url: str) -> bool:
+def _is_cloud(url: str) -> bool:
     host = urlparse(url).hostname or ""
     return host.endswith(".livekit.cloud")
 
 
-def _pairs(raw: str, problems: list[str]) -> Mapping[str, str]:
-    pairs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(
-                f"SWITCHBOARD_CONSOLE_ATTRIBUTES: {item!r} is not name=value (e.g. lang=es)"
-            )
-            continue
-        pairs[key.strip()] = value.strip()
-    return MappingProxyType(pairs)
+def read_one(name: str, env: Mapping[str, str]) -> Any:
+    """One declared variable, for commands that need only it; ConfigError when bad."""
+    problems: list[Problem] = []
+    value = read(_BY_NAME[name], env, problems)
+    if problems:
+        raise ConfigError(problems, SUBJECT)
+    return value
 
 
-def _help(name: str) -> str:
-    return next(v.help for v in ENV_VARS if v.name == name)
-
-
-def _number(
-    values: Mapping[str, str], name: str, problems: list[str], *, low: float, high: float
-) -> float:
-    raw = values[name]
-    try:
-        number = float(raw)
-    except ValueError:
-        problems.append(f"{name}={raw!r} is not a number ({_help(name)})")
-        return low
-    if not low <= number <= high:
-        problems.append(f"{name}={raw!r} must be between {low:g} and {high:g}")
-    return number
+def database_url(env: Mapping[str, str]) -> str:
+    """``DATABASE_URL``, or the SQLite file in the state directory (for `switchboard calls`)."""
+    data = DataSettings(
+        database_url=read_one("DATABASE_URL", env),
+        state_dir=read_one("SWITCHBOARD_STATE_DIR", env),
+        directory_timeout=0.0,
+        events_file=None,
+    )
+    return data.url

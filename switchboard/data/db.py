@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from switchboard.config.settings import ConfigError
+from switchboard.config.errors import ConfigError, Problem
 from switchboard.data.schema import CREATE_SCHEMA_VERSION, LATEST_VERSION, MIGRATIONS, migration_sql
 
 logger = logging.getLogger("switchboard.db")
@@ -46,16 +46,22 @@ def async_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL is not a database URL: {_HELP}") from None
+        raise _bad_url("DATABASE_URL is not a database URL") from None
     shown = parsed.render_as_string(hide_password=True)
     backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
     if backend == "sqlite" and driver in ("pysqlite", "aiosqlite"):
         if not parsed.database or parsed.database == ":memory:":
-            raise ConfigError(f"DATABASE_URL={shown!r} names no file: {_HELP}")
+            raise _bad_url(f"DATABASE_URL={shown!r} names no file")
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres") and driver in ("psycopg2", "asyncpg", "psycopg"):
         return parsed.set(drivername="postgresql+asyncpg")
-    raise ConfigError(f"DATABASE_URL={shown!r}: unsupported database; {_HELP}")
+    raise _bad_url(f"DATABASE_URL={shown!r}: unsupported database")
+
+
+def _bad_url(problem: str) -> ConfigError:
+    return ConfigError(
+        [Problem("environment", "", "DATABASE_URL", problem, _HELP)], "the environment"
+    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

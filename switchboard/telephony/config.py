@@ -4,18 +4,20 @@ Everything here is pure (no network, no livekit imports): the file becomes froze
 dataclasses, the server's objects are converted to the same dataclasses elsewhere
 (`switchboard.telephony.provision`), so deciding what to create/update/delete is a
 plain diff (`switchboard.telephony.plan`) that unit tests can cover exhaustively.
+The file is read with the shared reader (`switchboard.config.reader`): every problem
+is reported at once, in one ConfigError.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from switchboard.config.reader import Problems, Table, parse_toml
 
 Pairs = tuple[tuple[str, str], ...]  # a sorted, immutable str->str map
 
@@ -62,16 +64,24 @@ class TelephonyConfig:
     dispatch_rules: tuple[DispatchRule, ...] = ()
 
 
-class TelephonyConfigError(ValueError):
-    """A problem in telephony.toml: says where (file, table, field) and how to fix it."""
-
-
+SUBJECT = "the telephony setup"
+KINDS = ("inbound_trunk", "outbound_trunk", "dispatch_rule")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # RFC 3261 token: a header name
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 TRANSPORTS = ("auto", "udp", "tcp", "tls")
 _PASSWORD_FIX = 'never put a password in the file: set auth_password_env = "SOME_ENV_VAR"'
+_INBOUND_KEYS = (
+    "name",
+    "numbers",
+    "allowed_addresses",
+    "auth_username",
+    "auth_password_env",
+    "headers_to_attributes",
+)
+_OUTBOUND_KEYS = ("name", "address", "numbers", "transport", "auth_username", "auth_password_env")
+_RULE_KEYS = ("name", "trunks", "agent_name", "room_prefix", "hide_phone_number", "attributes")
 
 
 def expand_env(value: str, env: Mapping[str, str]) -> str:
@@ -90,72 +100,31 @@ def expand_env(value: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(sub, value)
 
 
-class _Table:
-    """One [[kind]] table of the file; every read reports errors with full context."""
+class _Table(Table):
+    """One [[kind]] table: the shared reader, with ${VAR} expanded in every string."""
 
-    def __init__(self, source: str, kind: str, index: int, data: Any, env: Mapping[str, str]):
-        self.source, self.env, self.where = source, env, f"[[{kind}]] #{index + 1}"
-        if not isinstance(data, dict):
-            self.fail(None, "is not a table", f"write [[{kind}]] followed by key = value lines")
-        self.data: dict[str, Any] = data
-        if not (name := self.text("name")):
-            self.fail("name", "is empty", "give every object a unique, non-empty name")
-        self.where += f" ({name!r})"
+    def __init__(
+        self, problems: Problems, where: str, data: dict[str, Any], env: Mapping[str, str]
+    ) -> None:
+        super().__init__(problems, where, data)
+        self.env = env
 
-    def fail(self, key: str | None, problem: str, fix: str) -> NoReturn:
-        at = f", field '{key}'" if key else ""
-        raise TelephonyConfigError(f"{self.source}: {self.where}{at}: {problem}\n  fix: {fix}")
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for key in sorted(set(self.data) - allowed):
-            fix = f"remove it; known keys: {sorted(allowed)}"
-            if key == "auth_password":
-                fix = _PASSWORD_FIX
-            self.fail(key, "unknown key", fix)
-
-    def _expand(self, key: str, value: str) -> str:
+    def expand(self, key: str, value: str) -> str | None:
         try:
             return expand_env(value, self.env)
         except LookupError as e:
             var = e.args[0]
-            self.fail(
-                key,
-                f"environment variable {var} is not set",
-                f"export {var}=..., or give a default: ${{{var}:-value}}",
-            )
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if value is None:
-            self.fail(key, "missing required field", f'add {key} = "..."')
-        if not isinstance(value, str):
-            self.fail(key, f"expected a string, got {type(value).__name__}", f'write {key} = "..."')
-        return self._expand(key, value)
+            fix = f"export {var}=..., or give a default: ${{{var}:-value}}"
+            self.fail(key, f"environment variable {var} is not set", fix)
+            return None
 
     def texts(self, key: str) -> tuple[str, ...]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, "expected a list of strings", f'write {key} = ["...", "..."]')
-        items = [self._expand(key, v) for v in value]
-        if dupes := sorted({v for v in items if items.count(v) > 1}):
-            self.fail(key, f"duplicate entries {dupes}", "list each value once")
-        return tuple(sorted(items))  # order carries no meaning to the server: compare as sets
-
-    def pairs(self, key: str) -> Pairs:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            self.fail(key, "expected a table of strings", f'write {key} = {{ "a" = "b" }}')
-        return tuple(sorted((k, self._expand(key, v)) for k, v in value.items()))
-
-    def flag(self, key: str) -> bool:
-        value = self.data.get(key, False)
-        if not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {value!r}", f"write {key} = true")
-        return value
+        # Order carries no meaning to the server: compare as sets.
+        return tuple(sorted(self.strings(key) or ()))
 
     def password(self, username: str) -> str:
         """Secrets come from the environment variable the file names, never the file."""
-        var = self.text("auth_password_env", "")
+        var = self.text("auth_password_env", "", empty=True)
         if bool(var) != bool(username):
             self.fail(
                 "auth_password_env" if username else "auth_username",
@@ -184,6 +153,31 @@ class _Table:
         return numbers
 
 
+def _tables(
+    problems: Problems, doc: dict[str, Any], kind: str, env: Mapping[str, str]
+) -> list[_Table]:
+    items = doc.get(kind, [])
+    if not isinstance(items, list):
+        fix = f"write [[{kind}]] (double brackets)"
+        problems.add("the file", kind, "must be an array of tables", fix)
+        return []
+    tables = []
+    for i, data in enumerate(items):
+        where = f"[[{kind}]] #{i + 1}"
+        if not isinstance(data, dict):
+            fix = f"write [[{kind}]] followed by key = value lines"
+            problems.add(where, None, "is not a table", fix)
+            continue
+        t = _Table(problems, where, data, env)
+        name = t.required("name", empty=True)
+        if name == "":
+            t.fail("name", "is empty", "give every object a unique, non-empty name")
+        if name:
+            t.where += f" ({name!r})"
+        tables.append(t)
+    return tables
+
+
 def _address_ok(value: str) -> bool:
     """host:port or [v6]:port; a port is required so calls never go to a guessed one."""
     host, sep, port = value.rpartition(":")
@@ -206,17 +200,12 @@ def _network_ok(value: str) -> bool:
         return bool(_HOST.match(value))  # the server also accepts hostnames
 
 
+def _pairs(t: _Table, key: str) -> Pairs:
+    return tuple(sorted(t.pairs(key).items()))
+
+
 def _inbound(t: _Table) -> InboundTrunk:
-    t.check_keys(
-        {
-            "name",
-            "numbers",
-            "allowed_addresses",
-            "auth_username",
-            "auth_password_env",
-            "headers_to_attributes",
-        }
-    )
+    t.keys(_INBOUND_KEYS, {"auth_password": _PASSWORD_FIX})
     addresses = t.texts("allowed_addresses")
     for a in addresses:
         if not _network_ok(a):
@@ -225,7 +214,7 @@ def _inbound(t: _Table) -> InboundTrunk:
                 f"{a!r} is not an IP, CIDR or hostname",
                 'write e.g. "203.0.113.10" or "10.0.0.0/8"',
             )
-    headers = t.pairs("headers_to_attributes")
+    headers = _pairs(t, "headers_to_attributes")
     for header, attribute in headers:
         if not _TOKEN.match(header) or not attribute:
             t.fail(
@@ -233,27 +222,29 @@ def _inbound(t: _Table) -> InboundTrunk:
                 f"{header!r} = {attribute!r} is not a valid mapping",
                 'map a SIP header to an attribute: { "X-Customer-Id" = "customer_id" }',
             )
-    username, numbers = t.text("auth_username", ""), t.numbers("numbers", required=False)
+    username = t.text("auth_username", "", empty=True) or ""
+    numbers = t.numbers("numbers", required=False)
     if not (numbers or addresses or username):
         t.fail(
             "allowed_addresses",
             "the trunk would accept calls from anyone",
             "set allowed_addresses, numbers, or auth_username + auth_password_env",
         )
-    return InboundTrunk(t.text("name"), numbers, addresses, username, t.password(username), headers)
+    name = t.text("name") or ""
+    return InboundTrunk(name, numbers, addresses, username, t.password(username), headers)
 
 
 def _outbound(t: _Table) -> OutboundTrunk:
-    t.check_keys({"name", "address", "numbers", "transport", "auth_username", "auth_password_env"})
-    address = t.text("address")
-    if not _address_ok(address):
+    t.keys(_OUTBOUND_KEYS, {"auth_password": _PASSWORD_FIX})
+    address = t.required("address") or ""
+    if address and not _address_ok(address):
         t.fail("address", f"{address!r} is not host:port", 'write e.g. "sip.example.com:5060"')
-    transport = t.text("transport", "auto")
+    transport = t.text("transport", "auto") or "auto"
     if transport not in TRANSPORTS:
         t.fail("transport", f"unknown transport {transport!r}", f"use one of {list(TRANSPORTS)}")
-    username = t.text("auth_username", "")
+    username = t.text("auth_username", "", empty=True) or ""
     return OutboundTrunk(
-        t.text("name"),
+        t.text("name") or "",
         address,
         t.numbers("numbers", required=True),
         transport,
@@ -263,7 +254,7 @@ def _outbound(t: _Table) -> OutboundTrunk:
 
 
 def _rule(t: _Table, trunk_names: set[str]) -> DispatchRule:
-    t.check_keys({"name", "trunks", "agent_name", "room_prefix", "hide_phone_number", "attributes"})
+    t.keys(_RULE_KEYS)
     trunks = t.texts("trunks")
     if not trunks:
         t.fail(
@@ -278,58 +269,43 @@ def _rule(t: _Table, trunk_names: set[str]) -> DispatchRule:
                 f"no [[inbound_trunk]] named {name!r} in this file",
                 f"use one of {sorted(trunk_names)} or add that trunk",
             )
-    agent = t.text("agent_name")
-    if not agent:
+    agent = t.required("agent_name", empty=True)
+    if agent == "":
         t.fail("agent_name", "is empty", "name the agent the worker registers with")
     return DispatchRule(
-        t.text("name"),
+        t.text("name") or "",
         trunks,
-        (agent,),
-        t.text("room_prefix", ""),
+        (agent or "",),
+        t.text("room_prefix", "", empty=True) or "",
         t.flag("hide_phone_number"),
-        t.pairs("attributes"),
+        _pairs(t, "attributes"),
     )
 
 
 def parse_config(text: str, *, source: str, env: Mapping[str, str]) -> TelephonyConfig:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise TelephonyConfigError(f"{source}: not valid TOML: {e}") from e
-    kinds = ("inbound_trunk", "outbound_trunk", "dispatch_rule")
+    """Read and check a telephony file, ``${VAR}`` expanded from ``env``; one ConfigError
+    lists every problem."""
+    problems = Problems(source)
+    doc = parse_toml(problems, text, SUBJECT)
     for key in doc:
-        if key not in kinds:
-            raise TelephonyConfigError(
-                f"{source}: unknown top-level key {key!r}\n"
-                f"  fix: use only [[{']], [['.join(kinds)}]] tables"
-            )
-
-    def tables(kind: str) -> list[_Table]:
-        items = doc.get(kind, [])
-        if not isinstance(items, list):
-            raise TelephonyConfigError(
-                f"{source}: '{kind}' must be an array of tables\n"
-                f"  fix: write [[{kind}]] (double brackets)"
-            )
-        return [_Table(source, kind, i, item, env) for i, item in enumerate(items)]
-
-    inbound = tuple(_inbound(t) for t in tables("inbound_trunk"))
-    outbound = tuple(_outbound(t) for t in tables("outbound_trunk"))
-    rules = tuple(_rule(t, {i.name for i in inbound}) for t in tables("dispatch_rule"))
+        if key not in KINDS:
+            fix = f"use only [[{']], [['.join(KINDS)}]] tables"
+            problems.add("the file", None, f"unknown top-level key {key!r}", fix)
+    inbound = tuple(_inbound(t) for t in _tables(problems, doc, "inbound_trunk", env))
+    outbound = tuple(_outbound(t) for t in _tables(problems, doc, "outbound_trunk", env))
+    names = {i.name for i in inbound}
+    rules = tuple(_rule(t, names) for t in _tables(problems, doc, "dispatch_rule", env))
     named: tuple[Sequence[Managed], ...] = (inbound, outbound, rules)
-    for kind, objs in zip(kinds, named, strict=True):
-        names = [o.name for o in objs]
-        if dupes := sorted({n for n in names if names.count(n) > 1}):
-            raise TelephonyConfigError(
-                f"{source}: [[{kind}]] names {dupes} are used twice\n"
-                "  fix: names identify server objects; make them unique"
-            )
+    for kind, objs in zip(KINDS, named, strict=True):
+        used = [o.name for o in objs]
+        if dupes := sorted({n for n in used if n and used.count(n) > 1}):
+            fix = "names identify server objects; make them unique"
+            problems.add(f"[[{kind}]]", "name", f"names {dupes} are used twice", fix)
+    problems.check(SUBJECT)
     return TelephonyConfig(source, inbound, outbound, rules)
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> TelephonyConfig:
-    return parse_config(
-        Path(path).read_text(encoding="utf-8"),
-        source=str(path),
-        env=os.environ if env is None else env,
-    )
+def load_config(path: str | Path, env: Mapping[str, str]) -> TelephonyConfig:
+    """Read a telephony file; FileNotFoundError, or ConfigError with every problem."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_config(text, source=str(path), env=env)

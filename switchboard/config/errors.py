@@ -1,0 +1,43 @@
+"""The one configuration error: every problem found, each naming where it is and the fix.
+
+All configuration (the environment, routes.toml, policy.toml, telephony.toml) is checked
+to the end before anything is reported, so an operator fixes every mistake in one round
+instead of meeting them one run at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One mistake: the file (or "environment"), the table or route in it, the field,
+    what is wrong and how to fix it."""
+
+    source: str
+    where: str  # e.g. '[[route]] #2 ("sales")'; "" when the problem sentence names it
+    key: str | None  # the field within ``where``
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        at = f", field '{self.key}'" if self.key else ""
+        place = f"{self.where}{at}: " if self.where else ""
+        return f"{self.source}: {place}{self.problem}\n  fix: {self.fix}"
+
+
+class ConfigError(ValueError):
+    """Every problem found in some configuration, in the order found.
+
+    ``items`` holds them as values, ``problems`` as the lines shown to the operator.
+    """
+
+    def __init__(self, problems: Iterable[Problem], subject: str = "the configuration") -> None:
+        self.items = tuple(problems)
+        self.problems = tuple(map(str, self.items))
+        self.subject = subject
+        count = len(self.items)
+        head = f"{count} problem{'' if count == 1 else 's'} in {subject}:"
+        super().__init__("\n".join((head, *self.problems)))
