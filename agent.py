@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from dotenv import load_dotenv
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, cli
@@ -16,9 +17,8 @@ from livekit.plugins import silero
 
 from switchboard.call.flow import CallConfig, handle_call
 from switchboard.call.shutdown import SwitchboardServer
-from switchboard.config.env import SOURCE as ENVIRONMENT
-from switchboard.config.errors import ConfigError
-from switchboard.config.pins import read_pins
+from switchboard.config.errors import ConfigError, Problem, collect
+from switchboard.config.pins import RoutePins, read_pins
 from switchboard.config.policy import load_policy, policy_problems
 from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
@@ -36,33 +36,36 @@ def _configuration() -> CallConfig:
     # console runs without a server, and download-files runs at image build time, where no
     # credentials exist (and must not: they would be baked into the image).
     offline = command in ("console", "download-files")
+    # The only reading of the environment: calls get what is read here, at start.
     try:
-        # The only reading of the environment: calls get what is read here.
         settings = load_settings(os.environ, need_server=not offline)
-        files = settings.files
-        prompts = load_prompts(files.prompts)
-        routes = load_routes(files.routes, files.prompts)
-        policy = load_policy(files.policy)
-        pins, pin_problems = read_pins(routes, os.environ)
-        if problems := policy_problems(routes, policy) + pin_problems:
-            raise ConfigError(problems)
-        if settings.ai.keyless:
-            logging.getLogger("switchboard").warning(
-                "no AI provider configured: running keyless (offline voice, no conversation). "
-                "Set SWITCHBOARD_OPENAI_BASE_URL for an OpenAI-compatible endpoint, or use a "
-                "LiveKit Cloud LIVEKIT_URL for LiveKit Inference (DEEPGRAM_API_KEY optional)"
-            )
-        return CallConfig(settings, routes, policy, tools_for, prompts, pins)
     except ConfigError as e:
-        from_env = any(p.source == ENVIRONMENT for p in e.items)
-        hint = (
-            "See .env.example for every variable."
-            if from_env
-            else "Check it with: uv run switchboard check"
+        _stop(e, "See .env.example for every variable.")
+    # Every file is checked even when another is bad: one run shows every problem.
+    files, problems = settings.files, list[Problem]()
+    fix = "create it, or set its variable (see .env.example) to where it is"
+    prompts = collect(lambda: load_prompts(files.prompts), problems, fix)
+    routes = collect(lambda: load_routes(files.routes, files.prompts), problems, fix)
+    policy = collect(lambda: load_policy(files.policy), problems, fix)
+    pins = RoutePins()
+    if routes is not None:
+        pins, pin_problems = read_pins(routes, os.environ)
+        problems += pin_problems
+        if policy is not None:
+            problems += policy_problems(routes, policy)
+    if prompts is None or routes is None or policy is None or problems:
+        _stop(ConfigError(problems), "Check it with: uv run switchboard check")
+    if settings.ai.keyless:
+        logging.getLogger("switchboard").warning(
+            "no AI provider configured: running keyless (offline voice, no conversation). "
+            "Set SWITCHBOARD_OPENAI_BASE_URL for an OpenAI-compatible endpoint, or use a "
+            "LiveKit Cloud LIVEKIT_URL for LiveKit Inference (DEEPGRAM_API_KEY optional)"
         )
-        sys.stderr.write(f"{e}\n{hint}\n")
-    except FileNotFoundError as e:
-        sys.stderr.write(f"{e}\nCheck it with: uv run switchboard check\n")
+    return CallConfig(settings, routes, policy, tools_for, prompts, pins)
+
+
+def _stop(error: ConfigError, hint: str) -> NoReturn:
+    sys.stderr.write(f"{error}\n{hint}\n")
     raise SystemExit(2)
 
 

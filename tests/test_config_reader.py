@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.config.errors import ConfigError, Problem
+from switchboard.cli.main import main
+from switchboard.config.errors import ConfigError, Problem, collect
 from switchboard.config.policy import parse_policy
 from switchboard.config.reader import Problems, Table, suggest
 from switchboard.config.routes import parse_routes
@@ -198,3 +199,28 @@ def test_problems_read_as_file_place_field_problem_fix() -> None:
     env = Problem("environment", "", "A", "A='1' must be 2", "set A to 2")
     assert str(env) == "environment: A='1' must be 2\n  fix: set A to 2"
     assert str(ConfigError([problem, env], "x")).startswith("2 problems in x:\n")
+
+
+def test_collect_gathers_the_problems_of_several_files() -> None:
+    problems: list[Problem] = []
+    fix = "create it"
+    assert collect(lambda: _routes(BAD_ROUTES), problems, fix) is None
+    assert collect(lambda: _policy(BAD_POLICY), problems, fix) is None
+    assert collect(lambda: Path("/nonexistent/x.toml").read_text(), problems, fix) is None
+    assert collect(lambda: 42, problems, fix) == 42
+    assert [p.source for p in problems] == ["r.toml"] * 4 + ["p.toml"] * 3 + ["/nonexistent/x.toml"]
+    assert str(problems[-1]) == "/nonexistent/x.toml: is not there\n  fix: create it"
+
+
+def test_check_reports_the_routes_and_the_policy_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes, policy = tmp_path / "routes.toml", tmp_path / "policy.toml"
+    routes.write_text('[[route]]\nname = "default"\ntols = []\n')
+    policy.write_text("[dial_policy.default]\nmax_dial_per_call = 1\n")
+    assert main(["check", "--routes", str(routes), "--policy", str(policy)]) == 1
+    err = capsys.readouterr().err
+    assert "field 'tols': unknown key\n  fix: did you mean 'tools'?" in err
+    assert (
+        "field 'max_dial_per_call': unknown key\n  fix: did you mean 'max_dials_per_call'?" in err
+    )

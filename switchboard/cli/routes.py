@@ -95,13 +95,15 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
 
 def run_check(args: argparse.Namespace) -> int:
     table = _load(args)
-    if isinstance(table, int):
-        return table
-    try:
+    if table == 2:
+        return 2  # nothing to check: the command line names a file that is not there
+    try:  # checked even when the routes are not, so one run shows every problem
         policy = load_policy(args.policy)
     except (ConfigError, FileNotFoundError, OSError) as e:
         print(str(e), file=sys.stderr)
         return 1
+    if isinstance(table, int):
+        return table
     if problems := policy_problems(table, policy):
         print(ConfigError(problems), file=sys.stderr)
         return 1

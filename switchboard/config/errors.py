@@ -7,8 +7,11 @@ instead of meeting them one run at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +44,15 @@ class ConfigError(ValueError):
         count = len(self.items)
         head = f"{count} problem{'' if count == 1 else 's'} in {subject}:"
         super().__init__("\n".join((head, *self.problems)))
+
+
+def collect(load: Callable[[], T], problems: list[Problem], fix_missing: str) -> T | None:
+    """``load()``, or None after adding its problems (a missing file is one): so that
+    several files are checked in one run and all their problems reported together."""
+    try:
+        return load()
+    except ConfigError as e:
+        problems.extend(e.items)
+    except FileNotFoundError as e:
+        problems.append(Problem(str(e.filename), "", None, "is not there", fix_missing))
+    return None

@@ -8,6 +8,7 @@ never touches the disk for its words, and a file edited mid-day changes no call 
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class Prompts:
 def load_prompts(folder: Path = DEFAULT_DIR) -> Prompts:
     """Read every ``*.md`` of ``folder``; FileNotFoundError when it is not a folder."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"prompts folder {folder} not found")
+        raise FileNotFoundError(errno.ENOENT, "no prompts folder", str(folder))
     texts = {p.stem: p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.md"))}
     return Prompts(folder, MappingProxyType(texts))
 
