@@ -125,27 +125,21 @@ class Table:
         """A whole number from ``low`` to ``high`` (no upper bound when None)."""
         value = self.data.get(key, default)
         span = f" from {low} to {high}" if high is not None else ""
+        problem = f"expected a whole number{span}, got {value!r}"
+        if high is None:
+            fix = f"write {key} = 3"
+        else:
+            fix = f"write {key} = {low}, or another whole number up to {high}, without quotes"
         # TOML true/false are Python bools, which are ints: refuse them explicitly.
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(
-                key, f"expected a whole number{span}, got {value!r}", self._int_fix(key, low, high)
-            )
-            return default
-        if value < low and high is None and low == 0:
+            self.fail(key, problem, fix)
+        elif value < 0 and low == 0:
             self.fail(key, f"is negative ({value})", "use 0 (never) or a positive number")
-            return default
-        if value < low or (high is not None and value > high):
-            self.fail(
-                key, f"expected a whole number{span}, got {value!r}", self._int_fix(key, low, high)
-            )
-            return default
-        return value
-
-    @staticmethod
-    def _int_fix(key: str, low: int, high: int | None) -> str:
-        if high is None:
-            return f"write {key} = 3"
-        return f"write {key} = {low}, or another whole number up to {high}, without quotes"
+        elif value < low or (high is not None and value > high):
+            self.fail(key, problem, fix)
+        else:
+            return value
+        return default
 
     def strings(self, key: str, *, one: bool = False) -> Values | None:
         """A list of strings; with ``one``, a single string is accepted as a list of one."""

@@ -413,6 +413,9 @@ class ConsoleSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Everything read from the environment, by part; the reference lists the parts in
+    this order."""
+
     server: ServerSettings
     ai: AiSettings
     calls: CallSettings
