@@ -95,7 +95,7 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
 
 def run_check(args: argparse.Namespace) -> int:
     table = _load(args)
-    if table == 2:
+    if isinstance(table, int) and table == 2:
         return 2  # nothing to check: the command line names a file that is not there
     try:  # checked even when the routes are not, so one run shows every problem
         policy = load_policy(args.policy)

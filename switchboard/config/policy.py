@@ -133,7 +133,8 @@ def _read(t: Table, key: str, kind: type) -> Any:
         return t.flag(key, default)
     if kind is int:
         return t.integer(key, default)
-    return t.strings(key) or default
+    values = t.strings(key)
+    return default if values is None else values
 
 
 def _override_fixes(t: Table) -> dict[str, str]:
