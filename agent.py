@@ -76,7 +76,7 @@ SETTINGS = CONFIG.settings
 def _calls_load(worker: AgentServer) -> float:
     # Capacity counted in calls: a CPU spike on a small machine must not make the worker
     # refuse a call (the server does not retry, so the caller would ring until timeout).
-    return min(len(worker.active_jobs) / SETTINGS.server.max_calls, 1.0)
+    return min(len(worker.active_jobs) / SETTINGS.calls.max_calls, 1.0)
 
 
 # On a deploy's SIGTERM, calls in progress finish (up to SWITCHBOARD_DRAIN_TIMEOUT) or
@@ -86,7 +86,7 @@ server = SwitchboardServer(
     job_executor_type=JobExecutorType(SETTINGS.server.job_executor),
     port=SETTINGS.server.worker_port,
     load_threshold=SETTINGS.server.load_threshold,
-    load_fnc=_calls_load if SETTINGS.server.max_calls else None,
+    load_fnc=_calls_load if SETTINGS.calls.max_calls else None,
 )
 
 

@@ -92,16 +92,6 @@ class ServerSettings:
             "Worker health/HTTP port (0 picks a free one)",
         ),
     ]
-    max_calls: Annotated[
-        int,
-        EnvVar(
-            "SWITCHBOARD_MAX_CALLS",
-            "0",
-            Number(0, 10_000, whole=True),
-            "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
-            "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
-        ),
-    ]
     idle_processes: Annotated[
         int,
         EnvVar(
@@ -239,7 +229,7 @@ class AiSettings:
 
 @dataclass(frozen=True, slots=True)
 class CallSettings:
-    """How one call runs: its timeouts and where it dials out."""
+    """How calls run: how many at once, their timeouts, and where they dial out."""
 
     participant_timeout: Annotated[
         float,
@@ -257,6 +247,16 @@ class CallSettings:
             "25",
             Number(1, 120),
             "Seconds a dialled party may ring before we give up",
+        ),
+    ]
+    max_calls: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_MAX_CALLS",
+            "0",
+            Number(0, 10_000, whole=True),
+            "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
+            "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
         ),
     ]
     outbound_trunk_id: Annotated[
