@@ -12,11 +12,9 @@ import sys
 from typing import NoReturn
 
 from dotenv import load_dotenv
-from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess, cli
-from livekit.plugins import silero
+from livekit.agents import JobContext, cli
 
 from switchboard.call.flow import CallConfig, handle_call
-from switchboard.call.shutdown import SwitchboardServer
 from switchboard.config.errors import ConfigError, Problem, collect
 from switchboard.config.pins import RoutePins, read_pins
 from switchboard.config.policy import load_policy, policy_problems
@@ -24,6 +22,7 @@ from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
 from switchboard.data.db import open_database
+from switchboard.worker import build_server
 from tools import tools_for
 
 # Only the entrypoint reads .env.local; the real environment wins over the file.
@@ -73,31 +72,10 @@ CONFIG = _configuration()
 SETTINGS = CONFIG.settings
 
 
-def _calls_load(worker: AgentServer) -> float:
-    # Capacity counted in calls: a CPU spike on a small machine must not make the worker
-    # refuse a call (the server does not retry, so the caller would ring until timeout).
-    return min(len(worker.active_jobs) / SETTINGS.calls.max_calls, 1.0)
-
-
 # On a deploy's SIGTERM, calls in progress finish (up to SWITCHBOARD_DRAIN_TIMEOUT) or
-# hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says (switchboard/call/shutdown.py).
-server = SwitchboardServer(
-    SETTINGS,
-    job_executor_type=JobExecutorType(SETTINGS.server.job_executor),
-    port=SETTINGS.server.worker_port,
-    load_threshold=SETTINGS.server.load_threshold,
-    load_fnc=_calls_load if SETTINGS.calls.max_calls else None,
-)
-
-
-def prewarm(proc: JobProcess) -> None:
-    proc.userdata["vad"] = silero.VAD.load()
-
-
-server.setup_fnc = prewarm
-if SETTINGS.server.idle_processes:
-    # Each call runs in its own process; a call with no warm process waits seconds for one.
-    server.update_options(num_idle_processes=SETTINGS.server.idle_processes)
+# hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says; capacity is counted in calls
+# (switchboard/worker.py).
+server = build_server(SETTINGS)
 
 
 @server.rtc_session(agent_name=SETTINGS.server.agent_name)

@@ -141,7 +141,11 @@ CONTEXT = {"job_id": "AJ_1", "room_id": "RM_1"}  # what every line of one job ca
 # Each event's line as the lab tests, the bench and operators read it: name and fields.
 # An event made from exactly these fields must give exactly this line.
 LINES: list[tuple[Callable[..., ev.CallEvent], str, dict[str, Any]]] = [
-    (ev.JobStarted, "job_started", {"agent_name": "switchboard", "ai_mode": "openai"}),
+    (
+        ev.JobStarted,
+        "job_started",
+        {"agent_name": "switchboard", "ai_mode": "openai", "preloaded": True},
+    ),
     (ev.NoCaller, "no_caller", {"reason": "no caller joined"}),
     (ev.CallerIdentified, "caller", {"caller": CALLER.log_fields()}),
     (ev.DirectoryLookup, "directory", {"status": "failed", "failure": None, "elapsed_ms": 2.5}),

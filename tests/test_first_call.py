@@ -29,6 +29,15 @@ async def test_call_is_answered_by_the_agent_which_sees_every_attribute(lab: Lab
     assert seen["custom"] == {"customer_id": "cust-42", "lang": "es"}
 
 
+async def test_the_call_process_runs_on_code_the_forkserver_loaded(lab: LabHandle) -> None:
+    # Importing agent.py again in each call's process cost seconds per call, and a burst
+    # overran the framework's process start timeout (switchboard/worker.py).
+    result = await call_lab(lab, hangup=0.5, timeout=30)
+    assert result.answered, result.sipp_log_tail
+    job_id = caller_event(lab, result)["job_id"]
+    assert lab.wait_event(event="job_started", job_id=job_id)["preloaded"] is True
+
+
 async def test_caller_hears_the_greeting(lab: LabHandle) -> None:
     result = await call_lab(lab, hangup=1.0, timeout=30)
     assert result.answered, result.sipp_log_tail

@@ -1,7 +1,8 @@
 """The framework's private API we build on is still there, at the versions we pin.
 
 tools/warm_transfer.py subclasses WarmTransferTask and overrides two of its private
-methods; tools/send_dtmf.py builds an FFI request the public wrapper cannot. Both are
+methods; tools/send_dtmf.py builds an FFI request the public wrapper cannot;
+switchboard/worker.py counts calls starting from the AgentServer's reserved slots. Both are
 pinned to exact versions in pyproject.toml. An upgrade that moves any of these names
 fails here, in a second and with the name, instead of in a phone call.
 """
@@ -13,6 +14,7 @@ from importlib.metadata import version
 
 import pytest
 from livekit import rtc
+from livekit.agents import AgentServer
 from livekit.agents.beta.workflows import WarmTransferTask
 from livekit.rtc._ffi_client import FfiClient
 from livekit.rtc._proto import ffi_pb2
@@ -20,7 +22,10 @@ from livekit.rtc._proto import ffi_pb2
 pytestmark = pytest.mark.unit
 
 PINNED = {"livekit-agents": "1.8.9", "livekit": "1.1.21"}
-UPGRADE = "re-check tools/warm_transfer.py and tools/send_dtmf.py against the new source"
+UPGRADE = (
+    "re-check tools/warm_transfer.py, tools/send_dtmf.py and switchboard/worker.py against the "
+    "new source"
+)
 
 
 @pytest.mark.parametrize(("package", "expected"), sorted(PINNED.items()))
@@ -57,3 +62,13 @@ def test_ffi_publish_sip_dtmf_has_destination_identities() -> None:
     for attribute in ("instance", "request", "queue"):
         assert hasattr(FfiClient, attribute), f"FfiClient.{attribute} is gone: {UPGRADE}"
     assert "_ffi_handle" in inspect.getsource(rtc.LocalParticipant), UPGRADE
+
+
+def test_agent_server_load_accounting_we_override() -> None:
+    assert list(inspect.signature(AgentServer._get_effective_load).parameters) == ["self"], UPGRADE
+    source = inspect.getsource(AgentServer)
+    # Our override replaces the load the framework compares with load_threshold...
+    assert "self._get_effective_load() < load_threshold" in source, UPGRADE
+    # ...and counts the jobs accepted but not launched from the same slots it does.
+    assert "self._reserved_slots += 1" in source, UPGRADE
+    assert "self._reserved_slots -= 1" in source, UPGRADE

@@ -25,6 +25,7 @@ class JobStarted:
     name: ClassVar[str] = "job_started"
     agent_name: str
     ai_mode: str
+    preloaded: bool  # the code came from the forkserver, not imported again for this call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
+import switchboard
 from switchboard.call.context import build_agent, directory_fields, known_caller
 from switchboard.call.event_types import (
     AgentSaid,
@@ -87,7 +89,9 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events = EventLog(settings.data.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
-    events.emit(JobStarted(agent_name=settings.server.agent_name, ai_mode=settings.ai.mode))
+    preloaded = os.getpid() != switchboard.IMPORTED_IN
+    agent_name, ai_mode = settings.server.agent_name, settings.ai.mode
+    events.emit(JobStarted(agent_name=agent_name, ai_mode=ai_mode, preloaded=preloaded))
 
     caller = await identify_caller(ctx, settings, events)
     if caller is None:

@@ -10,9 +10,12 @@ so a failing TTS provider never leaves the caller in silence.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2 as httpx
+import openai as openai_sdk
 from livekit.agents import inference, llm, stt, tts
 
 # Plugins register on the main thread at import, and openai's is slow to import: load
@@ -57,8 +60,7 @@ def _speech_to_text(ai: AiSettings, caller: Caller, route: Route) -> stt.STT[Any
         return deepgram.STT(model=model, language=route.language, api_key=ai.deepgram_api_key)
     if ai.mode == "openai":
         return openai.STT(
-            base_url=ai.openai_base_url or "",
-            api_key=ai.openai_api_key or "none",
+            client=openai_client(ai.openai_base_url or "", ai.openai_api_key or "none"),
             model=ai.stt_model,
             language=route.language.split("-")[0],
             use_realtime=False,
@@ -82,8 +84,7 @@ def _language_model(ai: AiSettings) -> llm.LLM[Any]:
 def _one_model(ai: AiSettings, model: str) -> llm.LLM[Any]:
     if ai.mode == "openai":
         return openai.LLM(
-            base_url=ai.openai_base_url or "",
-            api_key=ai.openai_api_key or "none",
+            client=openai_client(ai.openai_base_url or "", ai.openai_api_key or "none"),
             model=model,
         )
     return inference.LLM(model=model)
@@ -94,11 +95,37 @@ def _voice(ai: AiSettings) -> tts.TTS[Any]:
         return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
     if ai.tts == "openai":
         return openai.TTS(
-            base_url=ai.openai_base_url or "",
-            api_key=ai.openai_api_key or "none",
+            client=openai_client(ai.openai_base_url or "", ai.openai_api_key or "none"),
             voice=ai.tts_voice,
         )
     return inference.TTS(model=ai.tts_model)
+
+
+@functools.cache
+def openai_client(base_url: str, api_key: str) -> openai_sdk.AsyncClient:
+    """One client per process for every OpenAI-compatible model (LLM, fallback, STT, TTS).
+
+    Each plugin object would otherwise build its own, with its own SSL context from the CA
+    bundle: the most expensive part of building a call's providers. The worker's prewarm
+    builds it before the call (``warm_providers``); job processes serve one call each, so
+    its connection pool never outlives the event loop it was used on.
+    """
+    return openai_sdk.AsyncClient(
+        base_url=base_url,
+        api_key=api_key,
+        max_retries=0,  # retries are ours (faults.SESSION_OPTIONS): silence on the phone
+        http_client=httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=15.0, read=5.0, write=5.0, pool=5.0),
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50),
+        ),
+    )
+
+
+def warm_providers(ai: AiSettings) -> None:
+    """Build what every call's providers share, before the call: the HTTP client."""
+    if not ai.keyless and ai.mode == "openai":
+        openai_client(ai.openai_base_url or "", ai.openai_api_key or "none")
 
 
 def _espeak_voice(language: str) -> str:

@@ -14,16 +14,12 @@ prompt, lets it play out and hangs up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, AgentSession, JobContext
+from livekit.agents import AgentSession, JobContext
 from livekit.agents.job import RunningJobInfo
-from livekit.agents.types import NOT_GIVEN, NotGivenOr
-from livekit.agents.utils import is_given
 
 from switchboard.call.event_types import ShutdownGoodbye
 from switchboard.call.hangup import say_then_hang_up_soon
@@ -51,35 +47,6 @@ def is_shutdown_request(topic: str | None, sender: object | None) -> bool:
     """Only the server API sends data from no participant: a message from anyone in the
     room (a caller's app, a dialled leg) is never obeyed, whatever its topic."""
     return topic == GOODBYE_TOPIC and sender is None
-
-
-class SwitchboardServer(AgentServer):
-    """The framework's AgentServer, telling calls goodbye while it drains."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(drain_timeout=settings.shutdown.drain_timeout, **kwargs)
-        self._settings = settings
-
-    async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
-        # None waits for ever: like a drain timeout of 0, calls are never cut.
-        deadline = (timeout or 0) if is_given(timeout) else self._settings.shutdown.drain_timeout
-        delay = goodbye_delay(self._settings.shutdown.mode, deadline)
-        logger.info("draining: %d call(s) in progress, shutdown mode %s, goodbye in %s s",
-                    len(self.active_jobs), self._settings.shutdown.mode, delay)  # fmt: skip
-        task = asyncio.create_task(self._goodbye_after(delay)) if delay is not None else None
-        try:
-            await super().drain(timeout)
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _goodbye_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)  # a deadline to wait for, not a synchronisation
-        jobs = self.active_jobs
-        if jobs:
-            await tell_calls_goodbye(jobs, self._settings)
 
 
 async def tell_calls_goodbye(jobs: Sequence[RunningJobInfo], settings: Settings) -> None:

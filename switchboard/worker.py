@@ -1,0 +1,138 @@
+"""The worker around the calls: what is loaded once, what each call process builds before
+its call, how full the worker says it is, and how it drains on a deploy.
+
+- Preload: job processes fork from the framework's forkserver, which imports
+  ``PRELOAD_MODULES`` once (every module a call runs, SQLAlchemy and its database drivers,
+  the plugins); without it every job process imported all of them again with ``agent.py``,
+  which took seconds per call on a busy machine and made a burst overrun the framework's
+  process start timeout. ``agent.py`` itself still runs again in each job process as
+  ``__mp_main__`` (Python 3.11's forkserver drops the main module's path, so ``__main__``
+  cannot be preloaded), but then only reads its configuration: everything it imports is
+  there already.
+- Prewarm: each job process serves one call; before the call comes, it loads the VAD and
+  the HTTP client every OpenAI-compatible model of the call shares.
+- Load, counted in calls (``SWITCHBOARD_MAX_CALLS``): calls running plus calls accepted and
+  still starting. The framework charges each starting job ``load_threshold /
+  num_idle_processes`` of load instead, so two calls arriving together on an idle worker
+  filled it, and the server does not retry a refused dispatch: the caller rang on.
+- Drain (SIGTERM): calls in progress finish or hear a goodbye (``call.shutdown``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from livekit.agents import AgentServer, JobExecutorType, JobProcess
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import is_given
+from livekit.plugins import silero
+
+from switchboard.call.providers import warm_providers
+from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
+from switchboard.config.settings import AiSettings, Settings
+
+logger = logging.getLogger("switchboard.worker")
+
+# Imported once in the forkserver, inherited by every job process (see the module doc):
+# what agent.py imports, and the database drivers SQLAlchemy would import at first use.
+PRELOAD_MODULES = [
+    "dotenv",
+    "switchboard.call.flow",
+    "switchboard.config.pins",
+    "switchboard.config.routes",
+    "switchboard.config.policy",
+    "switchboard.worker",
+    "tools",
+    "sqlalchemy.dialects.sqlite.aiosqlite",
+    "aiosqlite",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "asyncpg",
+]
+
+
+class SwitchboardServer(AgentServer):
+    """The framework's AgentServer with capacity counted in calls and a drain that tells
+    calls goodbye."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(drain_timeout=settings.shutdown.drain_timeout, **kwargs)
+        self._settings = settings
+
+    def calls_load(self) -> float:
+        """Calls running and starting, as a share of ``SWITCHBOARD_MAX_CALLS``."""
+        starting = self._reserved_slots  # accepted, no process yet: private, pinned API
+        return min((len(self.active_jobs) + starting) / self._settings.calls.max_calls, 1.0)
+
+    def _get_effective_load(self) -> float:
+        # What the framework compares with load_threshold before it accepts a job.
+        if not self._settings.calls.max_calls:
+            return super()._get_effective_load()
+        return self.calls_load()
+
+    async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
+        # None waits for ever: like a drain timeout of 0, calls are never cut.
+        shutdown = self._settings.shutdown
+        deadline = (timeout or 0) if is_given(timeout) else shutdown.drain_timeout
+        delay = goodbye_delay(shutdown.mode, deadline)
+        logger.info(
+            "draining: %d call(s) in progress, shutdown mode %s, goodbye in %s s",
+            len(self.active_jobs),
+            shutdown.mode,
+            delay,
+        )
+        task = asyncio.create_task(self._goodbye_after(delay)) if delay is not None else None
+        try:
+            await super().drain(timeout)
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _goodbye_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)  # a deadline to wait for, not a synchronisation
+        jobs = self.active_jobs
+        if jobs:
+            await tell_calls_goodbye(jobs, self._settings)
+
+
+@dataclass(frozen=True)
+class Prewarm:
+    """Each job process, before its call: the VAD, and what the call's models share.
+
+    A picklable value, not a closure: the framework sends it to every job process."""
+
+    ai: AiSettings
+
+    def __call__(self, proc: JobProcess) -> None:
+        proc.userdata["vad"] = silero.VAD.load()
+        warm_providers(self.ai)
+
+
+def build_server(settings: Settings) -> SwitchboardServer:
+    """The worker as the settings describe it, its prewarm set."""
+    s = settings.server
+    server = SwitchboardServer(
+        settings,
+        job_executor_type=JobExecutorType(s.job_executor),
+        port=s.worker_port,
+        load_threshold=s.load_threshold,
+        load_fnc=_calls_load if settings.calls.max_calls else None,
+        preload_modules=PRELOAD_MODULES,
+    )
+
+    server.setup_fnc = Prewarm(settings.ai)
+    if s.idle_processes:
+        # Each call runs in its own process; a call with no warm process waits for one.
+        server.update_options(num_idle_processes=s.idle_processes)
+    return server
+
+
+def _calls_load(worker: AgentServer) -> float:
+    # Reported to the server, which sends calls to the least loaded worker: counted in
+    # calls, so a CPU spike on a small machine does not turn a caller away.
+    return cast(SwitchboardServer, worker).calls_load()

@@ -1,0 +1,70 @@
+"""The worker's set-up that every job process depends on (switchboard/worker.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from switchboard.config.settings import load_settings
+from switchboard.worker import Prewarm, build_server
+
+pytestmark = pytest.mark.unit
+
+ENV = {
+    "LIVEKIT_URL": "ws://127.0.0.1:7880",
+    "LIVEKIT_API_KEY": "devkey",
+    "LIVEKIT_API_SECRET": "s" * 32,
+    "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+    "SWITCHBOARD_MAX_CALLS": "4",
+}
+
+
+def test_the_prewarm_reaches_job_processes() -> None:
+    # The framework pickles setup_fnc for every job process: a closure fails there, as
+    # "error initializing process" for every call.
+    server = build_server(load_settings(ENV))
+    assert isinstance(server.setup_fnc, Prewarm)
+    assert pickle.loads(pickle.dumps(server.setup_fnc)) == server.setup_fnc
+
+
+PROBE = """
+import json, runpy, sys, time
+from switchboard.worker import PRELOAD_MODULES
+for name in PRELOAD_MODULES:
+    __import__(name)
+before = set(sys.modules)
+start = time.perf_counter()
+sys.argv = ["agent.py", "start"]
+main = runpy.run_path("agent.py", run_name="__mp_main__")
+from switchboard.call.providers import build_providers
+from switchboard.caller import caller_from_participant
+from switchboard.data.db import create_database
+config = main["CONFIG"]
+caller = caller_from_participant("sip", "sip_1", {"sip.phoneNumber": "+15105550123"})
+build_providers(config.settings, caller, config.routes.routes[-1])
+create_database(config.settings.data.url)
+print(json.dumps({"new": sorted(set(sys.modules) - before),
+                  "seconds": time.perf_counter() - start}))
+"""
+HEAVY = ("switchboard", "tools", "sqlalchemy", "aiosqlite", "asyncpg", "livekit", "openai")
+
+
+def test_a_call_process_imports_nothing_heavy_after_the_preload(tmp_path: Path) -> None:
+    # What a job process does after the forkserver's preload: agent.py again as
+    # __mp_main__, then a call's providers and database. Anything heavy imported here is
+    # imported again in every call's process.
+    env = {**os.environ, **ENV, "SWITCHBOARD_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    heavy = [m for m in probe["new"] if m.split(".")[0] in HEAVY]
+    assert heavy == [], f"imported per call, not preloaded: {heavy}"
+    assert probe["seconds"] < 5.0  # generous: about 0.1 s on an idle machine
