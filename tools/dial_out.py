@@ -58,8 +58,14 @@ def dial_out_tool(
     ) -> str:
         state = context.userdata
         target = Named(destination) if destination in destinations else Dictated(destination)
-        decision = await pass_dial_gate(state, target, policy, destinations, history,
-                                        no_trunk="I can't place calls from this line.")  # fmt: skip
+        decision = await pass_dial_gate(
+            state,
+            target,
+            policy,
+            destinations,
+            history,
+            no_trunk="I can't place calls from this line.",
+        )
         assert decision.target is not None  # the gate lets no call without one through
         identity = f"dialled-{state.dial_attempts}"
         context.disallow_interruptions()

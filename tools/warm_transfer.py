@@ -320,8 +320,10 @@ async def warm_transfer(
             ToolCalled(tool="transfer_call", arguments={"destination": name}, result=outcome.result)
         )
     if outcome is not TRANSFERRED:
-        raise ToolError(f"The transfer to {destination.description} did not go through. "
-                        f"{outcome.spoken} {CONTINUE}")  # fmt: skip
+        raise ToolError(
+            f"The transfer to {destination.description} did not go through. "
+            f"{outcome.spoken} {CONTINUE}"
+        )
     state.transferred_to = name
     state.on_hold = True  # handed over: the caller's keys are for the person now, not us
     # The caller and the person talk now. The agent goes silent rather than closing its

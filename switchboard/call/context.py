@@ -67,8 +67,10 @@ def instructions_for(
     details = call_details(caller, route)
     if entry is not None:
         details["known_caller"] = {
-            "name": entry.name, "account_tier": entry.tier, "preferred_language": entry.language
-        }  # fmt: skip
+            "name": entry.name,
+            "account_tier": entry.tier,
+            "preferred_language": entry.language,
+        }
     return render_instructions(prompts[route.prompt], details)
 
 

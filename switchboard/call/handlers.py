@@ -99,8 +99,12 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
 def usage_of(session: AgentSession[CallState]) -> dict[str, Any]:
     try:
-        return {"models": [dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
-                           for u in session.usage.model_usage]}  # fmt: skip
+        return {
+            "models": [
+                dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
+                for u in session.usage.model_usage
+            ]
+        }
     except Exception:
         logger.exception("could not read the session's usage figures")
         return {}

@@ -41,8 +41,9 @@ def describe_participants(
         kind = _KIND_WORDS.get(p.kind, "other")
         status = p.attributes.get("sip.callStatus")
         number = _number_words(p)
-        details = ", ".join(filter(None, [f"{kind} participant", number, status and
-                                          f"call status {status}"]))  # fmt: skip
+        details = ", ".join(
+            filter(None, [f"{kind} participant", number, status and f"call status {status}"])
+        )
         lines.append(f"- {role}: {details}")
     if not lines:
         return "Nobody else is on the call."

@@ -57,11 +57,15 @@ async def tell_calls_goodbye(jobs: Sequence[RunningJobInfo], settings: Settings)
     for job, result in zip(jobs, results, strict=True):
         if isinstance(result, BaseException):
             # The call may have just ended; otherwise it is cut when the drain times out.
-            logger.warning("could not tell a call goodbye: %s", result,
-                           extra={"room": job.job.room.name, "job_id": job.job.id})  # fmt: skip
+            logger.warning(
+                "could not tell a call goodbye: %s",
+                result,
+                extra={"room": job.job.room.name, "job_id": job.job.id},
+            )
         else:
-            logger.info("told a call goodbye", extra={"room": job.job.room.name,
-                                                        "job_id": job.job.id})  # fmt: skip
+            logger.info(
+                "told a call goodbye", extra={"room": job.job.room.name, "job_id": job.job.id}
+            )
 
 
 async def _ask(lk: api.LiveKitAPI, job: RunningJobInfo) -> None:

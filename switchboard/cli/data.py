@@ -132,8 +132,13 @@ def run_calls(args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         summaries = await list_calls(db, limit=args.limit)
         if args.json:
-            print(json.dumps([fmt.summary_json(c, unmasked=args.unmasked) for c in summaries],
-                             indent=2, ensure_ascii=False))  # fmt: skip
+            print(
+                json.dumps(
+                    [fmt.summary_json(c, unmasked=args.unmasked) for c in summaries],
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
         else:
             print(fmt.calls_table(summaries, unmasked=args.unmasked))
         return 0
@@ -148,8 +153,11 @@ def run_call_show(args: argparse.Namespace) -> int:
             print(f"error: no call {fmt.printable(args.call_id)!r} recorded", file=sys.stderr)
             return 1
         if args.json:
-            print(json.dumps(fmt.record_json(record, unmasked=args.unmasked), indent=2,
-                             ensure_ascii=False))  # fmt: skip
+            print(
+                json.dumps(
+                    fmt.record_json(record, unmasked=args.unmasked), indent=2, ensure_ascii=False
+                )
+            )
         else:
             print(fmt.call_details(record, unmasked=args.unmasked))
         return 0

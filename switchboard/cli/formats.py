@@ -109,8 +109,9 @@ def calls_table(calls: Sequence[CallSummary], *, unmasked: bool) -> str:
     ]
     cells = [header, *[tuple(printable(v) for v in row) for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-                     for row in cells)  # fmt: skip
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 def summary_json(c: CallSummary, *, unmasked: bool) -> dict[str, Any]:

@@ -29,13 +29,39 @@ HOUR = 3600.0
 E164_MAX_DIGITS = 15
 _ALLOWED_CHARS = re.compile(r"\+?[0-9 ().\-]*")  # [0-9] is ASCII-only; \d would not be
 # Emergency numbers phonenumbers may not list for every region; checked in every region.
-# fmt: off
-EMERGENCY_NUMBERS = frozenset({
-    "000", "08", "100", "101", "102", "103", "108", "110", "111", "112", "113", "115", "117",
-    "118", "119", "122", "123", "15", "17", "18", "190", "191", "192", "193", "197", "199",
-    "911", "999", "10111",
-})
-# fmt: on
+EMERGENCY_NUMBERS = frozenset(
+    [
+        "000",
+        "08",
+        "100",
+        "101",
+        "102",
+        "103",
+        "108",
+        "110",
+        "111",
+        "112",
+        "113",
+        "115",
+        "117",
+        "118",
+        "119",
+        "122",
+        "123",
+        "15",
+        "17",
+        "18",
+        "190",
+        "191",
+        "192",
+        "193",
+        "197",
+        "199",
+        "911",
+        "999",
+        "10111",
+    ]
+)
 
 
 class Reason(Enum):
