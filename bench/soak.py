@@ -82,7 +82,7 @@ SCRIPTS: dict[str, list[Step]] = {
         say("They are on the call now."),
         say("I'm sorry, they have hung up."),
     ],
-    "soak-end-call": [call("end_call", {}), say("Thank you for calling. Goodbye.")],
+    "soak-end-call": [say("Hello."), call("end_call", {}), say("Thank you for calling. Goodbye.")],
     "soak-stay": [say("Hello, I am listening.")],
     "soak-transfer": [call("transfer_call", {"destination": "desk"})],
 }
@@ -228,8 +228,10 @@ async def leg_hangs_up(run: Run, out: Outcome) -> CallResult:
 
 
 async def agent_ends_call(run: Run, out: Outcome) -> CallResult:
-    result = await call_ai(run.ai, "soak-end-call", from_number=out.number,
-                           hangup="remote", timeout=40)  # fmt: skip
+    # The caller answers the greeting with a key press: end_call is not offered on the
+    # greeting turn (ignore_on_enter).
+    result = await call_ai(run.ai, "soak-end-call", from_number=out.number, send_dtmf="1",
+                           dtmf_delay=3.0, hangup="remote", timeout=40)  # fmt: skip
     out.expect(result.ended_by == "remote", f"ended by {result.ended_by}, not the agent")
     return result
 
@@ -438,8 +440,8 @@ async def soak(run: Run, workers: list[Worker], args: argparse.Namespace) -> dic
         run.ai.fake.script(name, steps)
     # One uncounted call per worker first: the first call pays for caches no later one does.
     await call_lab(run.lab, from_number="+442070000001", hangup=0.3, timeout=30)
-    await call_ai(run.ai, "soak-end-call", from_number="+442070000002", hangup="remote",
-                  timeout=40)  # fmt: skip
+    await call_ai(run.ai, "soak-end-call", from_number="+442070000002", send_dtmf="1",
+                  dtmf_delay=3.0, hangup="remote", timeout=40)  # fmt: skip
     idle = {w.name: await _idle_procs(w.pid) for w in workers}
     await settle(run, workers, idle, SETTLE_WITHIN)
     before = {w.name: footprint(w.pid) for w in workers}

@@ -133,8 +133,12 @@ async def test_list_participants_never_reveals_a_withheld_number(ai_lab: AiLab) 
 
 async def test_end_call_lets_the_goodbye_play_then_hangs_up(ai_lab: AiLab) -> None:
     goodbye = "Thank you for calling the lab. Goodbye and have a nice day."
-    ai_lab.fake.script("bye", [call("end_call", {}), say(goodbye)])
-    result = await call_ai(ai_lab, "bye", hangup="remote", timeout=40)
+    # Not on the greeting turn, where end_call is hidden (ignore_on_enter): the caller's
+    # answer (a key press, as words) gets the goodbye and the hang-up.
+    ai_lab.fake.script("bye", [say("Hello."), call("end_call", {}), say(goodbye)])
+    result = await call_ai(
+        ai_lab, "bye", send_dtmf="1", dtmf_delay=3.0, hangup="remote", timeout=40
+    )
     assert result.answered, result.sipp_log_tail
     assert result.ended_by == "remote", "the agent should have hung up"
     # espeak says the goodbye in about 3.5 s; all of it must reach the caller before BYE.

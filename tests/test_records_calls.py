@@ -55,8 +55,11 @@ async def test_a_known_caller_is_looked_up_within_the_budget(lab: LabHandle, db:
     assert result.answered
     job = caller_event(lab, result)["job_id"]
     looked_up = lab.wait_event(event="directory", job_id=job)
+    # "found" is the budget kept: past 150 ms the lookup is abandoned as "failed". The
+    # elapsed time adds the event loop's wake-up after the answer, which a busy 2-core
+    # machine stretches by tens of milliseconds.
     assert looked_up["status"] == "found"
-    assert looked_up["elapsed_ms"] < 150
+    assert looked_up["elapsed_ms"] < 150 + 100
 
 
 async def test_a_crashed_worker_leaves_an_incomplete_record(lab: LabHandle, db: Database) -> None:

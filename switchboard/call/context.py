@@ -74,12 +74,52 @@ def instructions_for(
     return render_instructions(prompts[route.prompt], details)
 
 
+GREET = "Greet the caller briefly and offer your help."
+
+
+class CallAgent(Agent):
+    """The agent of one call. It greets from ``on_enter`` when it may, as the framework's
+    own recipe does: the greeting is then prepared while the session finishes starting
+    (and the SIP service answers), instead of only after."""
+
+    def __init__(
+        self,
+        *,
+        instructions: str,
+        tools: Sequence[llm.Tool | llm.Toolset],
+        greeting: str | None,
+        greet_on_enter: bool,
+    ) -> None:
+        super().__init__(instructions=instructions, tools=list(tools))
+        self._greeting = greeting
+        self._greet_on_enter = greet_on_enter
+
+    async def on_enter(self) -> None:
+        if self._greet_on_enter:
+            self.greet()
+
+    def greet(self) -> None:
+        """The route's fixed greeting, or one the model makes."""
+        if self._greeting:
+            self.session.say(self._greeting)
+        else:
+            self.session.generate_reply(instructions=GREET)
+
+
 def build_agent(
     caller: Caller,
     route: Route,
     prompts: Prompts,
     entry: DirectoryEntry | None,
     tools: Sequence[llm.Tool | llm.Toolset] = (),
-) -> Agent:
-    """The agent for one call: the route's instructions for this caller, and its tools."""
-    return Agent(instructions=instructions_for(caller, route, prompts, entry), tools=list(tools))
+    *,
+    greet_on_enter: bool = True,
+) -> CallAgent:
+    """The agent for one call: the route's instructions for this caller, its tools and
+    greeting. ``greet_on_enter=False`` holds the greeting for ``greet()`` (after a PIN)."""
+    return CallAgent(
+        instructions=instructions_for(caller, route, prompts, entry),
+        tools=tools,
+        greeting=route.greeting,
+        greet_on_enter=greet_on_enter,
+    )

@@ -176,7 +176,9 @@ async def start_and_greet(
     ctx.add_shutdown_callback(close_record)
     history = SharedDialHistory(call.db, config.dial_history)
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
-    agent = build_agent(caller, route, config.prompts, call.entry, tools)
+    # Greeted on entering, unless a PIN comes first or there is no model to talk with.
+    greet_now = not route.pin_env and not settings.ai.keyless
+    agent = build_agent(caller, route, config.prompts, call.entry, tools, greet_on_enter=greet_now)
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     if route.pin_env:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
@@ -200,10 +202,8 @@ async def start_and_greet(
         await _keyless_call(ctx, session, state)
         return
     _forward_keys(ctx, session, keys, state)
-    if route.greeting:
-        session.say(route.greeting)
-    else:
-        session.generate_reply(instructions="Greet the caller briefly and offer your help.")
+    if not greet_now:
+        agent.greet()  # after the PIN
 
 
 def _forward_keys(
