@@ -69,8 +69,6 @@ class SwitchboardServer(AgentServer):
 
     def _get_effective_load(self) -> float:
         # What the framework compares with load_threshold before it accepts a job.
-        if not self._settings.calls.max_calls:
-            return super()._get_effective_load()
         return self.calls_load()
 
     async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
@@ -121,7 +119,7 @@ def build_server(settings: Settings) -> SwitchboardServer:
         job_executor_type=JobExecutorType(s.job_executor),
         port=s.worker_port,
         load_threshold=s.load_threshold,
-        load_fnc=_calls_load if settings.calls.max_calls else None,
+        load_fnc=_calls_load,
         preload_modules=PRELOAD_MODULES,
     )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.config.settings import load_settings
+from switchboard.config.settings import CALLS_PER_CPU, load_settings
 from switchboard.worker import Prewarm, build_server
 
 pytestmark = pytest.mark.unit
@@ -68,3 +68,9 @@ def test_a_call_process_imports_nothing_heavy_after_the_preload(tmp_path: Path) 
     heavy = [m for m in probe["new"] if m.split(".")[0] in HEAVY]
     assert heavy == [], f"imported per call, not preloaded: {heavy}"
     assert probe["seconds"] < 5.0  # generous: about 0.1 s on an idle machine
+
+
+def test_capacity_is_counted_in_calls_sized_to_the_machine() -> None:
+    sized = load_settings({**ENV, "SWITCHBOARD_MAX_CALLS": "0"}).calls.max_calls
+    assert sized == CALLS_PER_CPU * (os.cpu_count() or 1)
+    assert load_settings(ENV).calls.max_calls == 4

@@ -9,6 +9,7 @@ parsers and the reading itself are in ``env``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -33,6 +34,10 @@ from switchboard.config.env import (
 )
 from switchboard.config.errors import ConfigError, Problem
 from switchboard.config.prompts import DEFAULT_DIR
+
+# SWITCHBOARD_MAX_CALLS=0: measured on the lab, a 2-core machine carries about 9 AI calls
+# with their dialled legs before it saturates (bench/RESULTS.md).
+CALLS_PER_CPU = 4
 
 AiMode = Literal["keyless", "inference", "openai"]
 TtsProvider = Literal["espeak", "inference", "openai"]
@@ -109,9 +114,9 @@ class ServerSettings:
             "SWITCHBOARD_JOB_EXECUTOR",
             "process",
             Choice(("process", "thread")),
-            "How each call runs: process = its own process (isolated; each takes seconds of CPU "
-            "to start, so bursts queue), thread = a thread of the worker (experimental: starts in "
-            "milliseconds but shares one Python process and its GIL; measured only by bench.load)",
+            "How each call runs: process = its own process, forked from a preloaded one "
+            "(isolated; starts in a few hundred ms), thread = a thread of the worker "
+            "(experimental: shares one Python process and its GIL; measured only by bench.load)",
         ),
     ]
     load_threshold: Annotated[
@@ -255,8 +260,10 @@ class CallSettings:
             "SWITCHBOARD_MAX_CALLS",
             "0",
             Number(0, 10_000, whole=True),
-            "Calls one worker takes at once; 0 = judge by CPU load instead (the framework's way, "
-            "which refuses calls whenever CPU passes SWITCHBOARD_LOAD_THRESHOLD)",
+            "Calls one worker takes at once, counting those still starting; 0 = "
+            f"{CALLS_PER_CPU} per CPU core. The worker's load is calls/this, and at "
+            "SWITCHBOARD_LOAD_THRESHOLD it takes no more (a CPU-based load would turn callers "
+            "away during any CPU spike)",
         ),
     ]
     outbound_trunk_id: Annotated[
@@ -474,7 +481,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     settings = Settings(
         server=server,
         ai=_resolve_ai(ai, server.url, problems),
-        calls=_part(CallSettings, env, problems),
+        calls=_sized_to_the_machine(_part(CallSettings, env, problems)),
         data=_part(DataSettings, env, problems),
         files=_part(FileSettings, env, problems),
         shutdown=_part(ShutdownSettings, env, problems),
@@ -483,6 +490,12 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
     if problems:
         raise ConfigError(problems, SUBJECT)
     return settings
+
+
+def _sized_to_the_machine(calls: CallSettings) -> CallSettings:
+    if calls.max_calls:
+        return calls
+    return replace(calls, max_calls=CALLS_PER_CPU * (os.cpu_count() or 1))
 
 
 def _require(names: tuple[str, ...], env: Mapping[str, str], problems: list[Problem]) -> None:
