@@ -43,7 +43,7 @@ from bench.scale import (
     wait_for_no_lab,
     worker_log_summary,
 )
-from bench.stats import percentile
+from bench.stats import answered_summary
 from lab.callee import Callee
 from lab.phone import CallResult, SipMessage
 from lab.procs import LabError, Proc
@@ -122,16 +122,9 @@ class Round:
 
     def summary(self) -> dict[str, Any]:
         waits = [r.time_to_answer for r in self.results if r.time_to_answer is not None]
-        answered = sum(r.answered for r in self.results)
-        gave_up = sum(1 for r in self.results if not r.answered and r.ended_by != "remote")
         return {
             "round": self.index,
-            "placed": len(self.results),
-            "answered": answered,
-            "refused": len(self.results) - answered - gave_up,
-            "rang_out": gave_up,
-            "answer_p50_s": round(percentile(waits, 50), 2),
-            "answer_p95_s": round(percentile(waits, 95), 2),
+            **answered_summary(self.results),
             "answer_max_s": round(max(waits), 2) if waits else None,
             "answers_s": sorted(round(w, 1) for w in waits),
             "max_up_at_once": most_at_once(self.results),

@@ -45,7 +45,7 @@ from livekit import api
 from livekit.agents.utils.hw import get_cpu_monitor
 
 from bench.scale import MB, MemoryProbe, tree_usage
-from bench.stats import percentile
+from bench.stats import answered_summary, percentile
 from lab.phone import CallResult
 from lab.procs import LabError, Proc, log_contains
 from lab.stack import ROOT, Lab, ai_worker_env
@@ -229,17 +229,8 @@ class Burst:
     settled: Settled
 
     def summary(self) -> dict[str, Any]:
-        waits = [r.time_to_answer for r in self.results if r.time_to_answer is not None]
-        answered = sum(r.answered for r in self.results)
-        # no final response, or the 487 of our own CANCEL: the caller gave up ringing
-        rang_out = sum(1 for r in self.results if not r.answered and r.ended_by != "remote")
         return {
-            "placed": len(self.results),
-            "answered": answered,
-            "refused": len(self.results) - answered - rang_out,
-            "rang_out": rang_out,
-            "answer_p50_s": round(percentile(waits, 50), 2),
-            "answer_p95_s": round(percentile(waits, 95), 2),
+            **answered_summary(self.results),
             "init_errors": self.init_errors,
             "settle_s": round(self.settled.seconds, 1),
             "rooms_deleted": self.settled.rooms_deleted,
