@@ -35,12 +35,7 @@ from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
-from switchboard.call.participants import (
-    NoCallerError,
-    console_caller,
-    listen_to_everyone,
-    wait_for_caller,
-)
+from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
 from switchboard.call.pin import pin_gate
 from switchboard.call.providers import Providers, build_providers
 from switchboard.call.record import RecordSink
@@ -210,9 +205,7 @@ async def start_and_greet(
         ),
         record=False,
     )
-    if not ctx.is_fake_job():
-        listen_to_everyone(ctx.room)  # the SIP service answers the call now
-    call.answered_at = time.time()
+    call.answered_at = time.time()  # the SIP service answers once the session listens
     events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)

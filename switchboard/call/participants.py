@@ -1,12 +1,4 @@
-"""Finding the caller in the room: wait for them (never forever), read their attributes,
-and answer them once the agent is ready to speak.
-
-The LiveKit SIP service answers a call (200 OK) once someone in the room subscribes to the
-caller's audio. So the agent joins without subscribing, reads who is calling, prepares
-the call and starts its session, and only then listens (``listen_to_everyone``): the
-caller's phone rings a moment longer, and the greeting follows the answer at once instead
-of after seconds of silence.
-"""
+"""Finding the caller in the room: wait for them (never forever), read their attributes."""
 
 from __future__ import annotations
 
@@ -15,7 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from livekit import rtc
-from livekit.agents import AutoSubscribe, JobContext
+from livekit.agents import JobContext
 
 from switchboard.caller import Caller, CallerKind, caller_from_participant
 from switchboard.config.settings import Settings
@@ -56,7 +48,7 @@ class NoCallerError(Exception):
 
 async def wait_for_caller(ctx: JobContext, timeout_s: float) -> Caller:
     """The first SIP or WebRTC participant as a Caller; NoCallerError after ``timeout_s``."""
-    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+    await ctx.connect()
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(kind=CALLER_KINDS), timeout_s)
     except TimeoutError:
@@ -88,17 +80,3 @@ async def _wait_for_attributes(
         logger.info("SIP attributes still missing after %.0f ms; going on", budget_s * 1000)
     finally:
         room.off("participant_attributes_changed", on_changed)
-
-
-def listen_to_everyone(room: rtc.Room) -> None:
-    """Subscribe to every participant's audio, now and as it is published: the caller's
-    first (which answers the call), then anyone who joins later (a dialled leg)."""
-
-    def subscribe(publication: rtc.RemoteTrackPublication, *_: object) -> None:
-        if publication.kind == rtc.TrackKind.KIND_AUDIO:
-            publication.set_subscribed(True)
-
-    for participant in room.remote_participants.values():
-        for publication in participant.track_publications.values():
-            subscribe(publication)
-    room.on("track_published", subscribe)
