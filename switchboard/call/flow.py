@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
-from livekit.agents.voice.events import AgentStateChangedEvent
 
 import switchboard
 from switchboard.call.context import build_agent, directory_fields, known_caller
@@ -57,7 +55,6 @@ logger = logging.getLogger("switchboard.call")
 
 # The tools a route enables (``tools.tools_for``): passed in by agent.py, so the call
 # flow does not import the tools that themselves import it.
-OpenRecord = Callable[[], None]
 ToolsFor = Callable[[Route, PolicyConfig, SharedDialHistory], Sequence[llm.Tool | llm.Toolset]]
 
 
@@ -84,7 +81,6 @@ class Call:
     providers: Providers
     db: Database
     record: RecordSink
-    answered_at: float | None = None
 
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
@@ -173,16 +169,7 @@ async def start_and_greet(
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
-    def open_record() -> None:  # once: RecordSink.start does nothing the second time
-        if call.answered_at is not None:  # never answered: no record, as before
-            room, providers = ctx.room.name, call.providers.describe()
-            answered_at = call.answered_at
-            call.record.start(
-                room=room, route=route.name, providers=providers, answered_at=answered_at
-            )
-
     async def close_record(_reason: str) -> None:
-        open_record()
         await call.record.finish(usage_of(session))
         await call.db.close()
 
@@ -205,11 +192,10 @@ async def start_and_greet(
         ),
         record=False,
     )
-    call.answered_at = time.time()  # the SIP service answers once the session listens
     events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
-    _open_record_once_speaking(session, open_record)
+    call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
     if route.pin_env and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
     if settings.ai.keyless:
@@ -218,27 +204,6 @@ async def start_and_greet(
     _forward_keys(ctx, session, keys, state)
     if not greet_now:
         agent.greet()  # after the PIN
-
-
-# The record is opened once the first words are on their way (or after this long): its
-# first write (SQLAlchemy compiling the statement, SQLite's thread) competes on this
-# process's event loop with the greeting it would otherwise delay. A call that ends
-# sooner has its record opened as it closes.
-RECORD_OPEN_WITHIN_S = 1.0
-
-
-def _open_record_once_speaking(session: AgentSession[CallState], open_record: OpenRecord) -> None:
-    def on_state(event: AgentStateChangedEvent) -> None:
-        if event.new_state == "speaking":
-            at_once()
-
-    def at_once() -> None:
-        timer.cancel()
-        session.off("agent_state_changed", on_state)
-        open_record()
-
-    timer = asyncio.get_running_loop().call_later(RECORD_OPEN_WITHIN_S, at_once)
-    session.on("agent_state_changed", on_state)
 
 
 def _forward_keys(

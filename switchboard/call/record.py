@@ -40,12 +40,7 @@ class RecordSink:
         self.disconnect_reason: str | None = None
         self._started: asyncio.Task[None] | None = None
 
-    def start(
-        self, *, room: str, route: str, providers: dict[str, str], answered_at: float | None = None
-    ) -> None:
-        """Create the record (in the background); once: later calls do nothing."""
-        if self._started is not None:
-            return
+    def start(self, *, room: str, route: str, providers: dict[str, str]) -> None:
         self._started = asyncio.create_task(
             self.recorder.start(
                 call_id=self.caller.call_id or room,
@@ -53,7 +48,6 @@ class RecordSink:
                 route=route,
                 caller_number=self.caller.phone_number,
                 called_number=self.caller.called_number,
-                answered_at=answered_at,
                 providers=providers,
             )
         )

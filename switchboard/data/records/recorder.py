@@ -81,12 +81,10 @@ class CallRecorder:
         caller_number: str | None = None,
         called_number: str | None = None,
         started_at: float | None = None,
-        answered_at: float | None = None,
         providers: Mapping[str, Any] | None = None,
     ) -> None:
-        """The call was answered (now, or at ``answered_at``): create the row (status
-        in_progress)."""
-        now = self._clock() if answered_at is None else answered_at
+        """The call was answered: create the row (status in_progress)."""
+        now = self._clock()
         self._call = {
             "call_id": call_id,
             "room": room if self._store_full_numbers else redact_number(room, caller_number),
