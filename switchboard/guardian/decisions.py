@@ -136,29 +136,30 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         key=lambda d: (d.created_at, d.id),
     )
     resume = after > -math.inf
-    if attempts:
-        first = attempts[0].mark
-        assert first is not None  # filtered above
-        since = first.since
+    # Each attempt deletes the refused one before it, so the count is in the last mark.
+    last_mark = attempts[-1].mark if attempts else None
+    if last_mark is not None:
+        since = min(d.mark.since for d in attempts if d.mark is not None)
     elif resume:
         since = memory.agentless_since if memory.agentless_since is not None else now
     else:
         since = caller.joined_at
 
-    if not attempts and now < since + policy.grace_s:
+    if last_mark is None and now < since + policy.grace_s:
         return Wait("grace period", since + policy.grace_s)
     out_of_budget = since + policy.budget_s
     if now >= out_of_budget:
         return _overflow(caller, memory, now, since, policy)
-    if attempts:
-        next_at = attempts[-1].created_at + backoff(len(attempts), policy)
+    tried = last_mark.attempt if last_mark is not None else 0
+    if last_mark is not None:
+        next_at = attempts[-1].created_at + backoff(tried, policy)
         if now < next_at:
             return Wait("back-off", min(next_at, out_of_budget))
 
     refused = tuple(d.id for d in ours if not d.jobs and d.created_at > after)
     return SendAgent(
         caller=caller,
-        mark=Mark(resume=resume, attempt=len(attempts) + 1, since=since),
+        mark=Mark(resume=resume, attempt=tried + 1, since=since),
         reason="agent_left" if resume else "no_agent",
         previous_job=last_job.id if last_job is not None else None,
         supersede=refused,

@@ -116,7 +116,7 @@ class Dispatcher:
                 raise
 
     def _emit(self, event: str, room: RoomView, number: str | None, **fields: Any) -> None:
-        self._events.emit(event, room_id=room.sid, caller=mask_number(number), **fields)
+        self._events.emit(event, room_id=room.sid, caller_number=mask_number(number), **fields)
         logger.info(
             "%s: room %s, caller %s, %s",
             event,

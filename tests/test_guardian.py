@@ -1,0 +1,359 @@
+"""The guardian's decisions, its configuration and its reading of the server's answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from livekit import api
+
+from switchboard.guardian.config import GuardianConfigError, load_guardian_config
+from switchboard.guardian.decisions import (
+    EndRoom,
+    Leave,
+    Memory,
+    Policy,
+    SendAgent,
+    Transfer,
+    Wait,
+    backoff,
+    decide,
+    lost_race,
+)
+from switchboard.guardian.room import (
+    Dispatch,
+    Job,
+    Mark,
+    Person,
+    RoomView,
+    dispatch_from_api,
+    dispatch_metadata,
+    parse_mark,
+    room_from_api,
+)
+
+pytestmark = pytest.mark.unit
+
+AGENT = "switchboard"
+POLICY = Policy(
+    agent_name=AGENT,
+    grace_s=2,
+    budget_s=30,
+    backoff_s=1,
+    backoff_max_s=8,
+    join_timeout_s=10,
+    overflow_to=None,
+    overflow_wait_s=15,
+)
+T0 = 1_000_000.0  # the caller joins
+CALLER = Person("sip_+15105550123", "sip", None, True, T0, "SCL_abc", "+15105550123")
+RULE = Dispatch("AD_rule", AGENT, T0 - 0.1, (), None)  # the dispatch rule's, refused
+
+
+def room(
+    *people: Person, dispatches: tuple[Dispatch, ...] = (RULE,), done: bool = False
+) -> RoomView:
+    return RoomView("call-_+15105550123_x", "RM_1", done, people, dispatches)
+
+
+def agent(identity: str = "agent-AJ_1", name: str = AGENT) -> Person:
+    return Person(identity, "agent", name, False, T0 + 1, None, None)
+
+
+def attempt(
+    n: int,
+    at: float,
+    *,
+    since: float = T0,
+    resume: bool = False,
+    jobs: tuple[Job, ...] = (),
+    id_: str | None = None,
+) -> Dispatch:
+    return Dispatch(id_ or f"AD_g{n}", AGENT, at, jobs, Mark(resume, n, since))
+
+
+def served_by(job: Job, at: float) -> Dispatch:
+    return Dispatch("AD_served", AGENT, at, (job,), None)
+
+
+# -- fresh calls: grace, then back-off within the budget -------------------------------------
+def test_a_caller_alone_gets_an_agent_after_the_grace_period_and_not_before() -> None:
+    early = decide(room(CALLER), Memory(), T0 + 1.9, POLICY)
+    assert early == Wait("grace period", T0 + 2)
+    later = decide(room(CALLER), Memory(), T0 + 2.0, POLICY)
+    assert isinstance(later, SendAgent)
+    assert later.mark == Mark(resume=False, attempt=1, since=T0)
+    assert later.reason == "no_agent"
+    assert later.supersede == ("AD_rule",)  # the refused dispatch goes first
+
+
+@pytest.mark.parametrize(
+    ("who", "why"),
+    [
+        ((CALLER, agent()), "an agent is with the caller"),
+        ((agent(),), "no caller"),
+        # A dialled leg (no dispatch rule) is not a caller waiting for us.
+        ((replace(CALLER, inbound=False),), "no caller"),
+    ],
+)
+def test_nothing_is_done_where_no_caller_is_waiting(who: tuple[Person, ...], why: str) -> None:
+    assert decide(room(*who), Memory(), T0 + 100, POLICY) == Leave(why)
+
+
+def test_another_agent_name_does_not_count_and_other_rooms_are_not_ours() -> None:
+    other = agent(name="someone-else")
+    assert isinstance(decide(room(CALLER, other), Memory(), T0 + 3, POLICY), SendAgent)
+    theirs = (Dispatch("AD_x", "someone-else", T0, (), None),)
+    assert decide(room(CALLER, dispatches=theirs), Memory(), T0 + 3, POLICY) == Leave(
+        "not a room our agent is dispatched to"
+    )
+    by_name = replace(POLICY, room_prefix="call-")
+    assert isinstance(decide(room(CALLER, dispatches=theirs), Memory(), T0 + 3, by_name), SendAgent)
+
+
+def test_an_agent_that_handed_the_call_off_is_not_replaced() -> None:
+    assert decide(room(CALLER, done=True), Memory(), T0 + 9, POLICY) == Leave(
+        "the agent handed the call off"
+    )
+
+
+def test_backoff_doubles_up_to_its_cap() -> None:
+    assert [backoff(n, POLICY) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
+
+
+def test_the_next_attempt_waits_its_backoff_and_counts_on_from_the_last_mark() -> None:
+    # Attempt 3 was made at T0+6 (attempts 1 and 2 were deleted by their successors).
+    tried = room(CALLER, dispatches=(attempt(3, T0 + 6),))
+    assert decide(tried, Memory(), T0 + 9.9, POLICY) == Wait("back-off", T0 + 10)
+    again = decide(tried, Memory(), T0 + 10, POLICY)
+    assert isinstance(again, SendAgent)
+    assert again.mark == Mark(resume=False, attempt=4, since=T0)
+    assert again.supersede == ("AD_g3",)
+
+
+def test_a_pending_dispatch_is_never_doubled() -> None:
+    # Created half a second ago, no worker yet: whatever the reason, wait.
+    pending = room(CALLER, dispatches=(attempt(1, T0 + 2.5),))
+    assert isinstance(decide(pending, Memory(), T0 + 3, POLICY), Wait)
+    # A worker accepted it; its agent has join_timeout_s to appear.
+    job = Job("AJ_2", "agent-AJ_2", T0 + 2.6)
+    accepted = room(CALLER, dispatches=(attempt(1, T0 + 2.5, jobs=(job,)),))
+    assert decide(accepted, Memory(), T0 + 12.5, POLICY) == Wait(
+        "a worker took the job; its agent is joining", T0 + 12.6
+    )
+
+
+def test_out_of_budget_without_overflow_the_room_is_ended_with_a_reason() -> None:
+    tried = room(CALLER, dispatches=(attempt(6, T0 + 25),))
+    ended = decide(tried, Memory(), T0 + 30, POLICY)
+    assert ended == EndRoom(CALLER, "no agent within 30 s; no overflow destination", T0)
+    # The budget bounds the back-off too: no wait beyond it.
+    assert decide(tried, Memory(), T0 + 29, POLICY) == Wait("back-off", T0 + 30)
+
+
+def test_out_of_budget_the_caller_is_transferred_once_then_the_room_ends() -> None:
+    policy = replace(POLICY, overflow_to="sip:+15105550199@pbx.example.com")
+    tried = room(CALLER, dispatches=(attempt(6, T0 + 25),))
+    assert decide(tried, Memory(), T0 + 30, policy) == Transfer(
+        CALLER, "sip:+15105550199@pbx.example.com", T0
+    )
+    sent = Memory(transfer_sent=True)
+    assert decide(tried, sent, T0 + 31, policy) == Wait("the caller is being transferred", T0 + 45)
+    assert isinstance(decide(tried, sent, T0 + 45, policy), EndRoom)
+
+
+# -- resume: an agent left while its caller stayed ---------------------------------------------
+JOB = Job("AJ_1", "agent-AJ_1", T0 + 0.5)
+SERVED = (Dispatch("AD_rule", AGENT, T0 - 0.1, (JOB,), None),)
+
+
+def test_an_agent_that_left_is_replaced_by_a_resume_after_the_grace() -> None:
+    memory = Memory(seen_agents=frozenset({"agent-AJ_1"}), agentless_since=T0 + 60)
+    gone = room(CALLER, dispatches=SERVED)
+    assert decide(gone, memory, T0 + 61, POLICY) == Wait("grace period", T0 + 62)
+    resumed = decide(gone, memory, T0 + 62, POLICY)
+    assert isinstance(resumed, SendAgent)
+    assert resumed.mark == Mark(resume=True, attempt=1, since=T0 + 60)
+    assert (resumed.reason, resumed.previous_job) == ("agent_left", "AJ_1")
+    assert resumed.supersede == ()  # the rule's dispatch has its (dead) job: keep it
+
+
+def test_resume_attempts_count_from_the_agent_that_left_not_from_the_call() -> None:
+    memory = Memory(seen_agents=frozenset({"agent-AJ_1"}), agentless_since=T0 + 60)
+    # A fresh attempt made before the first agent came is history, not this episode.
+    old = attempt(1, T0 + 0.2, id_="AD_old")
+    retry = attempt(1, T0 + 62, since=T0 + 60, resume=True)
+    gone = room(CALLER, dispatches=(*SERVED, old, retry))
+    again = decide(gone, memory, T0 + 63, POLICY)
+    assert isinstance(again, SendAgent)
+    assert again.mark == Mark(resume=True, attempt=2, since=T0 + 60)
+
+
+def test_a_restarted_guardian_neither_doubles_a_joining_agent_nor_restarts_a_long_call() -> None:
+    # No memory: the job accepted 3 s ago may still be joining.
+    joining = room(CALLER, dispatches=(served_by(Job("AJ_9", "agent-AJ_9", T0 + 3), T0 + 2.9),))
+    assert isinstance(decide(joining, Memory(), T0 + 6, POLICY), Wait)
+    # An hour-long call whose agent is gone: a resume, its budget counted from now.
+    gone = room(CALLER, dispatches=SERVED)
+    memory = Memory(agentless_since=T0 + 3600)
+    assert decide(gone, memory, T0 + 3600, POLICY) == Wait("grace period", T0 + 3602)
+    resumed = decide(gone, memory, T0 + 3602, POLICY)
+    assert isinstance(resumed, SendAgent) and resumed.mark.resume
+
+
+def test_jobs_whose_agents_never_arrive_do_not_reset_the_budget() -> None:
+    # Our attempts were accepted but their agents never joined (seen: only the first one).
+    memory = Memory(seen_agents=frozenset({"agent-AJ_1"}), agentless_since=T0 + 60)
+    ghost = Job("AJ_2", "agent-AJ_2", T0 + 62.1)
+    tried = attempt(1, T0 + 62, since=T0 + 60, resume=True, jobs=(ghost,))
+    gone = room(CALLER, dispatches=(*SERVED, tried))
+    again = decide(gone, memory, T0 + 89, POLICY)
+    assert isinstance(again, SendAgent)
+    assert again.mark == Mark(resume=True, attempt=2, since=T0 + 60)
+    assert isinstance(decide(gone, memory, T0 + 90, POLICY), EndRoom)
+
+
+# -- two guardians --------------------------------------------------------------------------
+def test_of_two_guardian_dispatches_made_at_once_only_the_earlier_survives() -> None:
+    mine = attempt(1, T0 + 2.30, id_="AD_b")
+    theirs = attempt(1, T0 + 2.25, id_="AD_a")
+    both = (RULE, theirs, mine)
+    assert lost_race(mine, both, POLICY)
+    assert not lost_race(theirs, both, POLICY)
+    # Same instant: the dispatch ID breaks the tie, the same way for both guardians.
+    twin = attempt(1, T0 + 2.30, id_="AD_c")
+    assert lost_race(twin, (mine, twin), POLICY) and not lost_race(mine, (mine, twin), POLICY)
+    # The rule's dispatch and an older attempt (a back-off ago) are no rivals.
+    assert not lost_race(mine, (RULE, attempt(1, T0 + 1.3, id_="AD_0"), mine), POLICY)
+
+
+def test_a_second_guardian_sees_the_first_ones_dispatch_and_waits() -> None:
+    first = decide(room(CALLER), Memory(), T0 + 2, POLICY)
+    assert isinstance(first, SendAgent)
+    # What the server lists once the first guardian's dispatch exists (the rule's deleted):
+    after = room(CALLER, dispatches=(attempt(1, T0 + 2.05),))
+    assert isinstance(decide(after, Memory(), T0 + 2.1, POLICY), Wait)
+
+
+# -- the metadata and the server's answers ------------------------------------------------------
+def test_the_dispatch_metadata_is_json_the_agent_and_other_guardians_read() -> None:
+    mark = Mark(resume=True, attempt=2, since=T0 + 60.12345)
+    text = dispatch_metadata(mark, reason="agent_left", call_id="SCL_abc", previous_job="AJ_1")
+    assert json.loads(text) == {
+        "by": "switchboard-guardian",
+        "resume": True,
+        "reason": "agent_left",
+        "attempt": 2,
+        "since": 1000060.123,
+        "call_id": "SCL_abc",
+        "previous_job": "AJ_1",
+    }
+    assert parse_mark(text) == Mark(True, 2, 1000060.123)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"resume": true, "attempt": 1, "since": 1}',
+        '{"by": "switchboard-guardian", "resume": "yes", "attempt": 1, "since": 1}',
+        '{"by": "switchboard-guardian", "resume": true, "attempt": 0, "since": 1}',
+        '{"by": "switchboard-guardian", "resume": true, "attempt": true, "since": 1}',
+        '{"by": "switchboard-guardian", "resume": true, "attempt": 1, "since": NaN}',
+    ],
+)
+def test_metadata_that_is_not_a_guardian_mark_is_not_taken_for_one(metadata: str) -> None:
+    assert parse_mark(metadata) is None
+
+
+def test_the_servers_answers_become_room_views() -> None:
+    info = api.ParticipantInfo(
+        identity="sip_+15105550123",
+        kind=api.ParticipantInfo.Kind.SIP,
+        joined_at_ms=1_000_000_500,
+        attributes={
+            "sip.ruleID": "SDR_1",
+            "sip.callID": "SCL_abc",
+            "sip.phoneNumber": "+15105550123",
+        },
+    )
+    bot = api.ParticipantInfo(
+        identity="agent-AJ_1",
+        kind=api.ParticipantInfo.Kind.AGENT,
+        attributes={"lk.agent_name": AGENT},
+    )
+    gone = api.ParticipantInfo(identity="x", state=api.ParticipantInfo.State.DISCONNECTED)
+    d = api.AgentDispatch(
+        id="AD_1",
+        agent_name=AGENT,
+        metadata='{"x": 1}',
+        state=api.AgentDispatchState(
+            created_at=1_000_000_000_000_000_000,
+            jobs=[
+                api.Job(
+                    id="AJ_1",
+                    state=api.JobState(
+                        participant_identity="agent-AJ_1", started_at=1_000_000_001_000_000_000
+                    ),
+                ),
+                api.Job(id="AJ_0", state=api.JobState()),
+            ],
+        ),
+    )
+    view = room_from_api(
+        api.Room(name="call-1", sid="RM_1", metadata='{"switchboard_agent_done": true}'),
+        [info, bot, gone],
+        [d],
+    )
+    assert view.agent_done
+    assert [p.identity for p in view.people] == ["sip_+15105550123", "agent-AJ_1"]
+    caller, robot = view.people
+    assert (caller.kind, caller.inbound, caller.joined_at, caller.call_id) == (
+        "sip",
+        True,
+        1_000_000.5,
+        "SCL_abc",
+    )
+    assert (robot.kind, robot.agent_name) == ("agent", AGENT)
+    assert dispatch_from_api(d) == Dispatch(
+        "AD_1", AGENT, 1_000_000_000.0, (Job("AJ_1", "agent-AJ_1", 1_000_000_001.0),), None
+    )
+
+
+# -- configuration ---------------------------------------------------------------------------
+BASE = {"LIVEKIT_URL": "wss://x.livekit.cloud", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
+
+
+def test_the_configuration_has_defaults_and_the_api_url() -> None:
+    config = load_guardian_config(BASE)
+    assert config.livekit_url == "https://x.livekit.cloud"
+    assert (config.grace_s, config.budget_s, config.overflow_to, config.port) == (2, 30, None, 8090)
+
+
+def test_every_configuration_problem_is_reported_at_once() -> None:
+    with pytest.raises(GuardianConfigError) as e:
+        load_guardian_config(
+            {
+                "LIVEKIT_URL": "ftp://x",
+                "SWITCHBOARD_GUARDIAN_GRACE": "-1",
+                "SWITCHBOARD_GUARDIAN_BUDGET": "nan",
+                "SWITCHBOARD_GUARDIAN_OVERFLOW": "+15105550199",
+                "SWITCHBOARD_GUARDIAN_PORT": "http",
+                "SWITCHBOARD_AGENT_NAME": "a b",
+            }
+        )
+    text = str(e.value)
+    for name in (
+        "LIVEKIT_API_KEY is not set",
+        "LIVEKIT_URL='ftp://x'",
+        "GRACE='-1'",
+        "BUDGET='nan'",
+        "OVERFLOW='+15105550199' must be a SIP or tel URI",
+        "PORT='http'",
+        "SWITCHBOARD_AGENT_NAME='a b'",
+    ):
+        assert name in text
+    assert len(e.value.problems) == 8
