@@ -337,12 +337,16 @@ class Lab:
             )
         return [p.name for p in procs]
 
-    def start_guardian(self, *, name: str = "guardian", env: dict[str, str] | None = None) -> None:
-        """Start ``switchboard guardian`` on the lab's guardian port (where livekit-server
-        sends its webhooks when the lab was started with them); ``env`` overrides, e.g.
-        SWITCHBOARD_AGENT_NAME for the agent name it guards."""
+    def start_guardian(
+        self, *, name: str = "guardian", port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Start ``switchboard guardian`` on the lab's guardian port, where livekit-server
+        sends its webhooks when the lab was started with them (another ``port``: a second
+        guardian, which only reconciles); ``env`` overrides, e.g. SWITCHBOARD_AGENT_NAME
+        for the agent name it guards."""
         c = self.c
-        check_port_free(c.server_ip, c.guardian_port)
+        port = port or c.guardian_port
+        check_port_free(c.server_ip, port)
         guardian_env = {
             **os.environ,
             "LIVEKIT_URL": c.livekit_url,
@@ -351,16 +355,16 @@ class Lab:
             "SWITCHBOARD_AGENT_NAME": c.agent_name,
             "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
             "SWITCHBOARD_GUARDIAN_BIND": c.server_ip,
-            "SWITCHBOARD_GUARDIAN_PORT": str(c.guardian_port),
+            "SWITCHBOARD_GUARDIAN_PORT": str(port),
             **(env or {}),
         }
         argv = [sys.executable, "-m", "switchboard.cli.main", "guardian"]
         p = self.procs.start(name, argv, env=guardian_env)
         self.procs.wait_ready(
             p,
-            lambda: http_ok(f"http://{c.server_ip}:{c.guardian_port}/healthz"),
+            lambda: http_ok(f"http://{c.server_ip}:{port}/healthz"),
             deadline_s=30,
-            what=f"health 200 on port {c.guardian_port}",
+            what=f"health 200 on port {port}",
         )
 
     @staticmethod

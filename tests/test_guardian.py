@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import replace
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from google.protobuf.json_format import MessageToJson
 from livekit import api
 
 from switchboard.guardian.config import GuardianConfigError, load_guardian_config
@@ -32,6 +36,7 @@ from switchboard.guardian.room import (
     parse_mark,
     room_from_api,
 )
+from switchboard.guardian.webhook import MAX_BODY, webhook_app
 
 pytestmark = pytest.mark.unit
 
@@ -357,3 +362,34 @@ def test_every_configuration_problem_is_reported_at_once() -> None:
     ):
         assert name in text
     assert len(e.value.problems) == 8
+
+
+# -- the webhook receiver --------------------------------------------------------------------
+def _token(body: str, secret: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    return api.AccessToken("devkey", secret).with_sha256(digest).to_jwt()
+
+
+async def test_only_webhooks_signed_with_our_secret_reach_the_guardian() -> None:
+    secret = "a-secret-of-more-than-thirty-two-characters"
+    got: list[api.WebhookEvent] = []
+    receiver = api.WebhookReceiver(api.TokenVerifier("devkey", secret))
+    body = MessageToJson(api.WebhookEvent(event="participant_left", room=api.Room(name="r")))
+    async with TestClient(TestServer(webhook_app(receiver, got.append))) as client:
+        for headers, data in [
+            ({}, body),
+            ({"Authorization": _token(body, "another-secret-of-thirty-two-characters")}, body),
+            ({"Authorization": _token(body, secret)}, body.replace('"r"', '"s"')),
+            ({"Authorization": "not a jwt"}, body),
+        ]:
+            resp = await client.post("/webhook", data=data, headers=headers)
+            assert resp.status == 401
+        assert got == []
+        resp = await client.post(
+            "/webhook", data=body, headers={"Authorization": _token(body, secret)}
+        )
+        assert resp.status == 200
+        assert [(e.event, e.room.name) for e in got] == [("participant_left", "r")]
+        too_big = "x" * (MAX_BODY + 1)
+        resp = await client.post("/webhook", data=too_big, headers={"Authorization": "x"})
+        assert resp.status == 413
