@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import itertools
 import json
+import random
 from dataclasses import replace
+from typing import cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from google.protobuf.json_format import MessageToJson
 from livekit import api
 
+from switchboard.call.events import EventLog
 from switchboard.guardian.config import GuardianConfigError, load_guardian_config
 from switchboard.guardian.decisions import (
     EndRoom,
@@ -25,6 +30,8 @@ from switchboard.guardian.decisions import (
     decide,
     lost_race,
 )
+from switchboard.guardian.dispatcher import Dispatcher
+from switchboard.guardian.reconcile import Guardian
 from switchboard.guardian.room import (
     Dispatch,
     Job,
@@ -393,3 +400,89 @@ async def test_only_webhooks_signed_with_our_secret_reach_the_guardian() -> None
         too_big = "x" * (MAX_BODY + 1)
         resp = await client.post("/webhook", data=too_big, headers={"Authorization": "x"})
         assert resp.status == 413
+
+
+# -- two guardians at once, against a server double ------------------------------------------
+class FakeServer:
+    """The room and dispatch API of one room, as livekit-server answers it; each call
+    yields to the event loop a seeded-random number of times, so that two guardians'
+    requests interleave differently from one seed to the next."""
+
+    def __init__(self, seed: int, now: float) -> None:
+        self.rng = random.Random(seed)
+        self.clock = now
+        self.dispatches: dict[str, api.AgentDispatch] = {
+            "AD_rule": api.AgentDispatch(
+                id="AD_rule",
+                agent_name=AGENT,
+                state=api.AgentDispatchState(created_at=int(T0 * 1e9)),
+            )
+        }
+        self.caller = api.ParticipantInfo(
+            identity="sip_+15105550123",
+            kind=api.ParticipantInfo.Kind.SIP,
+            joined_at=int(T0),
+            attributes={"sip.ruleID": "SDR_1", "sip.phoneNumber": "+15105550123"},
+        )
+        self.room = self.agent_dispatch = self.sip = self
+        self.ids = itertools.count()
+
+    async def _turns(self) -> None:
+        for _ in range(self.rng.randrange(4)):
+            await asyncio.sleep(0)
+
+    async def list_rooms(self, _req: api.ListRoomsRequest) -> api.ListRoomsResponse:
+        await self._turns()
+        return api.ListRoomsResponse(rooms=[api.Room(name="call-1", sid="RM_1")])
+
+    async def list_participants(
+        self, _req: api.ListParticipantsRequest
+    ) -> api.ListParticipantsResponse:
+        await self._turns()
+        return api.ListParticipantsResponse(participants=[self.caller])
+
+    async def list_dispatch(self, _room: str) -> list[api.AgentDispatch]:
+        await self._turns()
+        return list(self.dispatches.values())
+
+    async def create_dispatch(self, req: api.CreateAgentDispatchRequest) -> api.AgentDispatch:
+        await self._turns()
+        self.clock += 0.001  # the server's clock, as it stamps the dispatch
+        made = api.AgentDispatch(
+            id=f"AD_{next(self.ids)}",
+            agent_name=req.agent_name,
+            metadata=req.metadata,
+            state=api.AgentDispatchState(created_at=int(self.clock * 1e9)),
+        )
+        self.dispatches[made.id] = made
+        await self._turns()
+        return made
+
+    async def delete_dispatch(self, dispatch_id: str, _room: str) -> api.AgentDispatch:
+        await self._turns()
+        if dispatch_id not in self.dispatches:
+            raise api.TwirpError(api.TwirpErrorCode.NOT_FOUND, "dispatch ID not found", status=404)
+        return self.dispatches.pop(dispatch_id)
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> None:
+    server = FakeServer(seed, T0 + 2.5)
+    lk = cast(api.LiveKitAPI, server)
+    guardians = [
+        Guardian(
+            lk,
+            POLICY,
+            Dispatcher(lk, POLICY, EventLog(None)),
+            period_s=60,
+            clock=lambda: server.clock,
+        )
+        for _ in range(2)
+    ]
+    try:
+        await asyncio.gather(*(g.check("call-1") for g in guardians))
+    finally:
+        for g in guardians:
+            await g.aclose()
+    made = [parse_mark(d.metadata) for d in server.dispatches.values()]
+    assert made == [Mark(resume=False, attempt=1, since=T0)], server.dispatches

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from livekit import api
 
 from switchboard.guardian.decisions import (
@@ -32,6 +33,8 @@ from switchboard.guardian.room import RoomView, room_from_api
 
 logger = logging.getLogger("switchboard.guardian")
 
+# What the server API raises when the server is unreachable, restarting or refuses a call.
+SERVER_ERRORS = (api.TwirpError, aiohttp.ClientError, OSError, TimeoutError)
 # Rooms looked at in parallel during a reconciliation: bounded, so that a server with many
 # rooms is not flooded with requests.
 PARALLEL_ROOMS = 8
@@ -62,7 +65,7 @@ class Guardian:
         while True:
             try:
                 await self.reconcile()
-            except (api.TwirpError, OSError, TimeoutError) as e:
+            except SERVER_ERRORS as e:
                 # The server is down or restarting: say so, and try again next period.
                 logger.warning("reconciliation failed: %s", e)
             await asyncio.sleep(self._period_s)
@@ -76,7 +79,10 @@ class Guardian:
 
         async def one(room: api.Room) -> None:
             async with gate:
-                await self.check(room.name, room)
+                try:
+                    await self.check(room.name, room)
+                except SERVER_ERRORS as e:  # one room's trouble must not skip the others
+                    logger.warning("looking at room %s failed: %s", room.sid, e)
 
         await asyncio.gather(*(one(r) for r in listed))
 
