@@ -23,12 +23,13 @@ from switchboard.guardian.decisions import (
     Leave,
     Memory,
     Policy,
+    RemoveAgents,
     SendAgent,
     Transfer,
     Wait,
     backoff,
     decide,
-    lost_race,
+    lease_holder,
 )
 from switchboard.guardian.dispatcher import Dispatcher
 from switchboard.guardian.reconcile import Guardian
@@ -40,6 +41,7 @@ from switchboard.guardian.room import (
     RoomView,
     dispatch_from_api,
     dispatch_metadata,
+    parse_lease,
     parse_mark,
     room_from_api,
 )
@@ -113,6 +115,17 @@ def test_nothing_is_done_where_no_caller_is_waiting(who: tuple[Person, ...], why
     assert decide(room(*who), Memory(), T0 + 100, POLICY) == Leave(why)
 
 
+def test_of_two_agents_with_one_caller_the_later_ones_leave() -> None:
+    first, second, third = (replace(agent(f"agent-AJ_{n}"), joined_at=T0 + n) for n in (1, 2, 3))
+    assert decide(room(CALLER, third, first, second), Memory(), T0 + 5, POLICY) == RemoveAgents(
+        CALLER, ("agent-AJ_2", "agent-AJ_3")
+    )
+    other = agent("agent-AJ_9", name="someone-else")  # not ours to judge
+    assert decide(room(CALLER, first, other), Memory(), T0 + 5, POLICY) == Leave(
+        "an agent is with the caller"
+    )
+
+
 def test_another_agent_name_does_not_count_and_other_rooms_are_not_ours() -> None:
     other = agent(name="someone-else")
     assert isinstance(decide(room(CALLER, other), Memory(), T0 + 3, POLICY), SendAgent)
@@ -164,15 +177,26 @@ def test_out_of_budget_without_overflow_the_room_is_ended_with_a_reason() -> Non
     assert decide(tried, Memory(), T0 + 29, POLICY) == Wait("back-off", T0 + 30)
 
 
-def test_out_of_budget_the_caller_is_transferred_once_then_the_room_ends() -> None:
+def test_out_of_budget_an_answered_caller_is_transferred_once_then_the_room_ends() -> None:
     policy = replace(POLICY, overflow_to="sip:+15105550199@pbx.example.com")
-    tried = room(CALLER, dispatches=(attempt(6, T0 + 25),))
+    talking = replace(CALLER, answered=True)
+    tried = room(talking, dispatches=(attempt(6, T0 + 25),))
     assert decide(tried, Memory(), T0 + 30, policy) == Transfer(
-        CALLER, "sip:+15105550199@pbx.example.com", T0
+        talking, "sip:+15105550199@pbx.example.com", T0
     )
     sent = Memory(transfer_sent=True)
     assert decide(tried, sent, T0 + 31, policy) == Wait("the caller is being transferred", T0 + 45)
-    assert isinstance(decide(tried, sent, T0 + 45, policy), EndRoom)
+    assert decide(tried, sent, T0 + 45, policy) == EndRoom(
+        talking, "no agent within 30 s; the transfer did not complete", T0
+    )
+
+
+def test_out_of_budget_a_ringing_caller_cannot_be_transferred_and_the_room_ends() -> None:
+    policy = replace(POLICY, overflow_to="sip:+15105550199@pbx.example.com")
+    tried = room(CALLER, dispatches=(attempt(6, T0 + 25),))
+    assert decide(tried, Memory(), T0 + 30, policy) == EndRoom(
+        CALLER, "no agent within 30 s; the call was never answered, so not transferred", T0
+    )
 
 
 # -- resume: an agent left while its caller stayed ---------------------------------------------
@@ -227,17 +251,19 @@ def test_jobs_whose_agents_never_arrive_do_not_reset_the_budget() -> None:
 
 
 # -- two guardians --------------------------------------------------------------------------
-def test_of_two_guardian_dispatches_made_at_once_only_the_earlier_survives() -> None:
-    mine = attempt(1, T0 + 2.30, id_="AD_b")
-    theirs = attempt(1, T0 + 2.25, id_="AD_a")
-    both = (RULE, theirs, mine)
-    assert lost_race(mine, both, POLICY)
-    assert not lost_race(theirs, both, POLICY)
+def lease(holder: str, at: float, id_: str) -> Dispatch:
+    return Dispatch(id_, AGENT + ".guardian-lease", at, (), None, lease=holder)
+
+
+def test_the_earliest_live_lease_holds_the_room_for_every_guardian() -> None:
+    a, b = lease("guardian-a", T0 + 2.30, "AD_b"), lease("guardian-b", T0 + 2.25, "AD_a")
+    assert lease_holder((RULE, a, b), T0 + 2.4, 10) == b
     # Same instant: the dispatch ID breaks the tie, the same way for both guardians.
-    twin = attempt(1, T0 + 2.30, id_="AD_c")
-    assert lost_race(twin, (mine, twin), POLICY) and not lost_race(mine, (mine, twin), POLICY)
-    # The rule's dispatch and an older attempt (a back-off ago) are no rivals.
-    assert not lost_race(mine, (RULE, attempt(1, T0 + 1.3, id_="AD_0"), mine), POLICY)
+    c = lease("guardian-c", T0 + 2.30, "AD_c")
+    assert lease_holder((c, a), T0 + 2.4, 10) == a
+    # A lease older than its time to live holds nothing: its guardian may be gone.
+    assert lease_holder((RULE, b), T0 + 12.25, 10) is None
+    assert lease_holder((RULE, attempt(1, T0 + 2)), T0 + 3, 10) is None
 
 
 def test_a_second_guardian_sees_the_first_ones_dispatch_and_waits() -> None:
@@ -290,6 +316,7 @@ def test_the_servers_answers_become_room_views() -> None:
             "sip.ruleID": "SDR_1",
             "sip.callID": "SCL_abc",
             "sip.phoneNumber": "+15105550123",
+            "sip.callStatus": "active",
         },
     )
     bot = api.ParticipantInfo(
@@ -323,6 +350,7 @@ def test_the_servers_answers_become_room_views() -> None:
     assert view.agent_done
     assert [p.identity for p in view.people] == ["sip_+15105550123", "agent-AJ_1"]
     caller, robot = view.people
+    assert caller.answered
     assert (caller.kind, caller.inbound, caller.joined_at, caller.call_id) == (
         "sip",
         True,
@@ -469,20 +497,16 @@ class FakeServer:
 async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> None:
     server = FakeServer(seed, T0 + 2.5)
     lk = cast(api.LiveKitAPI, server)
+    dispatchers = [Dispatcher(lk, POLICY, EventLog(None)) for _ in range(2)]
     guardians = [
-        Guardian(
-            lk,
-            POLICY,
-            Dispatcher(lk, POLICY, EventLog(None)),
-            period_s=60,
-            clock=lambda: server.clock,
-        )
-        for _ in range(2)
+        Guardian(lk, POLICY, d, period_s=60, clock=lambda: server.clock) for d in dispatchers
     ]
     try:
         await asyncio.gather(*(g.check("call-1") for g in guardians))
     finally:
         for g in guardians:
             await g.aclose()
-    made = [parse_mark(d.metadata) for d in server.dispatches.values()]
+    made = [parse_mark(d.metadata) for d in server.dispatches.values() if d.agent_name == AGENT]
     assert made == [Mark(resume=False, attempt=1, since=T0)], server.dispatches
+    (held,) = [d for d in server.dispatches.values() if d.agent_name != AGENT]
+    assert parse_lease(held.metadata) in {d.guardian_id for d in dispatchers}

@@ -1,5 +1,6 @@
 """The dispatch guardian on real calls: a refused dispatch is retried, a worker killed
-mid-call is replaced, and a webhook that is not signed by the server changes nothing.
+mid-call is replaced, out of budget a caller is sent to the overflow (or refused while
+still ringing), and a webhook that is not signed by the server changes nothing.
 
 The calls go to the lab's guarded number, whose agent name only the two workers started
 here serve (one call each at most: SWITCHBOARD_MAX_CALLS=1), next to two guardians.
@@ -25,14 +26,20 @@ import pytest
 from google.protobuf.json_format import MessageToJson
 from livekit import api
 
+from lab.phone import CallResult
+from lab.procs import alive
 from lab.testing.calls import call_lab, caller_event, first_event, worker_active_jobs
 from lab.testing.handles import LabHandle
+from switchboard.caller import mask_number
 
 pytestmark = pytest.mark.lab
 
 WORKERS = ("guarded-1", "guarded-2")
+GUARDIANS = ("guardian", "guardian-2")
 CALLER = "+442071230001"  # numbers no other test uses: they find this file's events
 CALLER_KILLED = "+442071230002"
+CALLER_RINGING = "+442071230003"
+CALLER_TRANSFERRED = "+442071230004"
 
 
 @dataclass(frozen=True)
@@ -68,24 +75,33 @@ def guarded(lab: LabHandle) -> Iterator[Guarded]:
     )
     assert tuple(names) == WORKERS
     try:
-        settings = {
-            "SWITCHBOARD_AGENT_NAME": agent_name,
-            "SWITCHBOARD_GUARDIAN_BUDGET": "60",
-            "SWITCHBOARD_GUARDIAN_BACKOFF_MAX": "2",
-        }
-        lab.lab.start_guardian(env=settings)
-        # A second guardian, as a deployment with two for safety has: it only reconciles (the
-        # webhooks go to the first), so both often decide at the same moment.
-        lab.lab.start_guardian(
-            name="guardian-2",
-            port=lab.lab.c.guardian_port + 1,
-            env={**settings, "SWITCHBOARD_GUARDIAN_PERIOD": "1"},
-        )
+        start_guardians(lab)
         ports = {n: lab.lab.c.extra_worker_port + i for i, n in enumerate(WORKERS, start=1)}
         yield Guarded(lab, ports)
     finally:
-        for name in ("guardian", "guardian-2", *WORKERS):
+        for name in (*GUARDIANS, *WORKERS):
             lab.lab.procs.stop(name)
+
+
+def start_guardians(lab: LabHandle, **settings: str) -> None:
+    """(Re)start the two guardians, as a deployment with two for safety has; the second
+    only reconciles (the webhooks go to the first), so both often decide at the same
+    moment. ``settings``: more environment, the same for both (the guardian holding a
+    room decides with its own)."""
+    for name in GUARDIANS:
+        lab.lab.procs.stop(name)
+    env = {
+        "SWITCHBOARD_AGENT_NAME": lab.env["LAB_GUARDED_AGENT_NAME"],
+        "SWITCHBOARD_GUARDIAN_BUDGET": "60",
+        "SWITCHBOARD_GUARDIAN_BACKOFF_MAX": "2",
+        **settings,
+    }
+    lab.lab.start_guardian(env=env)
+    lab.lab.start_guardian(
+        name=GUARDIANS[1],
+        port=lab.lab.c.guardian_port + 1,
+        env={**env, "SWITCHBOARD_GUARDIAN_PERIOD": "1"},
+    )
 
 
 async def _until(what: str, timeout: float, check: Any) -> Any:
@@ -98,7 +114,64 @@ async def _until(what: str, timeout: float, check: Any) -> Any:
 
 
 async def _busy(guarded: Guarded) -> dict[str, int]:
-    return {name: await worker_active_jobs(port) for name, port in guarded.ports.items()}
+    """Jobs of each worker still alive (the tests kill some)."""
+    live = {p.name for p in guarded.lab.lab.procs.load() if alive(p.pid)}
+    return {
+        name: await worker_active_jobs(port) for name, port in guarded.ports.items() if name in live
+    }
+
+
+async def _all_free(guarded: Guarded) -> bool:
+    return not any((await _busy(guarded)).values())
+
+
+def _with_overflow(guarded: Guarded) -> str:
+    """Restart the guardians with a short budget and an overflow destination (the lab's
+    callee address); returns the destination."""
+    overflow = f"sip:+15105550199@{guarded.lab.env['LAB_PHONE_IP']}:5070"
+    start_guardians(
+        guarded.lab,
+        SWITCHBOARD_GUARDIAN_BUDGET="4",
+        SWITCHBOARD_GUARDIAN_OVERFLOW=overflow,
+    )
+    return overflow
+
+
+def _overflowed(guarded: Guarded, number: str, since: float) -> dict[str, Any]:
+    """The one overflow decision (of the one guardian holding the room) for this call."""
+    (event,) = [
+        e
+        for e in guarded.lab.events()
+        if e["event"] == "overflowed"
+        and e["ts"] >= since
+        and e.get("caller_number") == mask_number(number)
+    ]
+    return event
+
+
+async def _occupy_workers(guarded: Guarded, lk: api.LiveKitAPI) -> list[str]:
+    """Every live worker busy, with a job each in a room no caller joins: they refuse
+    calls until those rooms are deleted. Returns the rooms' names."""
+
+    await _until("the workers free", 30, lambda: _all_free(guarded))
+    holds = [f"hold-{uuid.uuid4().hex[:8]}" for _ in await _busy(guarded)]
+    for room in holds:
+        await lk.room.create_room(api.CreateRoomRequest(name=room))
+        await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=guarded.agent_name, room=room)
+        )
+
+    async def all_busy() -> bool:
+        return all((await _busy(guarded)).values())
+
+    await _until("the workers busy", 20, all_busy)
+    return holds
+
+
+async def _release(lk: api.LiveKitAPI, holds: list[str]) -> None:
+    for room in holds:
+        with contextlib.suppress(api.TwirpError):
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
 
 
 def _api(lab: LabHandle) -> api.LiveKitAPI:
@@ -112,19 +185,7 @@ async def test_a_call_every_worker_refused_is_answered_after_a_redispatch(guarde
 
 async def _refused_call(guarded: Guarded, lk: api.LiveKitAPI) -> None:
     lab = guarded.lab
-    # Both workers busy (a job each, in rooms no caller joins): they refuse the call.
-    holds = [f"hold-{uuid.uuid4().hex[:8]}" for _ in WORKERS]
-    for room in holds:
-        await lk.room.create_room(api.CreateRoomRequest(name=room))
-        await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=guarded.agent_name, room=room)
-        )
-
-    async def all_busy() -> bool:
-        return all((await _busy(guarded)).values())
-
-    await _until("both workers busy", 20, all_busy)
-
+    holds = await _occupy_workers(guarded, lk)
     started = time.time()
     call = asyncio.create_task(
         call_lab(
@@ -161,9 +222,7 @@ async def _refused_call(guarded: Guarded, lk: api.LiveKitAPI) -> None:
         result = await asyncio.wait_for(call, 90)
     finally:
         call.cancel()
-        for room in holds:
-            with contextlib.suppress(api.TwirpError):
-                await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        await _release(lk, holds)
     assert result.answered, result.sipp_log_tail
     assert result.first_audio_at is not None and result.first_audio_at > freed_at
     event = caller_event(lab, result)
@@ -177,88 +236,149 @@ async def _refused_call(guarded: Guarded, lk: api.LiveKitAPI) -> None:
     assert result.ended_by == "remote", "the agent should finish its message and hang up"
 
 
-async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded: Guarded) -> None:
-    async with _api(guarded.lab) as lk:
-        await _killed_worker(guarded, lk)
-
-
-async def _killed_worker(guarded: Guarded, lk: api.LiveKitAPI) -> None:
+async def _call_then_kill_its_worker(
+    guarded: Guarded, number: str
+) -> tuple[asyncio.Task[CallResult], dict[str, Any], float]:
+    """Place a call, wait for its agent to speak, SIGKILL the worker holding it (and its
+    jobs, as a lost machine). Returns the call, the first agent's words, the kill time."""
     lab = guarded.lab
-
-    async def all_free() -> bool:
-        return not any((await _busy(guarded)).values())
-
-    await _until("both workers free", 30, all_free)
+    await _until("a free worker", 30, lambda: _all_free(guarded))
     started = time.time()
     call = asyncio.create_task(
         call_lab(
             lab,
-            from_number=CALLER_KILLED,
+            from_number=number,
             to_number=lab.env["LAB_GUARDED_NUMBER"],
             hangup="remote",
             timeout=90,
         )
     )
+
+    async def speaking() -> dict[str, Any] | None:
+        return first_event(lab, started, number, "agent_said")
+
     try:
-
-        async def speaking() -> dict[str, Any] | None:
-            return first_event(lab, started, CALLER_KILLED, "agent_said")
-
         said = await _until("the first agent speaking", 30, speaking)
-        room_id, first_job = said["room_id"], said["job_id"]
-        busy = await _busy(guarded)
-        holder = next(name for name, jobs in busy.items() if jobs)
+        holder = next(name for name, jobs in (await _busy(guarded)).items() if jobs)
         pid = next(p.pid for p in lab.lab.procs.load() if p.name == holder)
-        os.killpg(pid, signal.SIGKILL)  # the worker and its job processes: a lost machine
-        killed_at = time.time()
+        os.killpg(pid, signal.SIGKILL)
+    except BaseException:
+        call.cancel()
+        raise
+    return call, said, time.time()
 
-        async def resumed() -> dict[str, Any] | None:
-            found = guarded.guardian_events("resumed", room_id)
-            return found[0] if found else None
 
-        resume = await _until("a resume dispatch", 40, resumed)
-        assert resume["reason"] == "agent_left"
+async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded: Guarded) -> None:
+    lab = guarded.lab
+    call, said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_KILLED)
+    room_id, first_job = said["room_id"], said["job_id"]
+    try:
+        async with _api(lab) as lk:
 
-        async def new_agent_speaks() -> dict[str, Any] | None:
-            return next(
-                (
-                    e
-                    for e in lab.events()
-                    if e["event"] == "agent_said"
-                    and e.get("room_id") == room_id
-                    and e["job_id"] != first_job
-                ),
-                None,
-            )
+            async def resumed() -> dict[str, Any] | None:
+                found = guarded.guardian_events("resumed", room_id)
+                return found[0] if found else None
 
-        again = await _until("the new agent speaking", 30, new_agent_speaks)
-        rooms = await lk.room.list_rooms(api.ListRoomsRequest())
-        name = next(r.name for r in rooms.rooms if r.sid == room_id)
-        people = await lk.room.list_participants(api.ListParticipantsRequest(room=name))
-        agents = [
-            p.identity for p in people.participants if p.kind == api.ParticipantInfo.Kind.AGENT
-        ]
-        assert len(agents) == 1, agents
-        dispatches = await lk.agent_dispatch.list_dispatch(name)
+            resume = await _until("a resume dispatch", 40, resumed)
+            assert resume["reason"] == "agent_left"
+
+            async def new_agent_speaks() -> dict[str, Any] | None:
+                return next(
+                    (
+                        e
+                        for e in lab.events()
+                        if e["event"] == "agent_said"
+                        and e.get("room_id") == room_id
+                        and e["job_id"] != first_job
+                    ),
+                    None,
+                )
+
+            again = await _until("the new agent speaking", 30, new_agent_speaks)
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest())
+            name = next(r.name for r in rooms.rooms if r.sid == room_id)
+            # One agent in the room, now and for the next seconds (none on its way).
+            for _ in range(6):
+                people = await lk.room.list_participants(api.ListParticipantsRequest(room=name))
+                agents = [
+                    p.identity
+                    for p in people.participants
+                    if p.kind == api.ParticipantInfo.Kind.AGENT
+                ]
+                assert len(agents) == 1, agents
+                await asyncio.sleep(0.5)
+            dispatches = await lk.agent_dispatch.list_dispatch(name)
         result = await asyncio.wait_for(call, 90)
     finally:
         call.cancel()
     assert result.answered
     heard_again = [a for a in result.arrivals if a.at > again["ts"] - 1 and a.rms > 0]
     assert heard_again, "the caller heard nothing from the new agent"
-    # Exactly one resume dispatch was taken by a worker: no second agent on the way either.
-    taken = [
-        json.loads(d.metadata or "{}")
-        for d in dispatches
-        if d.agent_name == guarded.agent_name and d.state.jobs
-    ]
-    # The rule's dispatch (its agent killed) and the one resume: listed in any order.
-    assert sorted(m.get("resume", False) for m in taken) == [False, True], taken
+    resumes = [d.id for d in dispatches if json.loads(d.metadata or "{}").get("resume") is True]
+    assert len(resumes) == 1, [MessageToJson(d) for d in dispatches]
     print(
         f"\nkilled worker: resume dispatch {resume['ts'] - killed_at:.1f} s after SIGKILL, new "
         f"agent speaking {again['ts'] - killed_at:.1f} s after; load {os.getloadavg()[0]:.1f}"
     )
     assert again["ts"] - killed_at < 30
+
+
+async def test_out_of_budget_a_ringing_caller_is_refused_not_left_ringing(
+    guarded: Guarded,
+) -> None:
+    """The SIP service answers only once an agent speaks: a caller no worker takes rings
+    (for 3 minutes, by default). Out of budget, a ringing call cannot be transferred: the
+    room is ended, which refuses the INVITE."""
+    lab = guarded.lab
+    async with _api(lab) as lk:
+        _with_overflow(guarded)
+        holds = await _occupy_workers(guarded, lk)
+        started = time.time()
+        try:
+            result = await call_lab(
+                lab,
+                from_number=CALLER_RINGING,
+                to_number=lab.env["LAB_GUARDED_NUMBER"],
+                hangup="remote",
+                timeout=40,
+            )
+        finally:
+            await _release(lk, holds)
+    assert not result.answered and result.final_status is not None, result.sipp_log_tail
+    assert result.final_status >= 400
+    ended = _overflowed(guarded, CALLER_RINGING, started)
+    assert ended["action"] == "end_room"
+    assert "never answered" in ended["reason"]
+    assert result.ended_at is not None and result.invite_sent_at is not None
+    assert result.ended_at - result.invite_sent_at < 15
+    print(
+        f"\nringing caller out of budget: refused ({result.final_status}) "
+        f"{result.ended_at - result.invite_sent_at:.1f} s after the INVITE"
+    )
+
+
+async def test_out_of_budget_an_answered_caller_is_transferred_to_the_overflow(
+    guarded: Guarded,
+) -> None:
+    """The last worker dies mid-call: no agent can come, so after the budget the caller is
+    sent (REFER) to the overflow destination."""
+    lab = guarded.lab
+    _with_overflow(guarded)
+    call, _said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_TRANSFERRED)
+    try:
+        result = await asyncio.wait_for(call, 90)
+    finally:
+        call.cancel()
+    assert result.answered, result.sipp_log_tail
+    assert result.refer_to is not None and "+15105550199" in result.refer_to, result.refer_to
+    moved = _overflowed(guarded, CALLER_TRANSFERRED, killed_at)
+    assert (moved["action"], moved["outcome"]) == ("transfer", "accepted")
+    assert moved["to"] == f"sip:+1510••••0199@{lab.env['LAB_PHONE_IP']}:5070"
+    assert 4 <= moved["waited_s"] < 15
+    print(
+        f"\nlast worker killed: caller transferred {moved['ts'] - killed_at:.1f} s after "
+        f"SIGKILL ({moved['waited_s']:.1f} s after the agent was gone)"
+    )
 
 
 def _signed(body: str, secret: str, key: str = "devkey") -> str:

@@ -9,12 +9,15 @@ Two guardians, or a guardian and the dispatch rule, must never put two agents in
 - before dispatching, any dispatch of ours that a worker accepted recently, or that is still
   pending (created less than one back-off ago), means "wait";
 - a new attempt first deletes the earlier dispatches of ours that no worker took
-  (``Dispatch.supersede``): livekit-server then ends any job such a dispatch still gets, so
-  a late acceptance cannot add a second agent;
-- two guardians that both decide at once both create a dispatch; each then lists the
-  room's dispatches again, and the later of two guardian dispatches created within one
-  back-off of each other withdraws (``lost_race``). The earliest is seen by every other
-  one (it was created before theirs), so exactly one survives.
+  (``SendAgent.supersede``);
+- should two agents of ours still meet a caller, the later ones are removed;
+- only one guardian acts in a room at a time: the one holding the room's lease, a dispatch
+  to an agent name no worker serves (``lease_holder``). Two guardians that want a room at
+  once each create a lease and list the room's dispatches again: the earliest live lease
+  wins (it was created before every other, so every other guardian sees it), the others
+  delete theirs and wait. Deleting a dispatch does not reliably stop its job (a worker
+  ignores a termination that arrives before the job has started), which is why guardians
+  elect one of them before dispatching rather than withdrawing a dispatch afterwards.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ import math
 from dataclasses import dataclass
 
 from switchboard.guardian.room import Dispatch, Job, Mark, Person, RoomView
+
+# A guardian holds a room for this long after taking its lease, and takes a new one when
+# less than LEASE_MARGIN_S is left: an action begun under a lease ends well within it.
+LEASE_TTL_S = 10.0
+LEASE_MARGIN_S = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,15 @@ class SendAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoveAgents:
+    """Two agents of ours with one caller (a dispatch accepted after it was deleted, say):
+    the later ones leave, the first keeps the call."""
+
+    caller: Person
+    identities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """Out of budget: send the caller elsewhere (a SIP REFER)."""
 
@@ -92,7 +109,7 @@ class EndRoom:
     since: float
 
 
-Decision = Leave | Wait | SendAgent | Transfer | EndRoom
+Decision = Leave | Wait | SendAgent | RemoveAgents | Transfer | EndRoom
 
 
 def backoff(attempts: int, policy: Policy) -> float:
@@ -114,7 +131,13 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         return Leave("not a room our agent is dispatched to")
     if room.agent_done:
         return Leave("the agent handed the call off")
-    if any(p.kind == "agent" and p.agent_name == policy.agent_name for p in room.people):
+    agents = sorted(
+        (p for p in room.people if p.kind == "agent" and p.agent_name == policy.agent_name),
+        key=lambda p: (p.joined_at, p.identity),
+    )
+    if len(agents) > 1:
+        return RemoveAgents(caller, tuple(p.identity for p in agents[1:]))
+    if agents:
         return Leave("an agent is with the caller")
 
     jobs = sorted((j for d in ours for j in d.jobs), key=lambda j: (j.started_at, j.id))
@@ -167,23 +190,26 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
 
 
 def _overflow(caller: Person, memory: Memory, now: float, since: float, policy: Policy) -> Decision:
-    ends_at = since + policy.budget_s + (policy.overflow_wait_s if policy.overflow_to else 0)
-    if policy.overflow_to and not memory.transfer_sent and now < ends_at:
+    no_agent = f"no agent within {policy.budget_s:g} s"
+    if not policy.overflow_to:
+        return EndRoom(caller, f"{no_agent}; no overflow destination", since)
+    if not caller.answered:
+        # A REFER needs an answered call. Ending the room makes the SIP service refuse the
+        # INVITE instead of letting it ring for minutes: the carrier's own failover (if
+        # any) can then take the call.
+        return EndRoom(
+            caller, f"{no_agent}; the call was never answered, so not transferred", since
+        )
+    ends_at = since + policy.budget_s + policy.overflow_wait_s
+    if not memory.transfer_sent and now < ends_at:
         return Transfer(caller, policy.overflow_to, since)
     if now < ends_at:
         return Wait("the caller is being transferred", ends_at)
-    why = "transfer did not complete" if policy.overflow_to else "no overflow destination"
-    return EndRoom(caller, f"no agent within {policy.budget_s:g} s; {why}", since)
+    return EndRoom(caller, f"{no_agent}; the transfer did not complete", since)
 
 
-def lost_race(mine: Dispatch, dispatches: tuple[Dispatch, ...], policy: Policy) -> bool:
-    """After creating ``mine``: True when another guardian's dispatch, created just before
-    it (within one back-off), wins; the loser withdraws its own."""
-    return any(
-        d.id != mine.id
-        and d.agent_name == policy.agent_name
-        and d.mark is not None
-        and mine.created_at - policy.backoff_s < d.created_at
-        and (d.created_at, d.id) < (mine.created_at, mine.id)
-        for d in dispatches
-    )
+def lease_holder(dispatches: tuple[Dispatch, ...], now: float, ttl_s: float) -> Dispatch | None:
+    """The lease on a room that counts: the earliest of those taken in the last ``ttl_s``
+    (ties: the dispatch ID, the same for every guardian)."""
+    live = [d for d in dispatches if d.lease is not None and d.created_at > now - ttl_s]
+    return min(live, key=lambda d: (d.created_at, d.id), default=None)

@@ -8,14 +8,30 @@ never logged.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from livekit import api
 
 from switchboard.call.events import EventLog
 from switchboard.caller import mask_number
-from switchboard.guardian.decisions import EndRoom, Policy, SendAgent, Transfer, lost_race
-from switchboard.guardian.room import RoomView, dispatch_from_api, dispatch_metadata
+from switchboard.guardian.decisions import (
+    LEASE_MARGIN_S,
+    LEASE_TTL_S,
+    EndRoom,
+    Policy,
+    RemoveAgents,
+    SendAgent,
+    Transfer,
+    lease_holder,
+)
+from switchboard.guardian.room import (
+    LEASE_SUFFIX,
+    RoomView,
+    dispatch_from_api,
+    dispatch_metadata,
+    lease_metadata,
+)
 
 logger = logging.getLogger("switchboard.guardian")
 
@@ -25,11 +41,39 @@ class Dispatcher:
         self._lk = lk
         self._policy = policy
         self._events = events
+        self.guardian_id = uuid.uuid4().hex[:12]  # this process, in the leases it takes
 
-    async def send_agent(self, room: RoomView, action: SendAgent) -> bool:
-        """Dispatch our agent; False when another guardian's dispatch won the race."""
+    async def acquire(self, room: RoomView, now: float) -> bool:
+        """True when this guardian may act in ``room``: it holds the room's lease, or has
+        just taken it. False when another guardian holds it (that one acts)."""
+        holder = lease_holder(room.dispatches, now, LEASE_TTL_S)
+        if holder is not None and holder.lease != self.guardian_id:
+            return False
+        if holder is not None and holder.created_at > now - (LEASE_TTL_S - LEASE_MARGIN_S):
+            return True
+        made = dispatch_from_api(
+            await self._lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=self._policy.agent_name + LEASE_SUFFIX,
+                    room=room.name,
+                    metadata=lease_metadata(self.guardian_id),
+                )
+            )
+        )
+        listed = tuple(
+            dispatch_from_api(d) for d in await self._lk.agent_dispatch.list_dispatch(room.name)
+        )
+        winner = lease_holder(listed, made.created_at, LEASE_TTL_S)
+        if winner is not None and winner.lease == self.guardian_id:
+            return True
+        await self._delete(room, made.id)
+        logger.info("room %s: another guardian holds it; leaving it to that one", room.sid)
+        return False
+
+    async def send_agent(self, room: RoomView, action: SendAgent) -> None:
+        """Dispatch our agent (under this guardian's lease on the room)."""
         for dispatch_id in action.supersede:
-            await self._withdraw(room, dispatch_id)
+            await self._delete(room, dispatch_id)
         metadata = dispatch_metadata(
             action.mark,
             reason=action.reason,
@@ -43,17 +87,6 @@ class Dispatcher:
                 )
             )
         )
-        listed = await self._lk.agent_dispatch.list_dispatch(room.name)
-        if lost_race(created, tuple(dispatch_from_api(d) for d in listed), self._policy):
-            await self._withdraw(room, created.id)
-            self._emit(
-                "dispatch_withdrawn",
-                room,
-                action.caller.number,
-                dispatch_id=created.id,
-                why="another guardian dispatched to this room at the same moment",
-            )
-            return False
         event = "resumed" if action.mark.resume else "redispatched"
         self._emit(
             event,
@@ -65,7 +98,17 @@ class Dispatcher:
             waited_s=round(created.created_at - action.mark.since, 3),
             superseded=list(action.supersede),
         )
-        return True
+
+    async def remove_agents(self, room: RoomView, action: RemoveAgents) -> None:
+        for identity in action.identities:
+            try:
+                await self._lk.room.remove_participant(
+                    api.RoomParticipantIdentity(room=room.name, identity=identity)
+                )
+            except api.TwirpError as e:
+                if e.code != api.TwirpErrorCode.NOT_FOUND:  # gone already: fine
+                    raise
+        self._emit("agents_removed", room, action.caller.number, identities=list(action.identities))
 
     async def transfer(self, room: RoomView, action: Transfer, now: float) -> None:
         """REFER the caller to the overflow destination; the room ends later if they stay."""
@@ -107,8 +150,7 @@ class Dispatcher:
             waited_s=round(now - action.since, 3),
         )
 
-    async def _withdraw(self, room: RoomView, dispatch_id: str) -> None:
-        # livekit-server ends any job this dispatch still gets once it is deleted.
+    async def _delete(self, room: RoomView, dispatch_id: str) -> None:
         try:
             await self._lk.agent_dispatch.delete_dispatch(dispatch_id, room.name)
         except api.TwirpError as e:

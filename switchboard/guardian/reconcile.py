@@ -21,8 +21,10 @@ from livekit import api
 
 from switchboard.guardian.decisions import (
     EndRoom,
+    Leave,
     Memory,
     Policy,
+    RemoveAgents,
     SendAgent,
     Transfer,
     Wait,
@@ -121,10 +123,19 @@ class Guardian:
             logger.debug("room %s: %s", view.sid, decision)
             if isinstance(decision, Wait):
                 self._schedule(room_name, decision.until - now)
-            elif isinstance(decision, SendAgent):
+                return
+            if isinstance(decision, Leave):
+                return
+            if not await self._dispatcher.acquire(view, now):
+                # Another guardian acts here; look again in case it goes away.
+                self._schedule(room_name, self._policy.backoff_s)
+                return
+            if isinstance(decision, SendAgent):
                 await self._dispatcher.send_agent(view, decision)
                 # Look again once a worker could have taken it (or refused).
                 self._schedule(room_name, self._policy.backoff_s)
+            elif isinstance(decision, RemoveAgents):
+                await self._dispatcher.remove_agents(view, decision)
             elif isinstance(decision, Transfer):
                 self._memory[room_name] = replace(memory, transfer_sent=True)
                 await self._dispatcher.transfer(view, decision, now)

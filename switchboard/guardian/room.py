@@ -20,11 +20,16 @@ from livekit import api
 MARK_BY = "switchboard-guardian"
 # The attribute livekit-server gives every agent participant: the worker's agent name.
 AGENT_NAME_ATTRIBUTE = "lk.agent_name"
+# Suffix of the agent name of a guardian's lease on a room: a dispatch that no worker serves
+# (so it never becomes a job), whose metadata names the guardian holding the room.
+LEASE_SUFFIX = ".guardian-lease"
 # A key in the room's metadata (a JSON object) that the agent sets before it leaves a call
 # on purpose with the caller still in the room (a hand-off): no agent is sent after it.
 AGENT_DONE_KEY = "switchboard_agent_done"
 
 Kind = Literal["sip", "agent", "other"]
+# sip.callStatus values of a call that was answered and still goes on.
+ANSWERED = ("active", "automation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,9 @@ class Person:
     joined_at: float  # server clock, seconds
     call_id: str | None  # sip.callID: how the agent finds the call record again
     number: str | None  # sip.phoneNumber: log it masked, never whole
+    # The SIP service answers a caller only once someone in the room publishes audio: until
+    # then the call rings, and cannot be transferred.
+    answered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,7 @@ class Dispatch:
     created_at: float  # server clock, seconds
     jobs: tuple[Job, ...]  # accepted by a worker; empty while pending, and when refused
     mark: Mark | None  # None: not made by a guardian (e.g. by the dispatch rule)
+    lease: str | None = None  # a lease dispatch: the ID of the guardian that took it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,18 @@ def dispatch_metadata(
         },
         separators=(",", ":"),
     )
+
+
+def lease_metadata(holder: str) -> str:
+    return json.dumps({"by": MARK_BY, "lease": holder}, separators=(",", ":"))
+
+
+def parse_lease(metadata: str) -> str | None:
+    data = _json_object(metadata)
+    if data is None or data.get("by") != MARK_BY:
+        return None
+    holder = data.get("lease")
+    return holder if isinstance(holder, str) and holder else None
 
 
 def parse_mark(metadata: str) -> Mark | None:
@@ -138,6 +159,7 @@ def person_from_api(p: api.ParticipantInfo) -> Person:
         joined_at=joined,
         call_id=attributes.get("sip.callID") or None,
         number=attributes.get("sip.phoneNumber") or None,
+        answered=attributes.get("sip.callStatus") in ANSWERED,
     )
 
 
@@ -153,6 +175,7 @@ def dispatch_from_api(d: api.AgentDispatch) -> Dispatch:
         created_at=d.state.created_at / 1e9,
         jobs=jobs,
         mark=parse_mark(d.metadata),
+        lease=parse_lease(d.metadata) if d.agent_name.endswith(LEASE_SUFFIX) else None,
     )
 
 
