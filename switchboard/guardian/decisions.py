@@ -10,14 +10,15 @@ Two guardians, or a guardian and the dispatch rule, must never put two agents in
   pending (created less than one back-off ago), means "wait";
 - a new attempt first deletes the earlier dispatches of ours that no worker took
   (``SendAgent.supersede``);
-- should two agents of ours still meet a caller, the later ones are removed;
 - only one guardian acts in a room at a time: the one holding the room's lease, a dispatch
   to an agent name no worker serves (``lease_holder``). Two guardians that want a room at
   once each create a lease and list the room's dispatches again: the earliest live lease
   wins (it was created before every other, so every other guardian sees it), the others
   delete theirs and wait. Deleting a dispatch does not reliably stop its job (a worker
   ignores a termination that arrives before the job has started), which is why guardians
-  elect one of them before dispatching rather than withdrawing a dispatch afterwards.
+  elect one of them before dispatching rather than withdrawing a dispatch afterwards;
+- should two agents of ours still meet a caller (a worker or the server could still cause
+  it), the later ones are removed.
 """
 
 from __future__ import annotations
