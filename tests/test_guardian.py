@@ -9,6 +9,7 @@ import itertools
 import json
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -16,7 +17,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from google.protobuf.json_format import MessageToJson
 from livekit import api
 
-from switchboard.call.events import EventLog
 from switchboard.guardian.config import GuardianConfigError, load_guardian_config
 from switchboard.guardian.decisions import (
     EndRoom,
@@ -32,6 +32,7 @@ from switchboard.guardian.decisions import (
     lease_holder,
 )
 from switchboard.guardian.dispatcher import Dispatcher
+from switchboard.guardian.events import GuardianEvents, Overflowed
 from switchboard.guardian.reconcile import Guardian
 from switchboard.guardian.room import (
     Dispatch,
@@ -497,7 +498,7 @@ class FakeServer:
 async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> None:
     server = FakeServer(seed, T0 + 2.5)
     lk = cast(api.LiveKitAPI, server)
-    dispatchers = [Dispatcher(lk, POLICY, EventLog(None)) for _ in range(2)]
+    dispatchers = [Dispatcher(lk, POLICY, GuardianEvents(None)) for _ in range(2)]
     guardians = [
         Guardian(lk, POLICY, d, period_s=60, clock=lambda: server.clock) for d in dispatchers
     ]
@@ -510,3 +511,30 @@ async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> N
     assert made == [Mark(resume=False, attempt=1, since=T0)], server.dispatches
     (held,) = [d for d in server.dispatches.values() if d.agent_name != AGENT]
     assert parse_lease(held.metadata) in {d.guardian_id for d in dispatchers}
+
+
+def test_an_event_is_one_json_line_marked_as_the_guardians(tmp_path: Path) -> None:
+    events = GuardianEvents(tmp_path / "events.jsonl")
+    events.emit(
+        Overflowed(
+            room_id="RM_1",
+            caller_number="+1510••••0123",
+            action="end_room",
+            reason="no agent within 30 s; no overflow destination",
+            waited_s=30.0,
+        )
+    )
+    (line,) = (tmp_path / "events.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record.pop("ts") > 0
+    assert record == {
+        "event": "overflowed",
+        "component": "guardian",
+        "room_id": "RM_1",
+        "caller_number": "+1510••••0123",
+        "action": "end_room",
+        "waited_s": 30.0,
+        "reason": "no agent within 30 s; no overflow destination",
+        "to": None,
+        "outcome": None,
+    }

@@ -30,7 +30,7 @@ from lab.phone import CallResult
 from lab.procs import alive
 from lab.testing.calls import call_lab, caller_event, first_event, worker_active_jobs
 from lab.testing.handles import LabHandle
-from switchboard.caller import mask_number
+from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
 

@@ -45,8 +45,6 @@ def run(_args: argparse.Namespace) -> int:
         return 2
     # Every decision is worth a line: the operator's record of who was re-dispatched.
     logging.getLogger("switchboard").setLevel(logging.INFO)
-    # The event log's own line would repeat each decision without its details.
-    logging.getLogger("switchboard.events").setLevel(logging.WARNING)
     try:
         asyncio.run(run_guardian(config))
     except OSError as e:  # the port is taken, most often

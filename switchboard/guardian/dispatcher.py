@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from livekit import api
 
-from switchboard.call.events import EventLog
-from switchboard.caller import mask_number
 from switchboard.guardian.decisions import (
     LEASE_MARGIN_S,
     LEASE_TTL_S,
@@ -25,6 +22,13 @@ from switchboard.guardian.decisions import (
     Transfer,
     lease_holder,
 )
+from switchboard.guardian.events import (
+    AgentsRemoved,
+    GuardianEvents,
+    Overflowed,
+    Redispatched,
+    Resumed,
+)
 from switchboard.guardian.room import (
     LEASE_SUFFIX,
     RoomView,
@@ -32,12 +36,13 @@ from switchboard.guardian.room import (
     dispatch_metadata,
     lease_metadata,
 )
+from switchboard.numbers import mask_number
 
 logger = logging.getLogger("switchboard.guardian")
 
 
 class Dispatcher:
-    def __init__(self, lk: api.LiveKitAPI, policy: Policy, events: EventLog) -> None:
+    def __init__(self, lk: api.LiveKitAPI, policy: Policy, events: GuardianEvents) -> None:
         self._lk = lk
         self._policy = policy
         self._events = events
@@ -87,16 +92,17 @@ class Dispatcher:
                 )
             )
         )
-        event = "resumed" if action.mark.resume else "redispatched"
-        self._emit(
-            event,
-            room,
-            action.caller.number,
-            dispatch_id=created.id,
-            reason=action.reason,
-            attempt=action.mark.attempt,
-            waited_s=round(created.created_at - action.mark.since, 3),
-            superseded=list(action.supersede),
+        kind = Resumed if action.mark.resume else Redispatched
+        self._events.emit(
+            kind(
+                room_id=room.sid,
+                caller_number=mask_number(action.caller.number),
+                dispatch_id=created.id,
+                reason=action.reason,
+                attempt=action.mark.attempt,
+                waited_s=round(created.created_at - action.mark.since, 3),
+                superseded=list(action.supersede),
+            )
         )
 
     async def remove_agents(self, room: RoomView, action: RemoveAgents) -> None:
@@ -108,7 +114,13 @@ class Dispatcher:
             except api.TwirpError as e:
                 if e.code != api.TwirpErrorCode.NOT_FOUND:  # gone already: fine
                     raise
-        self._emit("agents_removed", room, action.caller.number, identities=list(action.identities))
+        self._events.emit(
+            AgentsRemoved(
+                room_id=room.sid,
+                caller_number=mask_number(action.caller.number),
+                identities=list(action.identities),
+            )
+        )
 
     async def transfer(self, room: RoomView, action: Transfer, now: float) -> None:
         """REFER the caller to the overflow destination; the room ends later if they stay."""
@@ -125,14 +137,15 @@ class Dispatcher:
             outcome = f"failed: {e.code}"
         else:
             outcome = "accepted"
-        self._emit(
-            "overflowed",
-            room,
-            action.caller.number,
-            action="transfer",
-            outcome=outcome,
-            to=_mask_uri(action.to),
-            waited_s=round(now - action.since, 3),
+        self._events.emit(
+            Overflowed(
+                room_id=room.sid,
+                caller_number=mask_number(action.caller.number),
+                action="transfer",
+                outcome=outcome,
+                to=_mask_uri(action.to),
+                waited_s=round(now - action.since, 3),
+            )
         )
 
     async def end_room(self, room: RoomView, action: EndRoom, now: float) -> None:
@@ -141,13 +154,14 @@ class Dispatcher:
         except api.TwirpError as e:
             if e.code != api.TwirpErrorCode.NOT_FOUND:
                 raise
-        self._emit(
-            "overflowed",
-            room,
-            action.caller.number,
-            action="end_room",
-            reason=action.reason,
-            waited_s=round(now - action.since, 3),
+        self._events.emit(
+            Overflowed(
+                room_id=room.sid,
+                caller_number=mask_number(action.caller.number),
+                action="end_room",
+                reason=action.reason,
+                waited_s=round(now - action.since, 3),
+            )
         )
 
     async def _delete(self, room: RoomView, dispatch_id: str) -> None:
@@ -156,16 +170,6 @@ class Dispatcher:
         except api.TwirpError as e:
             if e.code != api.TwirpErrorCode.NOT_FOUND:  # another guardian was first: fine
                 raise
-
-    def _emit(self, event: str, room: RoomView, number: str | None, **fields: Any) -> None:
-        self._events.emit(event, room_id=room.sid, caller_number=mask_number(number), **fields)
-        logger.info(
-            "%s: room %s, caller %s, %s",
-            event,
-            room.sid,
-            mask_number(number) or "unknown",
-            ", ".join(f"{k}={v}" for k, v in fields.items()),
-        )
 
 
 def _mask_uri(uri: str) -> str:

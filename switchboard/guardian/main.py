@@ -12,10 +12,10 @@ from aiohttp import web
 from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 
-from switchboard.call.events import EventLog
 from switchboard.guardian.config import GuardianConfig
 from switchboard.guardian.decisions import Policy
 from switchboard.guardian.dispatcher import Dispatcher
+from switchboard.guardian.events import GuardianEvents
 from switchboard.guardian.reconcile import Guardian
 from switchboard.guardian.room import AGENT_NAME_ATTRIBUTE
 from switchboard.guardian.webhook import WEBHOOK_PATH, webhook_app
@@ -66,7 +66,7 @@ async def run_guardian(config: GuardianConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    events = EventLog(config.events_file, component="guardian")
+    events = GuardianEvents(config.events_file)
     async with api.LiveKitAPI(config.livekit_url, config.api_key, config.api_secret) as lk:
         policy = policy_of(config)
         guardian = Guardian(lk, policy, Dispatcher(lk, policy, events), period_s=config.period_s)
