@@ -42,6 +42,7 @@ from switchboard.guardian.room import (
     RoomView,
     dispatch_from_api,
     dispatch_metadata,
+    lease_metadata,
     parse_lease,
     parse_mark,
     room_from_api,
@@ -86,6 +87,10 @@ def attempt(
     id_: str | None = None,
 ) -> Dispatch:
     return Dispatch(id_ or f"AD_g{n}", AGENT, at, jobs, Mark(resume, n, since))
+
+
+def lease(holder: str, at: float, id_: str) -> Dispatch:
+    return Dispatch(id_, AGENT + ".guardian-lease", at, (), None, lease=holder)
 
 
 def served_by(job: Job, at: float) -> Dispatch:
@@ -185,9 +190,13 @@ def test_out_of_budget_an_answered_caller_is_transferred_once_then_the_room_ends
     assert decide(tried, Memory(), T0 + 30, policy) == Transfer(
         talking, "sip:+15105550199@pbx.example.com", T0
     )
-    sent = Memory(transfer_sent=True)
-    assert decide(tried, sent, T0 + 31, policy) == Wait("the caller is being transferred", T0 + 45)
-    assert decide(tried, sent, T0 + 45, policy) == EndRoom(
+    # The guardian that sent the REFER said so in the room, for every guardian to see.
+    done = replace(lease("guardian-a", T0 + 30, "AD_t"), transferred=True)
+    sent = room(talking, dispatches=(attempt(6, T0 + 25), done))
+    assert decide(sent, Memory(), T0 + 31, policy) == Wait(
+        "the caller is being transferred", T0 + 45
+    )
+    assert decide(sent, Memory(), T0 + 45, policy) == EndRoom(
         talking, "no agent within 30 s; the transfer did not complete", T0
     )
 
@@ -252,10 +261,6 @@ def test_jobs_whose_agents_never_arrive_do_not_reset_the_budget() -> None:
 
 
 # -- two guardians --------------------------------------------------------------------------
-def lease(holder: str, at: float, id_: str) -> Dispatch:
-    return Dispatch(id_, AGENT + ".guardian-lease", at, (), None, lease=holder)
-
-
 def test_the_earliest_live_lease_holds_the_room_for_every_guardian() -> None:
     a, b = lease("guardian-a", T0 + 2.30, "AD_b"), lease("guardian-b", T0 + 2.25, "AD_a")
     assert lease_holder((RULE, a, b), T0 + 2.4, 10) == b
@@ -538,3 +543,19 @@ def test_an_event_is_one_json_line_marked_as_the_guardians(tmp_path: Path) -> No
         "to": None,
         "outcome": None,
     }
+
+
+def test_a_lease_says_whose_it_is_and_whether_the_caller_was_transferred() -> None:
+    made = api.AgentDispatch(
+        id="AD_l",
+        agent_name=AGENT + ".guardian-lease",
+        metadata=lease_metadata("g1", transferred=True),
+        state=api.AgentDispatchState(created_at=1_000_000_000_000_000_000),
+    )
+    assert dispatch_from_api(made) == Dispatch(
+        "AD_l", AGENT + ".guardian-lease", 1_000_000_000.0, (), None, lease="g1", transferred=True
+    )
+    # The same metadata on a dispatch of the agent itself is no lease.
+    assert (
+        dispatch_from_api(api.AgentDispatch(agent_name=AGENT, metadata=made.metadata)).lease is None
+    )

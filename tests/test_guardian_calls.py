@@ -372,7 +372,9 @@ async def test_out_of_budget_an_answered_caller_is_transferred_to_the_overflow(
     assert result.answered, result.sipp_log_tail
     assert result.refer_to is not None and "+15105550199" in result.refer_to, result.refer_to
     moved = _overflowed(guarded, CALLER_TRANSFERRED, killed_at)
-    assert (moved["action"], moved["outcome"]) == ("transfer", "accepted")
+    # livekit-sip v1.8.0 may answer the RPC "canceled" although the REFER reached the
+    # caller (the transaction ends before its NOTIFY): the phone's log above is the proof.
+    assert moved["action"] == "transfer" and moved["outcome"] in ("accepted", "failed: canceled")
     assert moved["to"] == f"sip:+1510••••0199@{lab.env['LAB_PHONE_IP']}:5070"
     assert 4 <= moved["waited_s"] < 15
     print(

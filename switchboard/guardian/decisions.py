@@ -53,7 +53,6 @@ class Memory:
 
     seen_agents: frozenset[str] = frozenset()  # agent identities seen in the room
     agentless_since: float | None = None  # first seen with a caller and no agent
-    transfer_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +172,8 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         return Wait("grace period", since + policy.grace_s)
     out_of_budget = since + policy.budget_s
     if now >= out_of_budget:
-        return _overflow(caller, memory, now, since, policy)
+        transferred = any(d.transferred for d in room.dispatches)
+        return _overflow(caller, transferred, now, since, policy)
     tried = last_mark.attempt if last_mark is not None else 0
     if last_mark is not None:
         next_at = attempts[-1].created_at + backoff(tried, policy)
@@ -190,7 +190,9 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
     )
 
 
-def _overflow(caller: Person, memory: Memory, now: float, since: float, policy: Policy) -> Decision:
+def _overflow(
+    caller: Person, transferred: bool, now: float, since: float, policy: Policy
+) -> Decision:
     no_agent = f"no agent within {policy.budget_s:g} s"
     if not policy.overflow_to:
         return EndRoom(caller, f"{no_agent}; no overflow destination", since)
@@ -202,7 +204,7 @@ def _overflow(caller: Person, memory: Memory, now: float, since: float, policy: 
             caller, f"{no_agent}; the call was never answered, so not transferred", since
         )
     ends_at = since + policy.budget_s + policy.overflow_wait_s
-    if not memory.transfer_sent and now < ends_at:
+    if not transferred and now < ends_at:
         return Transfer(caller, policy.overflow_to, since)
     if now < ends_at:
         return Wait("the caller is being transferred", ends_at)

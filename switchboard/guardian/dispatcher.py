@@ -123,7 +123,16 @@ class Dispatcher:
         )
 
     async def transfer(self, room: RoomView, action: Transfer, now: float) -> None:
-        """REFER the caller to the overflow destination; the room ends later if they stay."""
+        """REFER the caller to the overflow destination; the room ends later if they stay.
+        A lease marked "transferred" first tells every guardian it was done (a second REFER
+        while the first is under way could break the transfer)."""
+        await self._lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(
+                agent_name=self._policy.agent_name + LEASE_SUFFIX,
+                room=room.name,
+                metadata=lease_metadata(self.guardian_id, transferred=True),
+            )
+        )
         try:
             await self._lk.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(

@@ -137,7 +137,6 @@ class Guardian:
             elif isinstance(decision, RemoveAgents):
                 await self._dispatcher.remove_agents(view, decision)
             elif isinstance(decision, Transfer):
-                self._memory[room_name] = replace(memory, transfer_sent=True)
                 await self._dispatcher.transfer(view, decision, now)
                 self._schedule(room_name, self._policy.overflow_wait_s)
             elif isinstance(decision, EndRoom):

@@ -73,6 +73,7 @@ class Dispatch:
     jobs: tuple[Job, ...]  # accepted by a worker; empty while pending, and when refused
     mark: Mark | None  # None: not made by a guardian (e.g. by the dispatch rule)
     lease: str | None = None  # a lease dispatch: the ID of the guardian that took it
+    transferred: bool = False  # a lease taken to send the caller to the overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,11 @@ def dispatch_metadata(
     )
 
 
-def lease_metadata(holder: str) -> str:
-    return json.dumps({"by": MARK_BY, "lease": holder}, separators=(",", ":"))
+def lease_metadata(holder: str, *, transferred: bool = False) -> str:
+    data: dict[str, Any] = {"by": MARK_BY, "lease": holder}
+    if transferred:
+        data["transferred"] = True  # every guardian sees it: the REFER is sent once
+    return json.dumps(data, separators=(",", ":"))
 
 
 def parse_lease(metadata: str) -> str | None:
@@ -164,6 +168,7 @@ def person_from_api(p: api.ParticipantInfo) -> Person:
 
 
 def dispatch_from_api(d: api.AgentDispatch) -> Dispatch:
+    lease = parse_lease(d.metadata) if d.agent_name.endswith(LEASE_SUFFIX) else None
     jobs = tuple(
         Job(j.id, j.state.participant_identity, j.state.started_at / 1e9)
         for j in d.state.jobs
@@ -175,7 +180,9 @@ def dispatch_from_api(d: api.AgentDispatch) -> Dispatch:
         created_at=d.state.created_at / 1e9,
         jobs=jobs,
         mark=parse_mark(d.metadata),
-        lease=parse_lease(d.metadata) if d.agent_name.endswith(LEASE_SUFFIX) else None,
+        lease=lease,
+        transferred=lease is not None
+        and (_json_object(d.metadata) or {}).get("transferred") is True,
     )
 
 
