@@ -13,6 +13,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m lab")
     parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--agent-mode", default="dev", choices=["dev", "start", "none"])
+    parser.add_argument("--workers", type=int, default=1, help="agent workers (default: 1)")
+    parser.add_argument(
+        "--guardian", action="store_true", help="also run the dispatch guardian (and webhooks)"
+    )
     args = parser.parse_args()
     lab = Lab()
     if args.command == "down":
@@ -20,7 +24,11 @@ def main() -> int:
         print("lab: stopped " + (", ".join(stopped) if stopped else "nothing (no lab running)"))
         return 0
     try:
-        env = lab.up(agent_mode=None if args.agent_mode == "none" else args.agent_mode)
+        env = lab.up(
+            agent_mode=None if args.agent_mode == "none" else args.agent_mode,
+            workers=args.workers,
+            guardian=args.guardian,
+        )
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1

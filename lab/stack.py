@@ -1,11 +1,15 @@
 """The local telephony lab: Redis, livekit-server, the LiveKit SIP service and one agent
 worker, started in the lab's network namespace, probed under deadlines, provisioned
 through ``switchboard provision``'s own code, and described in ``.lab/lab.env``.
+
+Options: more agent workers (each its own process and HTTP port), and the dispatch
+guardian, to which livekit-server then sends its webhooks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
@@ -44,6 +48,9 @@ class LabConfig:
     sip_health_port: int = 8082
     rtp_ports: str = "10000-10200"
     worker_port: int = 8083
+    # The guardian's webhook receiver; extra workers listen from extra_worker_port up.
+    guardian_port: int = 8090
+    extra_worker_port: int = 8100
     api_key: str = "devkey"
     # Not a secret: the lab listens only inside its own namespace.
     api_secret: str = "switchboard-lab-secret-not-for-production"
@@ -53,12 +60,18 @@ class LabConfig:
     ai_agent_name: str = "switchboard-lab-ai"
     reference_number: str = "+15105550113"  # bench/reference_agent.py (bench.side_by_side)
     reference_agent_name: str = "switchboard-lab-reference"
+    guarded_number: str = "+15105550120"
+    guarded_agent_name: str = "switchboard-lab-guarded"
     telephony_file: Path = ROOT / "lab/telephony.toml"
     routes_file: Path = ROOT / "routes.toml"
 
     @property
     def livekit_url(self) -> str:
         return f"ws://{self.server_ip}:{self.livekit_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{self.server_ip}:{self.guardian_port}/webhook"
 
     @property
     def events_file(self) -> Path:
@@ -81,9 +94,11 @@ def _interface_of(ip: str) -> str | None:
     return None
 
 
-def livekit_yaml(c: LabConfig) -> str:
+def livekit_yaml(c: LabConfig, *, webhooks: bool = False) -> str:
     iface = _interface_of(c.server_ip)
     includes = f"\n  interfaces:\n    includes: [{iface}]" if iface else ""
+    # Signed with the lab's key; the guardian refuses anything that does not verify.
+    webhook = f"webhook:\n  api_key: {c.api_key}\n  urls: [{c.webhook_url}]\n" if webhooks else ""
     return f"""\
 port: {c.livekit_port}
 bind_addresses: [{c.server_ip}]
@@ -103,7 +118,7 @@ room:
   departure_timeout: 5
 logging:
   level: info
-"""
+{webhook}"""
 
 
 def sip_yaml(c: LabConfig) -> str:
@@ -131,29 +146,45 @@ class Lab:
         self.c = config or LabConfig()
         self.procs = ProcessTable(self.c.state_dir)
 
-    def up(self, *, agent_mode: str | None = "start") -> dict[str, str]:
-        """Start everything; on any failure stop what was started and raise LabError."""
+    def up(
+        self,
+        *,
+        agent_mode: str | None = "start",
+        workers: int = 1,
+        guardian: bool = False,
+        webhooks: bool = False,
+    ) -> dict[str, str]:
+        """Start everything; on any failure stop what was started and raise LabError.
+
+        ``workers`` agent workers answer the lab's number (``agent``, ``agent-2``...);
+        ``webhooks`` has livekit-server send its webhooks to the guardian's port, and
+        ``guardian`` (which implies it) starts a guardian for the lab's agent name.
+        """
         if self.procs.running():
             raise LabError(
                 f"a lab is already running (see {self.procs.state_dir}); run `make lab-down` first"
             )
         self.procs.stop_all()  # forget the pids of a lab that died without `lab down`
         try:
-            self._start_servers()
+            self._start_servers(webhooks=webhooks or guardian)
             ids = asyncio.run(self._provision())
             if agent_mode:
                 self.start_agent(agent_mode)
+                if workers > 1:
+                    self.start_workers(workers - 1, mode=agent_mode, first=2)
+            if guardian:
+                self.start_guardian()
         except BaseException:
             self.down()
             raise
-        env = self._env(ids)
+        env = self._env(ids, webhooks=webhooks or guardian)
         self.c.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         return env
 
     def down(self) -> list[str]:
         return self.procs.stop_all()
 
-    def _start_servers(self) -> None:
+    def _start_servers(self, *, webhooks: bool) -> None:
         c = self.c
         for exe in ("livekit-server", "livekit-sip"):
             if not (BIN / exe).exists():
@@ -172,7 +203,7 @@ class Lab:
         for ip, port, kind in checks:
             check_port_free(ip, port, kind)
         c.state_dir.mkdir(parents=True, exist_ok=True)
-        (c.state_dir / "livekit.yaml").write_text(livekit_yaml(c))
+        (c.state_dir / "livekit.yaml").write_text(livekit_yaml(c, webhooks=webhooks))
         (c.state_dir / "sip.yaml").write_text(sip_yaml(c))
         c.events_file.unlink(missing_ok=True)
 
@@ -223,6 +254,7 @@ class Lab:
             "LAB_AI_AGENT_NAME": self.c.ai_agent_name,
             "LAB_REFERENCE_AGENT_NAME": self.c.reference_agent_name,
             "LAB_SIP_CALLEE_ADDR": f"{self.c.phone_ip}:5070",
+            "LAB_GUARDED_AGENT_NAME": self.c.guarded_agent_name,
         }
         config = load_config(self.c.telephony_file, env)
         with (self.c.state_dir / "provision.log").open("w") as out:
@@ -267,7 +299,7 @@ class Lab:
         """Start an agent worker; ``env`` overrides the lab's defaults (e.g. another agent
         name and AI endpoint for a second worker); ``app`` runs another copy of the agent
         with its own virtual environment (``app/.venv``), as the container image has it."""
-        argv = [sys.executable, str(ROOT / "agent.py"), mode]
+        argv = self._agent_argv(mode)
         if app is not None:
             argv = [str(app / ".venv" / "bin" / "python"), str(app / "agent.py"), mode]
         p = self.procs.start(name, argv, env={**self.agent_env(), **(env or {})})
@@ -278,7 +310,68 @@ class Lab:
             what="registered with the LiveKit server",
         )
 
-    def _env(self, ids: dict[str, str]) -> dict[str, str]:
+    def start_workers(
+        self,
+        count: int,
+        *,
+        mode: str = "start",
+        name: str = "agent",
+        first: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Start ``count`` more agent workers, ``{name}-{first}``..., each its own process
+        with its own HTTP port; all start at once, then each must register. Returns their
+        process names (for ``procs.stop`` or a test's SIGKILL)."""
+        procs = []
+        for i in range(first, first + count):
+            port = self.c.extra_worker_port + i
+            check_port_free("127.0.0.1", port)
+            worker_env = {**self.agent_env(), "SWITCHBOARD_WORKER_PORT": str(port), **(env or {})}
+            procs.append(self.procs.start(f"{name}-{i}", self._agent_argv(mode), env=worker_env))
+        for p in procs:
+            self.procs.wait_ready(
+                p,
+                functools.partial(log_contains, p.log, "registered worker"),
+                deadline_s=90,
+                what="registered with the LiveKit server",
+            )
+        return [p.name for p in procs]
+
+    def start_guardian(
+        self, *, name: str = "guardian", port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Start ``switchboard guardian`` on the lab's guardian port, where livekit-server
+        sends its webhooks when the lab was started with them (another ``port``: a second
+        guardian, which only reconciles); ``env`` overrides, e.g. SWITCHBOARD_AGENT_NAME
+        for the agent name it guards."""
+        c = self.c
+        port = port or c.guardian_port
+        check_port_free(c.server_ip, port)
+        guardian_env = {
+            **os.environ,
+            "LIVEKIT_URL": c.livekit_url,
+            "LIVEKIT_API_KEY": c.api_key,
+            "LIVEKIT_API_SECRET": c.api_secret,
+            "SWITCHBOARD_AGENT_NAME": c.agent_name,
+            "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
+            "SWITCHBOARD_GUARDIAN_BIND": c.server_ip,
+            "SWITCHBOARD_GUARDIAN_PORT": str(port),
+            **(env or {}),
+        }
+        argv = [sys.executable, "-m", "switchboard.cli.main", "guardian"]
+        p = self.procs.start(name, argv, env=guardian_env)
+        self.procs.wait_ready(
+            p,
+            lambda: http_ok(f"http://{c.server_ip}:{port}/healthz"),
+            deadline_s=30,
+            what=f"health 200 on port {port}",
+        )
+
+    @staticmethod
+    def _agent_argv(mode: str) -> list[str]:
+        return [sys.executable, str(ROOT / "agent.py"), mode]
+
+    def _env(self, ids: dict[str, str], *, webhooks: bool) -> dict[str, str]:
         c = self.c
         return {
             "LIVEKIT_URL": c.livekit_url,
@@ -300,6 +393,10 @@ class Lab:
             "LAB_INBOUND_TRUNK_ID": ids["inbound"],
             "LAB_DISPATCH_RULE_ID": ids["rule"],
             "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],
+            "LAB_GUARDED_NUMBER": c.guarded_number,
+            "LAB_GUARDED_AGENT_NAME": c.guarded_agent_name,
+            "LAB_GUARDIAN_URL": f"http://{c.server_ip}:{c.guardian_port}",
+            "LAB_WEBHOOKS": "1" if webhooks else "0",
             "LAB_STARTED_AT": str(int(time.time())),
         }
 

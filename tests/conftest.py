@@ -48,7 +48,8 @@ def lab() -> Iterator[LabHandle]:
             yield LabHandle(env, running)
             return
     lab = Lab(config)
-    env = lab.up(agent_mode="start")
+    # Webhooks on: the guardian's tests start a guardian where livekit-server sends them.
+    env = lab.up(agent_mode="start", webhooks=True)
     try:
         yield LabHandle(env, lab)
     finally:

@@ -11,6 +11,7 @@ from dotenv import load_dotenv
 
 from switchboard.cli import (
     data as cli_data,
+    guardian as cli_guardian,
     policy as cli_policy,
     provision as cli_provision,
     routes as cli_routes,
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_routes.add_parser(subparsers)
     cli_data.add_parser(subparsers)
     cli_policy.add_parser(subparsers)
+    cli_guardian.add_parser(subparsers)
     env = subparsers.add_parser("env-example", help="print .env.example (every variable)")
     env.set_defaults(func=_print_env_example)
     ref = subparsers.add_parser(

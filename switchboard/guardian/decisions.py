@@ -1,0 +1,218 @@
+"""What to do for one room, as pure functions of what the server says and the time.
+
+The guardian keeps no state that matters: the room's history lives on the server, in the
+dispatches (a guardian's dispatch carries a ``Mark``: resume or not, attempt number, when
+the wait began). What the guardian remembers (``Memory``) only makes it quicker: a
+restarted guardian waits a little longer, never dispatches twice.
+
+Two guardians, or a guardian and the dispatch rule, must never put two agents in one room:
+- before dispatching, any dispatch of ours that a worker accepted recently, or that is still
+  pending (created less than one back-off ago), means "wait";
+- a new attempt first deletes the earlier dispatches of ours that no worker took
+  (``SendAgent.supersede``);
+- only one guardian acts in a room at a time: the one holding the room's lease, a dispatch
+  to an agent name no worker serves (``lease_holder``). Two guardians that want a room at
+  once each create a lease and list the room's dispatches again: the earliest live lease
+  wins (it was created before every other, so every other guardian sees it), the others
+  delete theirs and wait. Deleting a dispatch does not reliably stop its job (a worker
+  ignores a termination that arrives before the job has started), which is why guardians
+  elect one of them before dispatching rather than withdrawing a dispatch afterwards;
+- should two agents of ours still meet a caller (a worker or the server could still cause
+  it), the later ones are removed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from switchboard.guardian.room import Dispatch, Job, Mark, Person, RoomView
+
+# A guardian holds a room for this long after taking its lease, and takes a new one when
+# less than LEASE_MARGIN_S is left: an action begun under a lease ends well within it.
+LEASE_TTL_S = 10.0
+LEASE_MARGIN_S = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    agent_name: str
+    grace_s: float
+    budget_s: float
+    backoff_s: float
+    backoff_max_s: float
+    join_timeout_s: float
+    overflow_to: str | None
+    overflow_wait_s: float
+    room_prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What this guardian observed of one room; empty after a restart."""
+
+    seen_agents: frozenset[str] = frozenset()  # agent identities seen in the room
+    agentless_since: float | None = None  # first seen with a caller and no agent
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """Nothing to do: the room needs no agent from us."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Maybe later: look again at ``until`` (or on the next reconciliation)."""
+
+    reason: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class SendAgent:
+    """Dispatch our agent: ``mark`` goes into the metadata; ``supersede`` are dispatches of
+    ours no worker took, deleted first."""
+
+    caller: Person
+    mark: Mark
+    reason: str  # "no_agent" (never had one) or "agent_left"
+    previous_job: str | None
+    supersede: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAgents:
+    """Two agents of ours with one caller (a dispatch accepted after it was deleted, say):
+    the later ones leave, the first keeps the call."""
+
+    caller: Person
+    identities: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Out of budget: send the caller elsewhere (a SIP REFER)."""
+
+    caller: Person
+    to: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndRoom:
+    """Out of budget, nobody to transfer to (or the transfer did not take): end the call."""
+
+    caller: Person
+    reason: str
+    since: float
+
+
+Decision = Leave | Wait | SendAgent | RemoveAgents | Transfer | EndRoom
+
+
+def backoff(attempts: int, policy: Policy) -> float:
+    """Seconds from attempt number ``attempts`` to the next: doubling, capped."""
+    return float(min(policy.backoff_s * 2 ** max(attempts - 1, 0), policy.backoff_max_s))
+
+
+def find_caller(room: RoomView) -> Person | None:
+    return next((p for p in room.people if p.kind == "sip" and p.inbound), None)
+
+
+def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decision:
+    caller = find_caller(room)
+    if caller is None:
+        return Leave("no caller")
+    ours = [d for d in room.dispatches if d.agent_name == policy.agent_name]
+    prefixed = policy.room_prefix is not None and room.name.startswith(policy.room_prefix)
+    if not ours and not prefixed:
+        return Leave("not a room our agent is dispatched to")
+    if room.agent_done:
+        return Leave("the agent handed the call off")
+    agents = sorted(
+        (p for p in room.people if p.kind == "agent" and p.agent_name == policy.agent_name),
+        key=lambda p: (p.joined_at, p.identity),
+    )
+    if len(agents) > 1:
+        return RemoveAgents(caller, tuple(p.identity for p in agents[1:]))
+    if agents:
+        return Leave("an agent is with the caller")
+
+    jobs = sorted((j for d in ours for j in d.jobs), key=lambda j: (j.started_at, j.id))
+    last_job: Job | None = jobs[-1] if jobs else None
+    if last_job is not None and last_job.identity not in memory.seen_agents:
+        arrives_by = last_job.started_at + policy.join_timeout_s
+        if now < arrives_by:
+            return Wait("a worker took the job; its agent is joining", arrives_by)
+
+    # This caller's wait began when the last agent that served them was accepted: the one
+    # we saw arrive, or, with no memory of the room (a restart), the last job accepted.
+    if memory.seen_agents:
+        seen_jobs = [j for j in jobs if j.identity in memory.seen_agents]
+        after = seen_jobs[-1].started_at if seen_jobs else -math.inf
+    else:
+        after = last_job.started_at if last_job is not None else -math.inf
+    attempts = sorted(
+        (d for d in ours if d.mark is not None and d.created_at > after),
+        key=lambda d: (d.created_at, d.id),
+    )
+    resume = after > -math.inf
+    # Each attempt deletes the refused one before it, so the count is in the last mark.
+    last_mark = attempts[-1].mark if attempts else None
+    if last_mark is not None:
+        since = min(d.mark.since for d in attempts if d.mark is not None)
+    elif resume:
+        since = memory.agentless_since if memory.agentless_since is not None else now
+    else:
+        since = caller.joined_at
+
+    if last_mark is None and now < since + policy.grace_s:
+        return Wait("grace period", since + policy.grace_s)
+    out_of_budget = since + policy.budget_s
+    if now >= out_of_budget:
+        transferred = any(d.transferred for d in room.dispatches)
+        return _overflow(caller, transferred, now, since, policy)
+    tried = last_mark.attempt if last_mark is not None else 0
+    if last_mark is not None:
+        next_at = attempts[-1].created_at + backoff(tried, policy)
+        if now < next_at:
+            return Wait("back-off", min(next_at, out_of_budget))
+
+    refused = tuple(d.id for d in ours if not d.jobs and d.created_at > after)
+    return SendAgent(
+        caller=caller,
+        mark=Mark(resume=resume, attempt=tried + 1, since=since),
+        reason="agent_left" if resume else "no_agent",
+        previous_job=last_job.id if last_job is not None else None,
+        supersede=refused,
+    )
+
+
+def _overflow(
+    caller: Person, transferred: bool, now: float, since: float, policy: Policy
+) -> Decision:
+    no_agent = f"no agent within {policy.budget_s:g} s"
+    if not policy.overflow_to:
+        return EndRoom(caller, f"{no_agent}; no overflow destination", since)
+    if not caller.answered:
+        # A REFER needs an answered call. Ending the room makes the SIP service refuse the
+        # INVITE instead of letting it ring for minutes: the carrier's own failover (if
+        # any) can then take the call.
+        return EndRoom(
+            caller, f"{no_agent}; the call was never answered, so not transferred", since
+        )
+    ends_at = since + policy.budget_s + policy.overflow_wait_s
+    if not transferred and now < ends_at:
+        return Transfer(caller, policy.overflow_to, since)
+    if now < ends_at:
+        return Wait("the caller is being transferred", ends_at)
+    return EndRoom(caller, f"{no_agent}; the transfer did not complete", since)
+
+
+def lease_holder(dispatches: tuple[Dispatch, ...], now: float, ttl_s: float) -> Dispatch | None:
+    """The lease on a room that counts: the earliest of those taken in the last ``ttl_s``
+    (ties: the dispatch ID, the same for every guardian)."""
+    live = [d for d in dispatches if d.lease is not None and d.created_at > now - ttl_s]
+    return min(live, key=lambda d: (d.created_at, d.id), default=None)
