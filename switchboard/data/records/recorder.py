@@ -26,7 +26,14 @@ from typing import Any
 from sqlalchemy import or_
 
 from switchboard.data.db import Database
-from switchboard.data.records.model import HEARTBEAT_S, StatusChange, ToolCall, Turn, redact_number
+from switchboard.data.records.model import (
+    HEARTBEAT_S,
+    CallRecord,
+    StatusChange,
+    ToolCall,
+    Turn,
+    redact_number,
+)
 from switchboard.data.records.query import get_call, list_calls
 from switchboard.data.schema import calls
 from switchboard.numbers import mask_number
@@ -38,7 +45,16 @@ logger = logging.getLogger("switchboard.records")
 
 def json_safe(value: Any) -> Any:
     """A JSON-encodable deep copy (unknown objects become their ``str``)."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(_thawed(value), default=str))
+
+
+def _thawed(value: Any) -> Any:
+    # What the reader returns is frozen (read-only mappings, tuples): JSON again.
+    if isinstance(value, Mapping):
+        return {str(k): _thawed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thawed(v) for v in value]
+    return value
 
 
 class CallRecorder:
@@ -100,6 +116,51 @@ class CallRecorder:
             "disconnect_reason": None,
         }
         self._providers.update(json_safe(dict(providers or {})))
+        await self.flush()
+        if self._db is not None and self._heartbeat_s:
+            self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
+
+    async def resume(
+        self,
+        record: CallRecord,
+        *,
+        route: str | None,
+        status: StatusChange,
+        providers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Continue ``record``, a call another job started and lost: its entries are kept
+        (before any added here already) and the row is in progress again, with ``status``
+        in its timeline. Its values are stored ones (masked): they are kept as they are."""
+        s = record.summary
+        self._call = {
+            "call_id": s.call_id,
+            "room": s.room,
+            "route": route or s.route,
+            "caller_number": s.caller_number,
+            "called_number": s.called_number,
+            "started_at": s.started_at,
+            "answered_at": s.answered_at,
+            "ended_at": None,
+            "status": "in_progress",
+            "disconnect_reason": None,
+        }
+        self._statuses[:0] = [{"status": c.status, "time": c.time} for c in record.statuses]
+        self._statuses.append({"status": status.status, "time": status.time})
+        self._turns[:0] = [
+            {"role": t.role, "text": t.text, "time": t.time} for t in record.transcript
+        ]
+        self._tool_calls[:0] = [
+            {
+                "name": c.name,
+                "arguments": json_safe(c.arguments),
+                "result": json_safe(c.result),
+                "time": c.time,
+            }
+            for c in record.tool_calls
+        ]
+        self._providers = {**json_safe(record.providers), **self._providers}
+        self._providers.update(json_safe(dict(providers or {})))
+        self._usage = json_safe(record.usage)
         await self.flush()
         if self._db is not None and self._heartbeat_s:
             self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
