@@ -84,8 +84,10 @@ def parse_resume(metadata: str | None) -> ResumeRequest | NormalCall:
         return NormalCall("metadata is not JSON")
     if not isinstance(data, dict) or data.get("by") != GUARDIAN:
         return NormalCall("metadata is not the guardian's")
-    if data.get("resume") is not True:
+    if data.get("resume") is False:
         return NormalCall()  # the guardian's dispatch of a caller who never had an agent
+    if data.get("resume") is not True:
+        return NormalCall("resume is neither true nor false")
     reason, attempt, since = data.get("reason"), data.get("attempt"), data.get("since")
     call_id, previous = data.get("call_id"), data.get("previous_job")
     if not isinstance(reason, str) or not _REASON.fullmatch(reason):
