@@ -163,6 +163,7 @@ LINES: list[tuple[Callable[..., ev.CallEvent], str, dict[str, Any]]] = [
             "turns": 4,
             "dial_attempts": 1,
             "pin_verified": False,
+            "legs": 1,
         },
     ),
     (ev.ResumeDeclined, "resume_declined", {"reason": "the call was transferred"}),

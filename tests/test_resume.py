@@ -9,14 +9,19 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from hypothesis import given, strategies as st
+from livekit import rtc
 
 from switchboard.call import event_types as ev
+from switchboard.call.events import EventLog
+from switchboard.call.flow import Call, CallConfig, prepare_call
 from switchboard.call.record import DIAL_ALLOWED, PIN_VERIFIED, Continuation, RecordSink
 from switchboard.call.resume import (
     GUARDIAN,
@@ -27,6 +32,7 @@ from switchboard.call.resume import (
     ResumeRequest,
     chat_context,
     for_caller,
+    legs_still_here,
     parse_resume,
     pick_route,
     read_record,
@@ -36,7 +42,11 @@ from switchboard.call.resume import (
     resumed_line,
 )
 from switchboard.caller import Caller
+from switchboard.config.pins import read_pins
+from switchboard.config.policy import load_policy
 from switchboard.config.prompts import Prompts, load_prompts
+from switchboard.config.routes import load_routes
+from switchboard.config.settings import load_settings
 from switchboard.data.db import Database, open_database
 from switchboard.data.records.model import (
     CallRecord,
@@ -57,6 +67,7 @@ from switchboard.dialing.policy import (
     decide,
 )
 from switchboard.routing import Match, Route, RouteTable
+from tests.call_fakes import Job, Participant, Room
 
 pytestmark = pytest.mark.unit
 
@@ -357,6 +368,23 @@ def test_dials_carried_over_count_against_the_per_call_limit() -> None:
     assert history.view(None, "SCL_1", now).call_count == 1
 
 
+def test_legs_still_on_the_call_are_followed_again() -> None:
+    present = {
+        "sip_caller": True,
+        "dialled-2": True,
+        "dialled-1": True,
+        "dialled-3": True,  # more than the record's dials: not one of ours
+        "dialled-0": True,
+        "dialled-01": True,
+        "dialled-x": True,
+        "human-agent-sip": True,
+    }
+    assert legs_still_here(present, dial_attempts=2) == ["dialled-1", "dialled-2"]
+    # a participant that only calls itself a leg (not a SIP participant) is not one
+    assert legs_still_here({"dialled-1": False}, dial_attempts=1) == []
+    assert legs_still_here(present, dial_attempts=0) == []
+
+
 # --- the same record, continued ------------------------------------------------------------
 
 
@@ -465,3 +493,89 @@ async def test_a_call_without_a_record_yet_starts_one_that_shows_the_resume(db: 
     record = await get_call(db, "SCL_1")
     assert record is not None
     assert [s.status for s in record.statuses] == [resume_status("agent_left")]
+
+
+# --- the call flow's hooks -------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER = {"LIVEKIT_URL": "wss://example.livekit.cloud", "LIVEKIT_API_KEY": "k"}
+SERVER["LIVEKIT_API_SECRET"] = "s"
+LAB_CALLER = Caller(
+    kind="sip",
+    identity="sip_caller",
+    phone_number="+15105550123",
+    called_number="+15105550111",  # the lab's AI number: route lab-tools
+    call_id="SCL_1",
+)
+
+
+@dataclass
+class Prepared:
+    call: Call | None
+    config: CallConfig
+    job: Job
+    events: list[ev.CallEvent]
+
+
+async def prepare_resumed(
+    tmp_path: Path, statuses: tuple[str, ...], tools: tuple[str, ...]
+) -> Prepared:
+    """``prepare_call`` for a resume of call SCL_1, whose record (written first) has
+    ``statuses`` and a transfer_call with each result of ``tools``, in a room where the
+    caller and the leg ``dialled-1`` still are."""
+    url = f"sqlite:///{tmp_path / 'switchboard.db'}"
+    db = await open_database(url)
+    recorder = CallRecorder(db, heartbeat_s=None, save_after_s=None)
+    await recorder.start(call_id="SCL_1", route="lab-tools", caller_number="+15105550123")
+    for status in statuses:
+        recorder.add_status(StatusChange(status, recorder.now()))
+    for result in tools:
+        recorder.add_tool_call(ToolCall("transfer_call", {}, result, recorder.now()))
+    recorder.add_turn(Turn("assistant", "Hello.", recorder.now()))
+    await recorder.flush()
+    await db.close()
+
+    settings = load_settings({**SERVER, "SWITCHBOARD_AI_MODE": "keyless", "DATABASE_URL": url})
+    routes = load_routes(ROOT / "lab/routes.toml")
+    pins, _ = read_pins(routes, {"LAB_TEST_PIN": "1234"})
+    policy = load_policy(ROOT / "lab/policy.toml")
+    config = CallConfig(settings, routes, policy, lambda *_: [], load_prompts(), pins)
+    room = Room(Participant("sip_caller"), Participant("dialled-1"), Participant("dialled-9"))
+    for participant in room.remote_participants.values():
+        participant.kind = rtc.ParticipantKind.PARTICIPANT_KIND_SIP  # type: ignore[attr-defined]
+    room.local_participant = SimpleNamespace(identity="agent-AJ_new")  # type: ignore[attr-defined]
+    job = Job(room)
+    job.is_fake_job = lambda: False  # type: ignore[attr-defined]
+    job.api = None  # type: ignore[attr-defined]
+    seen: list[ev.CallEvent] = []
+    events = EventLog(None, job_id="AJ_new")
+    events.listeners.append(seen.append)
+    request = parse_resume(meta())
+    assert isinstance(request, ResumeRequest)
+    call = await prepare_call(job.context, config, LAB_CALLER, events, request)
+    return Prepared(call, config, job, seen)
+
+
+async def test_a_resumed_call_is_prepared_with_what_the_record_carries(tmp_path: Path) -> None:
+    done = await prepare_resumed(tmp_path, ("active", DIAL_ALLOWED, PIN_VERIFIED), ())
+    assert done.call is not None
+    state = done.call.state
+    try:
+        assert (state.dial_attempts, state.pin_verified) == (1, True)
+        assert state.dialled == ["dialled-1"]  # dialled-9: more than the record's dials
+        assert done.config.dial_history.view(None, "SCL_1", time.time()).call_count == 1
+        (resumed,) = [e for e in done.events if isinstance(e, ev.CallResumed)]
+        assert (resumed.record, resumed.turns, resumed.legs) == ("found", 1, 1)
+        assert done.job.shutdowns == []
+    finally:
+        await done.call.db.close()
+
+
+async def test_a_transferred_call_is_declined_and_its_room_left_alone(tmp_path: Path) -> None:
+    done = await prepare_resumed(tmp_path, ("active",), ("warm_transferred",))
+    assert done.call is None
+    (declined,) = [e for e in done.events if isinstance(e, ev.ResumeDeclined)]
+    assert "transferred" in declined.reason
+    assert not any(isinstance(e, ev.CallResumed) for e in done.events)
+    assert done.job.shutdowns and "transferred" in done.job.shutdowns[0]
+    assert done.job.rooms_deleted == 0  # the caller may be on with the person now

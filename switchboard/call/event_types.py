@@ -79,6 +79,7 @@ class CallResumed:
     turns: int  # transcript turns carried over as the model's context
     dial_attempts: int  # dials already placed, counted against the per-call limit
     pin_verified: bool
+    legs: int  # legs those dials added that are still on the call, followed again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

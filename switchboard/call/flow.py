@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from livekit import rtc
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
 import switchboard
@@ -44,9 +45,11 @@ from switchboard.call.resume import (
     RECORD_BUDGET_S,
     RECORD_WAIT_S,
     CallOver,
+    RecordRead,
     Restored,
     ResumeRequest,
     chat_context,
+    legs_still_here,
     pick_route,
     read_record,
     restore_from,
@@ -162,6 +165,7 @@ async def prepare_call(
     route, reason = decision.route, decision.reason
     restored: Restored | None = None
     continues: Continuation | None = None
+    found: RecordRead = "none"
     if resume is not None and read is not None:
         record, found = await read_record(read, RECORD_BUDGET_S)
         outcome = restore_from(record)
@@ -192,7 +196,7 @@ async def prepare_call(
         prompts=config.prompts,
     )
     if resume is not None and restored is not None:
-        _carry_over(state, restored, config.dial_history)
+        _carry_over(ctx, state, restored, config.dial_history)
         events.emit(
             CallResumed(
                 reason=resume.reason,
@@ -203,16 +207,23 @@ async def prepare_call(
                 turns=len(restored.transcript),
                 dial_attempts=restored.dial_attempts,
                 pin_verified=restored.pin_verified,
+                legs=len(state.dialled),
             )
         )
     return Call(state, entry, providers, db, record_sink, restored)
 
 
-def _carry_over(state: CallState, restored: Restored, dial_history: DialHistory) -> None:
+def _carry_over(
+    ctx: JobContext, state: CallState, restored: Restored, dial_history: DialHistory
+) -> None:
     """What the lost job had done that still binds the call: the dials placed (against
-    the per-call limit) and a PIN the record says was verified."""
+    the per-call limit), the legs they added still on the call, and a PIN the record says
+    was verified."""
     state.dial_attempts = restored.dial_attempts
     state.pin_verified = restored.pin_verified
+    sip = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+    present = {p.identity: p.kind == sip for p in ctx.room.remote_participants.values()}
+    state.dialled = legs_still_here(present, restored.dial_attempts)
     call_key = state.caller.call_id or state.room_name  # as the dial gate keys it
     dial_history.carry_over(call_key, restored.dial_attempts, time.time())
 

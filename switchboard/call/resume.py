@@ -11,7 +11,8 @@ is a pure decision on values:
 - ``restore_from``: what the call's record gives the new job: the route, the transcript,
   the dials already placed (they count against the per-call limit) and whether the PIN
   was verified (only when the record says so: on doubt the gate runs again); or that the
-  call is over (transferred, ended) and must not be resumed.
+  call is over (transferred, ended) and must not be resumed. ``legs_still_here``: the
+  legs those dials added that are still on the call, followed again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,6 +51,7 @@ RecordRead = Literal["found", "none", "unavailable"]
 
 _REASON = re.compile(r"[a-z][a-z_]{0,31}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_LEG = re.compile(r"dialled-([1-9][0-9]{0,3})")  # tools/dial_out.py's identities
 _ROLES: dict[str, Literal["user", "assistant"]] = {"user": "user", "assistant": "assistant"}
 _TRANSFERRED = frozenset({"transferred", "warm_transferred"})  # transfer_call's results
 
@@ -225,3 +227,16 @@ def pick_route(decided: Route, table: RouteTable, recorded: str | None) -> Route
         "resumed call: routed to %r now, %r before; keeping %r", decided.name, recorded, recorded
     )
     return kept
+
+
+def legs_still_here(present: Mapping[str, bool], dial_attempts: int) -> list[str]:
+    """The legs the lost job dialled that are still in the room, oldest first (the last
+    is the one ``send_dtmf`` talks to): the dial-out tool names its n-th dial
+    ``dialled-<n>``. ``present`` maps each participant's identity to whether it is a SIP
+    participant: a name alone (any participant picks its own) does not make a leg."""
+    legs = []
+    for identity, is_sip in present.items():
+        match = _LEG.fullmatch(identity)
+        if is_sip and match and 1 <= int(match[1]) <= dial_attempts:
+            legs.append((int(match[1]), identity))
+    return [identity for _, identity in sorted(legs)]
