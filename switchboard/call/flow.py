@@ -71,7 +71,7 @@ from switchboard.data.records.model import CallRecord
 from switchboard.data.records.query import get_call
 from switchboard.data.records.recorder import CallRecorder
 from switchboard.dialing.policy import DialHistory
-from switchboard.routing import Route, RouteTable, route_for
+from switchboard.routing import Route, RouteTable, route_for, stt_model_for
 
 logger = logging.getLogger("switchboard.call")
 
@@ -177,7 +177,8 @@ async def prepare_call(
         if route is not decision.route:
             reason = f"resumed: the call's record says route {route.name!r}"
         continues = Continuation(read, resume_status(resume.reason), RECORD_WAIT_S)
-    events.emit(RouteChosen(route=route.name, reason=reason, stt_model=decision.stt_model))
+    stt_model = stt_model_for(route, caller)  # the decision's, unless the record's route
+    events.emit(RouteChosen(route=route.name, reason=reason, stt_model=stt_model))
     logger.info("route %s chosen: %s", route.name, reason)
     record_sink = RecordSink(CallRecorder(db), caller, continues)
     events.listeners.append(record_sink)
