@@ -24,12 +24,15 @@ from switchboard.call.events import EventLog
 from switchboard.call.flow import Call, CallConfig, prepare_call
 from switchboard.call.record import DIAL_ALLOWED, PIN_VERIFIED, Continuation, RecordSink
 from switchboard.call.resume import (
+    AGENT_DONE_KEY,
     GUARDIAN,
     MAX_METADATA,
     CallOver,
     NormalCall,
     Restored,
     ResumeRequest,
+    agent_done_metadata,
+    apologises,
     chat_context,
     for_caller,
     legs_still_here,
@@ -66,6 +69,7 @@ from switchboard.dialing.policy import (
     Reason,
     decide,
 )
+from switchboard.guardian import room
 from switchboard.routing import Match, Route, RouteTable
 from tests.call_fakes import Job, Participant, Room
 
@@ -509,6 +513,14 @@ LAB_CALLER = Caller(
 )
 
 
+class RoomService:
+    def __init__(self) -> None:
+        self.updates: list[Any] = []
+
+    async def update_room_metadata(self, update: Any) -> None:
+        self.updates.append(update)
+
+
 @dataclass
 class Prepared:
     call: Call | None
@@ -544,9 +556,10 @@ async def prepare_resumed(
     for participant in room.remote_participants.values():
         participant.kind = rtc.ParticipantKind.PARTICIPANT_KIND_SIP  # type: ignore[attr-defined]
     room.local_participant = SimpleNamespace(identity="agent-AJ_new")  # type: ignore[attr-defined]
+    room.metadata = '{"kept": 1}'  # type: ignore[attr-defined]
     job = Job(room)
     job.is_fake_job = lambda: False  # type: ignore[attr-defined]
-    job.api = None  # type: ignore[attr-defined]
+    job.api = SimpleNamespace(room=RoomService())  # type: ignore[attr-defined]
     seen: list[ev.CallEvent] = []
     events = EventLog(None, job_id="AJ_new")
     events.listeners.append(seen.append)
@@ -564,6 +577,8 @@ async def test_a_resumed_call_is_prepared_with_what_the_record_carries(tmp_path:
         assert (state.dial_attempts, state.pin_verified) == (1, True)
         assert state.dialled == ["dialled-1"]  # dialled-9: more than the record's dials
         assert done.config.dial_history.view(None, "SCL_1", time.time()).call_count == 1
+        # the caller heard the lost agent ("Hello."): they hear the resumed line
+        assert done.call.opening == load_prompts()["resumed"]
         (resumed,) = [e for e in done.events if isinstance(e, ev.CallResumed)]
         assert (resumed.record, resumed.turns, resumed.legs) == ("found", 1, 1)
         assert done.job.shutdowns == []
@@ -579,3 +594,44 @@ async def test_a_transferred_call_is_declined_and_its_room_left_alone(tmp_path: 
     assert not any(isinstance(e, ev.CallResumed) for e in done.events)
     assert done.job.shutdowns and "transferred" in done.job.shutdowns[0]
     assert done.job.rooms_deleted == 0  # the caller may be on with the person now
+    # and the guardian is told to send no agent after this one
+    (update,) = done.job.api.room.updates  # type: ignore[attr-defined]
+    assert json.loads(update.metadata) == {"kept": 1, AGENT_DONE_KEY: True}
+
+
+def test_the_resumed_line_only_for_a_caller_who_heard_an_agent() -> None:
+    assert apologises(Restored(transcript=TURNS), "found")
+    assert apologises(Restored(), "unavailable")  # cannot know: the likelier case
+    assert not apologises(Restored(), "none")  # no record: never answered
+    assert not apologises(Restored(), "found")  # nothing was said
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("", {AGENT_DONE_KEY: True}),
+        ('{"a": [1]}', {"a": [1], AGENT_DONE_KEY: True}),
+        ("not json", {AGENT_DONE_KEY: True}),
+        ("[1, 2]", {AGENT_DONE_KEY: True}),
+        (json.dumps({AGENT_DONE_KEY: False}), {AGENT_DONE_KEY: True}),
+    ],
+)
+def test_a_declining_agent_marks_the_room_done(before: str, after: dict[str, Any]) -> None:
+    assert json.loads(agent_done_metadata(before)) == after
+
+
+def test_what_the_guardian_writes_is_what_the_agent_reads() -> None:
+    assert (GUARDIAN, AGENT_DONE_KEY) == (room.MARK_BY, room.AGENT_DONE_KEY)
+    mark = room.Mark(resume=True, attempt=2, since=1795950483.0123)
+    written = room.dispatch_metadata(
+        mark, reason="agent_left", call_id="SCL_1", previous_job="AJ_old"
+    )
+    expected = ResumeRequest("agent_left", 2, 1795950483.012, "SCL_1", "AJ_old")
+    assert parse_resume(written) == expected
+    fresh = room.Mark(resume=False, attempt=1, since=1795950483.0)
+    no_agent = room.dispatch_metadata(fresh, reason="no_agent", call_id="SCL_1", previous_job=None)
+    assert parse_resume(no_agent) == NormalCall()
+    # the guardian may not know the call ID: nothing to find the record by
+    unknown = room.dispatch_metadata(mark, reason="agent_left", call_id=None, previous_job=None)
+    assert isinstance(parse_resume(unknown), NormalCall)
+    assert room.agent_done(agent_done_metadata('{"x": 1}'))

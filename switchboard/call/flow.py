@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
 import switchboard
@@ -48,6 +48,8 @@ from switchboard.call.resume import (
     RecordRead,
     Restored,
     ResumeRequest,
+    agent_done_metadata,
+    apologises,
     chat_context,
     legs_still_here,
     pick_route,
@@ -104,6 +106,7 @@ class Call:
     db: Database
     record: RecordSink
     restored: Restored | None = None  # a resumed call's carry-over (``call.resume``)
+    opening: str | None = None  # said instead of the greeting (a resumed call's apology)
 
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
@@ -211,7 +214,13 @@ async def prepare_call(
                 legs=len(state.dialled),
             )
         )
-    return Call(state, entry, providers, db, record_sink, restored)
+    opening = None
+    if restored is not None and apologises(restored, found):
+        opening = resumed_line(config.prompts, route)
+    return Call(state, entry, providers, db, record_sink, restored=restored, opening=opening)
+
+
+MARK_DONE_TIMEOUT_S = 5.0
 
 
 def _carry_over(
@@ -237,10 +246,18 @@ async def _decline(
     why: str,
 ) -> None:
     """End a resumed job whose call is over: the room is left as it is (a transferred
-    caller may still be in it, with the person they were handed to)."""
+    caller may still be in it, with the person they were handed to), marked so that the
+    guardian sends no other agent after this one."""
     logger.warning("resume declined: %s; ending the job", why)
     events.emit(ResumeDeclined(reason=why))
     read.cancel()
+    update = api.UpdateRoomMetadataRequest(
+        room=ctx.room.name, metadata=agent_done_metadata(ctx.room.metadata)
+    )
+    try:
+        await asyncio.wait_for(ctx.api.room.update_room_metadata(update), MARK_DONE_TIMEOUT_S)
+    except Exception as e:  # the guardian then tries again, within its budget
+        logger.warning("could not mark the room done (%s)", type(e).__name__)
     await db.close()
     ctx.shutdown(f"resume declined: {why}")
 
@@ -285,7 +302,7 @@ async def start_and_greet(
         tools,
         greet_on_enter=greet_now,
         history=chat_context(restored.transcript) if restored else None,
-        opening=resumed_line(config.prompts, route) if restored else None,
+        opening=call.opening,
     )
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     if needs_pin:

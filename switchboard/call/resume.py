@@ -49,6 +49,9 @@ RECORD_WAIT_S = 10.0
 
 RecordRead = Literal["found", "none", "unavailable"]
 
+# The room metadata key the guardian reads (``switchboard.guardian.room.AGENT_DONE_KEY``).
+AGENT_DONE_KEY = "switchboard_agent_done"
+
 _REASON = re.compile(r"[a-z][a-z_]{0,31}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _LEG = re.compile(r"dialled-([1-9][0-9]{0,3})")  # tools/dial_out.py's identities
@@ -240,3 +243,23 @@ def legs_still_here(present: Mapping[str, bool], dial_attempts: int) -> list[str
         if is_sip and match and 1 <= int(match[1]) <= dial_attempts:
             legs.append((int(match[1]), identity))
     return [identity for _, identity in sorted(legs)]
+
+
+def apologises(restored: Restored, read: RecordRead) -> bool:
+    """Whether the caller hears the resumed line rather than the greeting: they heard the
+    lost agent (the record has a conversation), or we cannot know (the record was not
+    read in time). A record with nothing said: the caller never heard an agent (after a
+    restart the guardian calls any room a job once took a resume), so they are greeted."""
+    return bool(restored.transcript) or read == "unavailable"
+
+
+def agent_done_metadata(room_metadata: str) -> str:
+    """The room's metadata (a JSON object, kept) with ``AGENT_DONE_KEY`` set: the guardian
+    sends no agent after one that leaves on purpose with the caller still in the room."""
+    try:
+        data = json.loads(room_metadata) if room_metadata else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}  # not ours to keep: the guardian reads only a JSON object
+    return json.dumps({**data, AGENT_DONE_KEY: True}, separators=(",", ":"))
