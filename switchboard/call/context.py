@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from livekit.agents import Agent, llm
+from livekit.agents import NOT_GIVEN, Agent, llm
 
 from switchboard.call.event_types import DirectoryLookup
 from switchboard.call.events import EventLog
@@ -89,8 +89,11 @@ class CallAgent(Agent):
         tools: Sequence[llm.Tool | llm.Toolset],
         greeting: str | None,
         greet_on_enter: bool,
+        history: llm.ChatContext | None = None,
     ) -> None:
-        super().__init__(instructions=instructions, tools=list(tools))
+        super().__init__(
+            instructions=instructions, tools=list(tools), chat_ctx=history or NOT_GIVEN
+        )
         self._greeting = greeting
         self._greet_on_enter = greet_on_enter
 
@@ -114,12 +117,17 @@ def build_agent(
     tools: Sequence[llm.Tool | llm.Toolset] = (),
     *,
     greet_on_enter: bool = True,
+    history: llm.ChatContext | None = None,
+    opening: str | None = None,
 ) -> CallAgent:
     """The agent for one call: the route's instructions for this caller, its tools and
-    greeting. ``greet_on_enter=False`` holds the greeting for ``greet()`` (after a PIN)."""
+    greeting. ``greet_on_enter=False`` holds the greeting for ``greet()`` (after a PIN).
+    A resumed call (``call.resume``) brings the conversation so far as ``history`` and
+    says ``opening`` instead of the greeting."""
     return CallAgent(
         instructions=instructions_for(caller, route, prompts, entry),
         tools=tools,
-        greeting=route.greeting,
+        greeting=opening or route.greeting,
         greet_on_enter=greet_on_enter,
+        history=history,
     )

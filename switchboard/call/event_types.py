@@ -26,6 +26,7 @@ class JobStarted:
     agent_name: str
     ai_mode: str
     preloaded: bool  # the code came from the forkserver, not imported again for this call
+    pid: int  # the job's process: what an operator (or a test) stops to lose one call
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,31 @@ class ProvidersChosen:
     stt: str
     llm: str
     tts: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallResumed:
+    """This job took over a call whose agent was lost (``call.resume``). Not "resumed":
+    the guardian's own decision to dispatch us has that name in the same file."""
+
+    name: ClassVar[str] = "call_resumed"
+    reason: str  # the guardian's: agent_left, ...
+    attempt: int
+    previous_job: str | None
+    record: str  # found | none (no record yet) | unavailable (not read in time)
+    route: str
+    turns: int  # transcript turns carried over as the model's context
+    dial_attempts: int  # dials already placed, counted against the per-call limit
+    pin_verified: bool
+    legs: int  # legs those dials added that are still on the call, followed again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeDeclined:
+    """A resume was asked for a call that needs no agent any more (transferred, ended)."""
+
+    name: ClassVar[str] = "resume_declined"
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +237,8 @@ CallEvent = (
     | DirectoryLookup
     | RouteChosen
     | ProvidersChosen
+    | CallResumed
+    | ResumeDeclined
     | SessionStarted
     | SessionClosed
     | JobEnded

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
 
 import switchboard
@@ -21,9 +23,11 @@ from switchboard.call.context import build_agent, directory_fields, known_caller
 from switchboard.call.event_types import (
     AgentSaid,
     CallerIdentified,
+    CallResumed,
     JobStarted,
     NoCaller,
     ProvidersChosen,
+    ResumeDeclined,
     RouteChosen,
     SessionClosed,
     SessionStarted,
@@ -36,7 +40,25 @@ from switchboard.call.keypad import DtmfCollector, forward_keypresses
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
 from switchboard.call.pin import pin_gate
 from switchboard.call.providers import Providers, build_providers
-from switchboard.call.record import RecordSink
+from switchboard.call.record import Continuation, RecordSink
+from switchboard.call.resume import (
+    RECORD_BUDGET_S,
+    RECORD_WAIT_S,
+    CallOver,
+    RecordRead,
+    Restored,
+    ResumeRequest,
+    agent_done_metadata,
+    apologises,
+    chat_context,
+    legs_still_here,
+    pick_route,
+    read_record,
+    restore_from,
+    resume_request,
+    resume_status,
+    resumed_line,
+)
 from switchboard.call.shutdown import listen_for_shutdown
 from switchboard.call.state import CallState
 from switchboard.caller import Caller
@@ -47,9 +69,11 @@ from switchboard.config.settings import Settings
 from switchboard.data.db import Database, create_database
 from switchboard.data.dial_history import SharedDialHistory
 from switchboard.data.directory.entry import DirectoryEntry
+from switchboard.data.records.model import CallRecord
+from switchboard.data.records.query import get_call
 from switchboard.data.records.recorder import CallRecorder
 from switchboard.dialing.policy import DialHistory
-from switchboard.routing import Route, RouteTable, route_for
+from switchboard.routing import Route, RouteTable, route_for, stt_model_for
 
 logger = logging.getLogger("switchboard.call")
 
@@ -81,6 +105,8 @@ class Call:
     providers: Providers
     db: Database
     record: RecordSink
+    restored: Restored | None = None  # a resumed call's carry-over (``call.resume``)
+    opening: str | None = None  # said instead of the greeting (a resumed call's apology)
 
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
@@ -91,12 +117,17 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
     preloaded = os.getpid() != switchboard.IMPORTED_IN
     agent_name, ai_mode = settings.server.agent_name, settings.ai.mode
-    events.emit(JobStarted(agent_name=agent_name, ai_mode=ai_mode, preloaded=preloaded))
+    events.emit(
+        JobStarted(agent_name=agent_name, ai_mode=ai_mode, preloaded=preloaded, pid=os.getpid())
+    )
 
     caller = await identify_caller(ctx, settings, events)
     if caller is None:
         return
-    call = await prepare_call(ctx, config, caller, events)
+    resume = resume_request(ctx.job.metadata, caller)
+    call = await prepare_call(ctx, config, caller, events, resume)
+    if call is None:
+        return
     await start_and_greet(ctx, config, call, vad_model)
 
 
@@ -119,19 +150,41 @@ async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog)
 
 
 async def prepare_call(
-    ctx: JobContext, config: CallConfig, caller: Caller, events: EventLog
-) -> Call:
+    ctx: JobContext,
+    config: CallConfig,
+    caller: Caller,
+    events: EventLog,
+    resume: ResumeRequest | None = None,
+) -> Call | None:
     """Look the caller up (within its budget), route the call, open its record, and build
-    the providers the route asks for: all before the first word."""
+    the providers the route asks for: all before the first word. A resumed call also reads
+    what its record carries over; None: the call needs no agent any more (job ended)."""
     settings = config.settings
     db = create_database(settings.data.url)  # no I/O until first use
+    # Read beside the directory's lookup: the caller has waited since their agent was lost.
+    read = asyncio.ensure_future(get_call(db, resume.call_id)) if resume else None
     entry = await known_caller(db, caller, settings, events)
     decision = route_for(caller, config.routes, directory_fields(entry))
-    route = decision.route
-    events.emit(RouteChosen(route=route.name, reason=decision.reason, stt_model=decision.stt_model))
-    logger.info("route %s chosen: %s", route.name, decision.reason)
-    record = RecordSink(CallRecorder(db), caller)
-    events.listeners.append(record)
+    route, reason = decision.route, decision.reason
+    restored: Restored | None = None
+    continues: Continuation | None = None
+    found: RecordRead = "none"
+    if resume is not None and read is not None:
+        record, found = await read_record(read, RECORD_BUDGET_S)
+        outcome = restore_from(record)
+        if isinstance(outcome, CallOver):
+            await _decline(ctx, db, read, events, outcome.why)
+            return None
+        restored = outcome
+        route = pick_route(route, config.routes, restored.route)
+        if route is not decision.route:
+            reason = f"resumed: the call's record says route {route.name!r}"
+        continues = Continuation(read, resume_status(resume.reason), RECORD_WAIT_S)
+    stt_model = stt_model_for(route, caller)  # the decision's, unless the record's route
+    events.emit(RouteChosen(route=route.name, reason=reason, stt_model=stt_model))
+    logger.info("route %s chosen: %s", route.name, reason)
+    record_sink = RecordSink(CallRecorder(db), caller, continues)
+    events.listeners.append(record_sink)
 
     providers = build_providers(settings, caller, route)
     events.emit(ProvidersChosen(**providers.describe()))
@@ -146,7 +199,67 @@ async def prepare_call(
         ring_timeout=settings.calls.ring_timeout,
         prompts=config.prompts,
     )
-    return Call(state, entry, providers, db, record)
+    if resume is not None and restored is not None:
+        _carry_over(ctx, state, restored, config.dial_history)
+        events.emit(
+            CallResumed(
+                reason=resume.reason,
+                attempt=resume.attempt,
+                previous_job=resume.previous_job,
+                record=found,
+                route=route.name,
+                turns=len(restored.transcript),
+                dial_attempts=restored.dial_attempts,
+                pin_verified=restored.pin_verified,
+                legs=len(state.dialled),
+            )
+        )
+    opening = None
+    if restored is not None and apologises(restored, found):
+        opening = resumed_line(config.prompts, route)
+    return Call(state, entry, providers, db, record_sink, restored=restored, opening=opening)
+
+
+MARK_DONE_TIMEOUT_S = 5.0
+
+
+def _carry_over(
+    ctx: JobContext, state: CallState, restored: Restored, dial_history: DialHistory
+) -> None:
+    """What the lost job had done that still binds the call: the dials placed (against
+    the per-call limit), the legs they added still on the call, and a PIN the record says
+    was verified."""
+    state.dial_attempts = restored.dial_attempts
+    state.pin_verified = restored.pin_verified
+    sip = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+    present = {p.identity: p.kind == sip for p in ctx.room.remote_participants.values()}
+    state.dialled = legs_still_here(present, restored.dial_attempts)
+    call_key = state.caller.call_id or state.room_name  # as the dial gate keys it
+    dial_history.carry_over(call_key, restored.dial_attempts, time.time())
+
+
+async def _decline(
+    ctx: JobContext,
+    db: Database,
+    read: asyncio.Future[CallRecord | None],
+    events: EventLog,
+    why: str,
+) -> None:
+    """End a resumed job whose call is over: the room is left as it is (a transferred
+    caller may still be in it, with the person they were handed to), marked so that the
+    guardian sends no other agent after this one."""
+    logger.warning("resume declined: %s; ending the job", why)
+    events.emit(ResumeDeclined(reason=why))
+    read.cancel()
+    update = api.UpdateRoomMetadataRequest(
+        room=ctx.room.name, metadata=agent_done_metadata(ctx.room.metadata)
+    )
+    try:
+        await asyncio.wait_for(ctx.api.room.update_room_metadata(update), MARK_DONE_TIMEOUT_S)
+    except Exception as e:  # the guardian then tries again, within its budget
+        logger.warning("could not mark the room done (%s)", type(e).__name__)
+    await db.close()
+    ctx.shutdown(f"resume declined: {why}")
 
 
 async def start_and_greet(
@@ -176,11 +289,23 @@ async def start_and_greet(
     ctx.add_shutdown_callback(close_record)
     history = SharedDialHistory(call.db, config.dial_history)
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
+    # A resumed call whose record says the PIN was verified does not ask for it again.
+    needs_pin = bool(route.pin_env) and not state.pin_verified
     # Greeted on entering, unless a PIN comes first or there is no model to talk with.
-    greet_now = not route.pin_env and not settings.ai.keyless
-    agent = build_agent(caller, route, config.prompts, call.entry, tools, greet_on_enter=greet_now)
+    greet_now = not needs_pin and not settings.ai.keyless
+    restored = call.restored
+    agent = build_agent(
+        caller,
+        route,
+        config.prompts,
+        call.entry,
+        tools,
+        greet_on_enter=greet_now,
+        history=chat_context(restored.transcript) if restored else None,
+        opening=call.opening,
+    )
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
-    if route.pin_env:
+    if needs_pin:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
         # it back on); off before start, so there is no gap while the session starts.
         session.input.set_audio_enabled(False)
@@ -196,7 +321,7 @@ async def start_and_greet(
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
-    if route.pin_env and not await _pin_ok(ctx, session, keys, state, config.pins):
+    if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
     if settings.ai.keyless:
         await _keyless_call(ctx, session, state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from switchboard.call.event_types import (
@@ -19,38 +20,73 @@ from switchboard.call.event_types import (
     CallStatus,
     DialDecision,
     ParticipantLeft,
+    PinAccepted,
     RoomDisconnected,
     ToolCalled,
     Transcript,
 )
 from switchboard.caller import Caller
-from switchboard.data.records.model import StatusChange, ToolCall, Turn
+from switchboard.data.records.model import CallRecord, StatusChange, ToolCall, Turn
 from switchboard.data.records.recorder import CallRecorder
 
 logger = logging.getLogger("switchboard.records")
+
+# Timeline entries a resumed call reads back (``call.resume``). The caller's statuses are
+# bare ``sip.callStatus`` values (active, hangup, ...), everyone else's "identity: ...":
+# neither can be spelled like these, so a participant cannot forge them.
+DIAL_ALLOWED = "dial allowed"  # noted before the dial is placed: it counts even unfinished
+PIN_VERIFIED = "pin verified"
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """This job takes over a call whose record another job started: ``read`` is the
+    record's read (started early, awaited up to ``wait_s`` here), ``status`` the timeline
+    entry that says so."""
+
+    read: asyncio.Future[CallRecord | None]
+    status: str
+    wait_s: float
 
 
 class RecordSink:
     """An EventLog listener that turns call events into a CallRecorder's entries; the
     events that say nothing the record keeps are let through."""
 
-    def __init__(self, recorder: CallRecorder, caller: Caller) -> None:
+    def __init__(
+        self, recorder: CallRecorder, caller: Caller, continues: Continuation | None = None
+    ) -> None:
         self.recorder = recorder
         self.caller = caller
+        self.continues = continues
         self.disconnect_reason: str | None = None
         self._started: asyncio.Task[None] | None = None
 
     def start(self, *, room: str, route: str, providers: dict[str, str]) -> None:
-        self._started = asyncio.create_task(
-            self.recorder.start(
-                call_id=self.caller.call_id or room,
-                room=room,
-                route=route,
-                caller_number=self.caller.phone_number,
-                called_number=self.caller.called_number,
-                providers=providers,
-            )
+        self._started = asyncio.create_task(self._start(room, route, providers))
+
+    async def _start(self, room: str, route: str, providers: dict[str, str]) -> None:
+        if (continues := self.continues) is not None:
+            done, _ = await asyncio.wait({continues.read}, timeout=continues.wait_s)
+            if not done or continues.read.exception() is not None:
+                # Writing now would replace the earlier record (one row per call) with
+                # this job's half: better leave it as the lost job left it.
+                logger.warning("call record not continued: it could not be read")
+                return
+            if (record := continues.read.result()) is not None:
+                status = StatusChange(continues.status, self.recorder.now())
+                await self.recorder.resume(record, route=route, status=status, providers=providers)
+                return
+        await self.recorder.start(
+            call_id=self.caller.call_id or room,
+            room=room,
+            route=route,
+            caller_number=self.caller.phone_number,
+            called_number=self.caller.called_number,
+            providers=providers,
         )
+        if continues is not None:  # no record yet: the lost job never wrote one
+            self.recorder.add_status(StatusChange(continues.status, self.recorder.now()))
 
     def __call__(self, event: CallEvent) -> None:
         r = self.recorder
@@ -62,6 +98,10 @@ class RecordSink:
                 r.add_turn(Turn(role, text, r.now()))
             case ToolCalled(tool=tool, arguments=arguments, result=result):
                 r.add_tool_call(ToolCall(tool, arguments or {}, result, r.now()))
+            case DialDecision(allowed=True):
+                r.add_status(StatusChange(DIAL_ALLOWED, r.now()))
+            case PinAccepted():
+                r.add_status(StatusChange(PIN_VERIFIED, r.now()))
             case DialDecision(allowed=False, policy=policy, reason=reason):
                 refused = ToolCall(
                     "add_participant", {"policy": policy}, f"refused: {reason}", r.now()

@@ -391,6 +391,14 @@ class DialHistory:
         count, _ = self._calls.get(call_id, (0, now))
         self._calls[call_id] = (count + 1, now)
 
+    def carry_over(self, call_id: str, dials: int, now: float) -> None:
+        """A call taken over from another process had already placed ``dials``: they
+        count against its limit here too (never lowering what this process counted)."""
+        self._prune(now)
+        count, _ = self._calls.get(call_id, (0, now))
+        if dials > count:
+            self._calls[call_id] = (dials, now)
+
     def view(self, caller: str | None, call_id: str, now: float) -> PriorDials:
         times = tuple(t for t in self._callers.get(caller_key(caller), ()) if t > now - HOUR)
         return PriorDials(times, self._calls.get(call_id, (0, now))[0])

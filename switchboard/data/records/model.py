@@ -19,6 +19,7 @@ from switchboard.numbers import mask_number
 CallStatus = Literal["in_progress", "complete", "incomplete"]
 
 HEARTBEAT_S = 30.0
+SAVE_AFTER_S = 1.0  # an entry added is written within this (``CallRecorder``)
 STALE_AFTER_S = 4 * HEARTBEAT_S
 
 

@@ -1,12 +1,14 @@
 """Call records: one row per call, written by a ``CallRecorder`` that never blocks a call.
 
-The recorder keeps the record in memory; ``add_*`` only append to it, taking the same
-values (``Turn``, ``ToolCall``, ``StatusChange``) that the reader returns. The whole record is
-written (an upsert of one row) at ``start``, every ``HEARTBEAT_S`` while the call runs,
-and at ``finish``. A write waits at most ``write_timeout_s`` and then goes on in the
-background; a database error is logged, never raised. Each write carries a revision, and
-the upsert skips a row older than the stored one, so a slow heartbeat write finishing late
-cannot turn a complete record back into "in_progress".
+The recorder keeps the record in memory; ``add_*`` append to it, taking the same values
+(``Turn``, ``ToolCall``, ``StatusChange``) that the reader returns. The whole record is
+written (an upsert of one row) at ``start``, within ``save_after_s`` of each entry added
+(so a job that dies mid-call leaves what was said and done for the job that resumes the
+call), every ``HEARTBEAT_S`` while the call runs, and at ``finish``. A write waits at
+most ``write_timeout_s`` and then goes on in the background; a database error is logged,
+never raised. Each write carries a revision, and the upsert skips a row older than the
+stored one, so a slow heartbeat write finishing late cannot turn a complete record back
+into "in_progress".
 
 Only the masked caller number is stored unless ``store_full_numbers`` is set.
 """
@@ -26,7 +28,15 @@ from typing import Any
 from sqlalchemy import or_
 
 from switchboard.data.db import Database
-from switchboard.data.records.model import HEARTBEAT_S, StatusChange, ToolCall, Turn, redact_number
+from switchboard.data.records.model import (
+    HEARTBEAT_S,
+    SAVE_AFTER_S,
+    CallRecord,
+    StatusChange,
+    ToolCall,
+    Turn,
+    redact_number,
+)
 from switchboard.data.records.query import get_call, list_calls
 from switchboard.data.schema import calls
 from switchboard.numbers import mask_number
@@ -38,7 +48,16 @@ logger = logging.getLogger("switchboard.records")
 
 def json_safe(value: Any) -> Any:
     """A JSON-encodable deep copy (unknown objects become their ``str``)."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(_thawed(value), default=str))
+
+
+def _thawed(value: Any) -> Any:
+    # What the reader returns is frozen (read-only mappings, tuples): JSON again.
+    if isinstance(value, Mapping):
+        return {str(k): _thawed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thawed(v) for v in value]
+    return value
 
 
 class CallRecorder:
@@ -48,12 +67,15 @@ class CallRecorder:
         *,
         store_full_numbers: bool = False,
         heartbeat_s: float | None = HEARTBEAT_S,
+        save_after_s: float | None = SAVE_AFTER_S,
         write_timeout_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
         self._store_full_numbers = store_full_numbers
         self._heartbeat_s = heartbeat_s
+        self._save_after_s = save_after_s
+        self._saving: asyncio.Task[None] | None = None
         self._write_timeout_s = write_timeout_s
         self._clock = clock
         self._writer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -104,6 +126,51 @@ class CallRecorder:
         if self._db is not None and self._heartbeat_s:
             self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
 
+    async def resume(
+        self,
+        record: CallRecord,
+        *,
+        route: str | None,
+        status: StatusChange,
+        providers: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Continue ``record``, a call another job started and lost: its entries are kept
+        (before any added here already) and the row is in progress again, with ``status``
+        in its timeline. Its values are stored ones (masked): they are kept as they are."""
+        s = record.summary
+        self._call = {
+            "call_id": s.call_id,
+            "room": s.room,
+            "route": route or s.route,
+            "caller_number": s.caller_number,
+            "called_number": s.called_number,
+            "started_at": s.started_at,
+            "answered_at": s.answered_at,
+            "ended_at": None,
+            "status": "in_progress",
+            "disconnect_reason": None,
+        }
+        self._statuses[:0] = [{"status": c.status, "time": c.time} for c in record.statuses]
+        self._statuses.append({"status": status.status, "time": status.time})
+        self._turns[:0] = [
+            {"role": t.role, "text": t.text, "time": t.time} for t in record.transcript
+        ]
+        self._tool_calls[:0] = [
+            {
+                "name": c.name,
+                "arguments": json_safe(c.arguments),
+                "result": json_safe(c.result),
+                "time": c.time,
+            }
+            for c in record.tool_calls
+        ]
+        self._providers = {**json_safe(record.providers), **self._providers}
+        self._providers.update(json_safe(dict(providers or {})))
+        self._usage = json_safe(record.usage)
+        await self.flush()
+        if self._db is not None and self._heartbeat_s:
+            self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
+
     def now(self) -> float:
         """The recorder's clock: the time to give the entries added now."""
         return self._clock()
@@ -111,9 +178,11 @@ class CallRecorder:
     def add_status(self, change: StatusChange) -> None:
         """A ``sip.callStatus`` transition (or a dialled leg's, named after it)."""
         self._statuses.append({"status": change.status, "time": change.time})
+        self._save_soon()
 
     def add_turn(self, turn: Turn) -> None:
         self._turns.append({"role": turn.role, "text": turn.text, "time": turn.time})
+        self._save_soon()
 
     def add_tool_call(self, call: ToolCall) -> None:
         self._tool_calls.append(
@@ -124,6 +193,19 @@ class CallRecorder:
                 "time": call.time,
             }
         )
+        self._save_soon()
+
+    def _save_soon(self) -> None:
+        """Write within ``save_after_s``: entries added meanwhile share the write."""
+        if self._db is None or not self._call or not self._save_after_s or self._saving:
+            return
+        self._saving = asyncio.create_task(self._save_after(self._save_after_s))
+
+    async def _save_after(self, delay_s: float) -> None:
+        # A timer, not synchronisation: gathers a burst of entries into one write.
+        await asyncio.sleep(delay_s)
+        self._saving = None
+        await self.flush()
 
     def set_provider(self, role: str, name: str) -> None:
         """Which provider served ``role`` ("stt", "llm", "tts", ...)."""
@@ -133,9 +215,10 @@ class CallRecorder:
         self, disconnect_reason: str | None, usage: Mapping[str, Any] | None = None
     ) -> None:
         """The call ended: write the complete record."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+        for task in (self._heartbeat, self._saving):
+            if task is not None:
+                task.cancel()
+        self._heartbeat = self._saving = None
         if not self._call:
             logger.warning("call record: finish() without start(); nothing to write")
             return
