@@ -115,8 +115,11 @@ class ServerSettings:
             "process",
             Choice(("process", "thread")),
             "How each call runs: process = its own process, forked from a preloaded one "
-            "(isolated; starts in a few hundred ms), thread = a thread of the worker "
-            "(experimental: shares one Python process and its GIL; measured only by bench.load)",
+            "(isolated: a call that crashes ends alone; starts in a few hundred ms), thread = "
+            "a thread of the worker (experimental, not for production: starts in ms, but a "
+            "call that crashes the interpreter ends every call on the worker and the worker "
+            "itself, and a call holding the GIL silences the others; bench/RESULTS.md, "
+            "section 9)",
         ),
     ]
     load_threshold: Annotated[
