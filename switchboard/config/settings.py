@@ -118,8 +118,8 @@ class ServerSettings:
             "(isolated: a call that crashes ends alone; starts in a few hundred ms), thread = "
             "a thread of the worker (experimental, not for production: starts in ms, but a "
             "call that crashes the interpreter ends every call on the worker and the worker "
-            "itself, and a call holding the GIL silences the others; bench/RESULTS.md, "
-            "section 9)",
+            "itself, a call holding the GIL silences the others, and the worker's memory "
+            "drifted up 0.4-1.6 MB a call; bench/RESULTS.md, section 9)",
         ),
     ]
     load_threshold: Annotated[
