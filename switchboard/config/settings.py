@@ -115,8 +115,11 @@ class ServerSettings:
             "process",
             Choice(("process", "thread")),
             "How each call runs: process = its own process, forked from a preloaded one "
-            "(isolated; starts in a few hundred ms), thread = a thread of the worker "
-            "(experimental: shares one Python process and its GIL; measured only by bench.load)",
+            "(isolated: a call that crashes ends alone; starts in a few hundred ms), thread = "
+            "a thread of the worker (experimental, not for production: starts in ms, but a "
+            "call that crashes the interpreter ends every call on the worker and the worker "
+            "itself, a call holding the GIL silences the others, and the worker's memory "
+            "drifted up 0.4-1.6 MB a call; bench/RESULTS.md, section 9)",
         ),
     ]
     load_threshold: Annotated[
