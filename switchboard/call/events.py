@@ -8,15 +8,14 @@ job processes of one worker can share the file without interleaving lines.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from switchboard.call.event_types import CallEvent, wire_fields
+from switchboard.events_file import append_event
 
 Listener = Callable[[CallEvent], None]
 
@@ -39,14 +38,4 @@ class EventLog:
                 logger.exception("an event listener failed", extra={"event": event.name})
         if self._path is None:
             return
-        line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
-        except OSError:
-            # Losing an event line must never break a call; say so once per failure.
-            logger.exception("could not append to the events file", extra={"path": str(self._path)})
+        append_event(self._path, record)

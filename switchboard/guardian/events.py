@@ -9,13 +9,13 @@ agent's are, so both can share the file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+from switchboard.events_file import append_event
 
 logger = logging.getLogger("switchboard.guardian")
 
@@ -82,14 +82,4 @@ class GuardianEvents:
         if self._path is None:
             return
         record = {"ts": time.time(), "event": event.name, "component": "guardian", **fields}
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
-        except OSError:
-            # A lost line must not stop the guardian; the log line above still says it.
-            logger.exception("could not append to the events file %s", self._path)
+        append_event(self._path, record)
