@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from google.protobuf.json_format import MessageToJson
 from livekit import api
 
-from switchboard.guardian.config import GuardianConfigError, load_guardian_config
+from switchboard.config.errors import ConfigError
+from switchboard.guardian.config import load_guardian_config
 from switchboard.guardian.decisions import (
     EndRoom,
     Leave,
@@ -380,7 +381,7 @@ def test_the_configuration_has_defaults_and_the_api_url() -> None:
 
 
 def test_every_configuration_problem_is_reported_at_once() -> None:
-    with pytest.raises(GuardianConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         load_guardian_config(
             {
                 "LIVEKIT_URL": "ftp://x",

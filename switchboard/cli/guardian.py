@@ -14,7 +14,9 @@ import os
 import sys
 from typing import TypeAlias
 
-from switchboard.guardian.config import ENV_VARS, GuardianConfigError, load_guardian_config
+from switchboard.config.errors import ConfigError
+from switchboard.config.settings import ENV_VARS
+from switchboard.guardian.config import load_guardian_config
 from switchboard.guardian.main import run_guardian
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -23,7 +25,9 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 def add_parser(subparsers: Subparsers) -> None:
     variables = "\n".join(
-        f"  {name:36} {text} (default: {default or 'none'})" for name, default, text in ENV_VARS
+        f"  {v.name:36} {v.help} (default: {v.default or 'none'})"
+        for v in ENV_VARS
+        if v.part in ("server", "guardian") or v.name == "SWITCHBOARD_EVENTS_FILE"
     )
     p = subparsers.add_parser(
         "guardian",
@@ -40,7 +44,7 @@ def add_parser(subparsers: Subparsers) -> None:
 def run(_args: argparse.Namespace) -> int:
     try:
         config = load_guardian_config(os.environ)
-    except GuardianConfigError as e:
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # Every decision is worth a line: the operator's record of who was re-dispatched.

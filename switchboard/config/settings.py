@@ -421,6 +421,116 @@ class ConsoleSettings:
     ]
 
 
+# A SIP or tel URI, as REFER needs; empty: no overflow destination.
+_TRANSFER_TARGET = re.compile(r"|sips?:[^\s<>\"]+@[^\s<>\"]+|tel:\+?[0-9*#-]{3,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianSettings:
+    """``switchboard guardian``: when it dispatches the agent again, and where callers go
+    when it cannot (docs/GUARDIAN.md)."""
+
+    grace_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_GRACE",
+            "2",
+            Number(0, 300),
+            "guardian: seconds a caller may wait for an agent before it acts",
+        ),
+    ]
+    budget_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_BUDGET",
+            "30",
+            Number(1, 3600),
+            "guardian: seconds of re-dispatch attempts before the overflow",
+        ),
+    ]
+    backoff_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_BACKOFF",
+            "1",
+            Number(0.2, 60),
+            "guardian: seconds before the second attempt; then doubled",
+        ),
+    ]
+    backoff_max_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_BACKOFF_MAX",
+            "8",
+            Number(0.2, 600),
+            "guardian: longest wait between two attempts, seconds",
+        ),
+    ]
+    join_timeout_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_JOIN_TIMEOUT",
+            "10",
+            Number(1, 120),
+            "guardian: seconds an accepted job has to join the room",
+        ),
+    ]
+    overflow_to: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_OVERFLOW",
+            "",
+            Pattern(_TRANSFER_TARGET, "a SIP or tel URI, e.g. sip:+15105550199@pbx.example.com"),
+            "guardian: where callers go (REFER) when no agent can be found; empty: none",
+        ),
+    ]
+    overflow_wait_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_OVERFLOW_WAIT",
+            "15",
+            Number(1, 300),
+            "guardian: seconds a transfer gets before the room is ended",
+        ),
+    ]
+    period_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_PERIOD",
+            "2",
+            Number(0.2, 300),
+            "guardian: seconds between two reconciliations with the server",
+        ),
+    ]
+    room_prefix: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_ROOM_PREFIX",
+            "",
+            OrNone(),
+            "guardian: also guard rooms named so (unset: the rooms dispatched to the agent)",
+        ),
+    ]
+    bind: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_BIND",
+            "127.0.0.1",
+            Text(),
+            "guardian: address the webhook receiver listens on",
+        ),
+    ]
+    port: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_PORT",
+            "8090",
+            Number(0, 65535, whole=True),
+            "guardian: port of the webhook receiver (POST /webhook)",
+        ),
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything read from the environment, by part; the reference lists the parts in
@@ -433,6 +543,7 @@ class Settings:
     files: FileSettings
     shutdown: ShutdownSettings
     console: ConsoleSettings
+    guardian: GuardianSettings
 
 
 def _declared() -> tuple[EnvVar, ...]:
@@ -489,6 +600,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         files=_part(FileSettings, env, problems),
         shutdown=_part(ShutdownSettings, env, problems),
         console=_part(ConsoleSettings, env, problems),
+        guardian=_part(GuardianSettings, env, problems),
     )
     if problems:
         raise ConfigError(problems, SUBJECT)
