@@ -377,7 +377,8 @@ BASE = {"LIVEKIT_URL": "wss://x.livekit.cloud", "LIVEKIT_API_KEY": "k", "LIVEKIT
 def test_the_configuration_has_defaults_and_the_api_url() -> None:
     config = load_guardian_config(BASE)
     assert config.livekit_url == "https://x.livekit.cloud"
-    assert (config.grace_s, config.budget_s, config.overflow_to, config.port) == (2, 30, None, 8090)
+    policy = config.policy
+    assert (policy.grace_s, policy.budget_s, policy.overflow_to, config.port) == (2, 30, None, 8090)
 
 
 def test_every_configuration_problem_is_reported_at_once() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from switchboard.config.env import SOURCE
 from switchboard.config.errors import ConfigError, Problem
 from switchboard.config.settings import SUBJECT, load_settings
+from switchboard.guardian.decisions import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,16 +21,8 @@ class GuardianConfig:
     livekit_url: str  # http(s):// form, as the server API wants
     api_key: str
     api_secret: str
-    agent_name: str
-    grace_s: float
-    budget_s: float
-    backoff_s: float
-    backoff_max_s: float
-    join_timeout_s: float
-    overflow_to: str | None
-    overflow_wait_s: float
+    policy: Policy  # what the guardian decides with (agent name, grace, budget, ...)
     period_s: float
-    room_prefix: str | None
     bind: str
     port: int
     events_file: Path | None
@@ -52,16 +45,18 @@ def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
         livekit_url=s.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
         api_key=s.api_key,
         api_secret=s.api_secret,
-        agent_name=s.agent_name,
-        grace_s=g.grace_s,
-        budget_s=g.budget_s,
-        backoff_s=g.backoff_s,
-        backoff_max_s=g.backoff_max_s,
-        join_timeout_s=g.join_timeout_s,
-        overflow_to=g.overflow_to or None,
-        overflow_wait_s=g.overflow_wait_s,
+        policy=Policy(
+            agent_name=s.agent_name,
+            grace_s=g.grace_s,
+            budget_s=g.budget_s,
+            backoff_s=g.backoff_s,
+            backoff_max_s=g.backoff_max_s,
+            join_timeout_s=g.join_timeout_s,
+            overflow_to=g.overflow_to or None,
+            overflow_wait_s=g.overflow_wait_s,
+            room_prefix=g.room_prefix,
+        ),
         period_s=g.period_s,
-        room_prefix=g.room_prefix,
         bind=g.bind,
         port=g.port,
         events_file=settings.data.events_file,

@@ -13,7 +13,6 @@ from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 
 from switchboard.guardian.config import GuardianConfig
-from switchboard.guardian.decisions import Policy
 from switchboard.guardian.dispatcher import Dispatcher
 from switchboard.guardian.events import GuardianEvents
 from switchboard.guardian.reconcile import Guardian
@@ -21,20 +20,6 @@ from switchboard.guardian.room import AGENT_NAME_ATTRIBUTE
 from switchboard.guardian.webhook import WEBHOOK_PATH, webhook_app
 
 logger = logging.getLogger("switchboard.guardian")
-
-
-def policy_of(config: GuardianConfig) -> Policy:
-    return Policy(
-        agent_name=config.agent_name,
-        grace_s=config.grace_s,
-        budget_s=config.budget_s,
-        backoff_s=config.backoff_s,
-        backoff_max_s=config.backoff_max_s,
-        join_timeout_s=config.join_timeout_s,
-        overflow_to=config.overflow_to,
-        overflow_wait_s=config.overflow_wait_s,
-        room_prefix=config.room_prefix,
-    )
 
 
 def route_event(guardian: Guardian, agent_name: str) -> Callable[[WebhookEvent], None]:
@@ -68,16 +53,18 @@ async def run_guardian(config: GuardianConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     events = GuardianEvents(config.events_file)
     async with api.LiveKitAPI(config.livekit_url, config.api_key, config.api_secret) as lk:
-        policy = policy_of(config)
+        policy = config.policy
         guardian = Guardian(lk, policy, Dispatcher(lk, policy, events), period_s=config.period_s)
         receiver = api.WebhookReceiver(api.TokenVerifier(config.api_key, config.api_secret))
-        runner = web.AppRunner(webhook_app(receiver, route_event(guardian, config.agent_name)))
+        runner = web.AppRunner(
+            webhook_app(receiver, route_event(guardian, config.policy.agent_name))
+        )
         await runner.setup()
         site = web.TCPSite(runner, config.bind, config.port)
         await site.start()
         logger.info(
             "guardian for agent %r listening on http://%s:%d%s; reconciling every %g s",
-            config.agent_name,
+            config.policy.agent_name,
             config.bind,
             config.port,
             WEBHOOK_PATH,
