@@ -167,6 +167,7 @@ LINES: list[tuple[Callable[..., ev.CallEvent], str, dict[str, Any]]] = [
         },
     ),
     (ev.ResumeDeclined, "resume_declined", {"reason": "the call was transferred"}),
+    (ev.FirstWordsReady, "first_words_ready", {"source": "model", "ready_ms": 84.0}),
     (ev.SessionStarted, "session_started", {}),
     (ev.SessionClosed, "session_closed", {"reason": "user_initiated"}),
     (ev.JobEnded, "job_ended", {"reason": "room deleted"}),

@@ -5,12 +5,15 @@ evals share it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from livekit.agents import NOT_GIVEN, Agent, llm
 
 from switchboard.call.event_types import DirectoryLookup
 from switchboard.call.events import EventLog
+from switchboard.call.first_words import FirstWords
 from switchboard.caller import Caller
 from switchboard.config.prompts import Prompts, render_instructions
 from switchboard.config.settings import Settings
@@ -96,17 +99,37 @@ class CallAgent(Agent):
         )
         self._greeting = greeting
         self._greet_on_enter = greet_on_enter
+        # Made before the session started (``call.first_words``): said as they are, once.
+        self.first_words: FirstWords | None = None
+        self._greeting_watch: asyncio.Task[None] | None = None
+
+    @property
+    def greeting(self) -> str | None:
+        """The fixed words it greets with (the route's, or a resumed call's opening);
+        None: the model makes them."""
+        return self._greeting
 
     async def on_enter(self) -> None:
         if self._greet_on_enter:
             self.greet()
 
     def greet(self) -> None:
-        """The route's fixed greeting, or one the model makes."""
-        if self._greeting:
+        """The words made before the session started, else the route's fixed greeting,
+        else one the model makes."""
+        if (words := self.first_words) is not None:
+            self.first_words = None
+            self.session.say(words.text, audio=words.audio)
+            if words.ready_ms is None:  # still being made: should they fail, greet anew
+                self._greeting_watch = asyncio.create_task(self._greet_if_unheard(words))
+        elif self._greeting:
             self.session.say(self._greeting)
         else:
             self.session.generate_reply(instructions=GREET)
+
+    async def _greet_if_unheard(self, words: FirstWords) -> None:
+        if await words.made_nothing():
+            with contextlib.suppress(RuntimeError):  # the session closed meanwhile
+                self.session.generate_reply(instructions=GREET)
 
 
 def build_agent(

@@ -91,6 +91,15 @@ class ResumeDeclined:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FirstWordsReady:
+    """The first words' audio was made before the session started (``call.first_words``)."""
+
+    name: ClassVar[str] = "first_words_ready"
+    source: str  # "fixed" (the route's greeting, an opening, a notice) or "model"
+    ready_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionStarted:
     name: ClassVar[str] = "session_started"
 
@@ -239,6 +248,7 @@ CallEvent = (
     | ProvidersChosen
     | CallResumed
     | ResumeDeclined
+    | FirstWordsReady
     | SessionStarted
     | SessionClosed
     | JobEnded

@@ -12,18 +12,25 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from livekit import api, rtc
-from livekit.agents import NOT_GIVEN, AgentSession, JobContext, llm, room_io, vad
+from livekit.agents import NOT_GIVEN, AgentSession, JobContext, NotGivenOr, llm, room_io, vad
 
 import switchboard
-from switchboard.call.context import build_agent, directory_fields, known_caller
+from switchboard.call.context import (
+    GREET,
+    CallAgent,
+    build_agent,
+    directory_fields,
+    known_caller,
+)
 from switchboard.call.event_types import (
     AgentSaid,
     CallerIdentified,
     CallResumed,
+    FirstWordsReady,
     JobStarted,
     NoCaller,
     ProvidersChosen,
@@ -33,7 +40,8 @@ from switchboard.call.event_types import (
     SessionStarted,
 )
 from switchboard.call.events import EventLog
-from switchboard.call.faults import SESSION_OPTIONS, watch_provider_faults
+from switchboard.call.faults import LLM_OPTIONS, SESSION_OPTIONS, watch_provider_faults
+from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
@@ -305,6 +313,10 @@ async def start_and_greet(
         opening=call.opening,
     )
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
+    # The first words are made while the caller still hears ringing (``first_words``).
+    first = await _first_words(config, call, agent, greet_now)
+    if greet_now:
+        agent.first_words = first
     if needs_pin:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
         # it back on); off before start, so there is no gap while the session starts.
@@ -324,7 +336,7 @@ async def start_and_greet(
     if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
     if settings.ai.keyless:
-        await _keyless_call(ctx, session, state)
+        await _keyless_call(ctx, session, state, first)
         return
     _forward_keys(ctx, session, keys, state)
     if not greet_now:
@@ -372,12 +384,43 @@ async def _pin_ok(
     return False
 
 
+async def _first_words(
+    config: CallConfig, call: Call, agent: CallAgent, greet_now: bool
+) -> FirstWords | None:
+    """What the caller hears first, made before the session starts: the greeting (fixed,
+    or the model's), or a keyless call's notice. A PIN route asks for the PIN first,
+    which the PIN gate says itself."""
+    settings, providers = config.settings, call.providers
+    if settings.ai.keyless:
+        text: str | None = call.state.prompts["keyless"]
+    elif greet_now:
+        text = agent.greeting
+    else:
+        return None
+    words = await prepare_first_words(
+        voice=providers.tts,
+        text=text,
+        model=providers.llm,
+        instructions=agent.instructions,
+        greet=GREET,
+        conn_options=LLM_OPTIONS,
+    )
+    if words is not None and words.ready_ms is not None:
+        call.state.events.emit(FirstWordsReady(source=words.source, ready_ms=words.ready_ms))
+    return words
+
+
 async def _keyless_call(
-    ctx: JobContext, session: AgentSession[CallState], state: CallState
+    ctx: JobContext, session: AgentSession[CallState], state: CallState, first: FirstWords | None
 ) -> None:
     """No AI configured: say so honestly, then hang up once the words have been heard."""
     text, events = state.prompts["keyless"], state.events
-    handle = session.say(text, allow_interruptions=False)
+    audio: NotGivenOr[AsyncIterator[rtc.AudioFrame]] = NOT_GIVEN
+    if first is not None and first.ready_ms is not None:
+        audio = first.audio
+    elif first is not None:  # late: the session's own voice says it instead
+        await first.cancel()
+    handle = session.say(text, audio=audio, allow_interruptions=False)
     events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()
     if state.ended:
