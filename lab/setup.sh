@@ -53,5 +53,8 @@ fi
 ln -sf "livekit-server-$LIVEKIT_SERVER_VERSION" "$BIN/livekit-server"
 ln -sf "livekit-sip-$LIVEKIT_SIP_VERSION" "$BIN/livekit-sip"
 
-uv sync --frozen --quiet
+# Byte-compiled once here: where PYTHONDONTWRITEBYTECODE is set (as in many CI images),
+# every worker and job start would otherwise compile the framework again, which on a busy
+# 2-core machine took longer than the lab's wait for a worker to register.
+uv sync --frozen --quiet --compile-bytecode
 log "ready: $(basename "$(readlink "$BIN/livekit-server")"), $(basename "$(readlink "$BIN/livekit-sip")")"

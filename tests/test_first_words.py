@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from livekit.agents import APIConnectOptions
+from livekit.agents import APIConnectOptions, function_tool
+from livekit.agents.llm import ToolFlag
 from livekit.plugins import openai as lk_openai
 
-from lab.testing.fake_openai import DEFAULT, FakeOpenAI, say
+from lab.testing.fake_openai import DEFAULT, FakeOpenAI, call, say
 from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.keyless import EspeakTTS
 
@@ -128,3 +129,47 @@ async def test_late_words_that_fail_say_so_for_the_greeting_to_be_made_anew(
     assert words is not None and words.ready_ms is None
     assert await words.made_nothing()
     assert await drained(words) == ("", 0.0)
+
+
+@function_tool
+async def look_up(account: str) -> str:
+    """Look an account up."""
+    return "found"
+
+
+@function_tool(flags=ToolFlag.IGNORE_ON_ENTER)
+async def hang_up() -> str:
+    """End the call."""
+    return "bye"
+
+
+async def test_the_greeting_is_offered_the_tools_an_on_enter_reply_would_be(
+    fake: FakeOpenAI,
+) -> None:
+    fake.script(DEFAULT, [say("Hello.")])
+    words = await prepare_first_words(
+        voice=EspeakTTS(),
+        text=None,
+        model=model(fake),
+        instructions=INSTRUCTIONS,
+        greet=GREET,
+        tools=[look_up, hang_up],
+        conn_options=NO_RETRY,
+    )
+    assert words is not None
+    (request,) = fake.requests
+    assert [t["function"]["name"] for t in request.body["tools"]] == ["look_up"]
+
+
+async def test_a_greeting_that_calls_a_tool_is_left_to_the_session(fake: FakeOpenAI) -> None:
+    fake.script(DEFAULT, [call("look_up", {"account": "42"}, text="One moment.")])
+    words = await prepare_first_words(
+        voice=EspeakTTS(),
+        text=None,
+        model=model(fake),
+        instructions=INSTRUCTIONS,
+        greet=GREET,
+        tools=[look_up],
+        conn_options=NO_RETRY,
+    )
+    assert words is None  # the session asks again, and runs the tool

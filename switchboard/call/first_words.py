@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,12 +67,15 @@ async def prepare_first_words(
     model: llm.LLM[Any] | None = None,
     instructions: str | Instructions = "",
     greet: str = "",
+    tools: Sequence[llm.Tool | llm.Toolset] = (),
     conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     budget_s: float = FIRST_WORDS_BUDGET_S,
 ) -> FirstWords | None:
     """``text`` made into audio, or, without text, the model's greeting (``instructions``
     as its system prompt and ``greet`` as the turn's instruction, as the session's own
-    ``generate_reply(instructions=greet)`` asks it). As in the session, the model's words
+    ``generate_reply(instructions=greet)`` asks it, offered the same ``tools``: a model
+    that wants one for its greeting gets it from the session's greeting instead, so the
+    words are given up before any audio). As in the session, the model's words
     go to the voice as they come and a voice that cannot stream speaks sentence by
     sentence, so the first audio is the first sentence's.
 
@@ -89,7 +92,7 @@ async def prepare_first_words(
             pieces = (
                 _one(text)
                 if text is not None
-                else _model_text(model, instructions, greet, conn_options)
+                else _model_text(model, instructions, greet, tools, conn_options)
             )
             async for piece in pieces:
                 stream.push_text(piece)
@@ -125,7 +128,9 @@ async def prepare_first_words(
         if ready_ms is None:
             logger.info("first words not ready within %.1f s; the call starts anyway", budget_s)
         return FirstWords(words, _until_done(frames, task), source, ready_ms, first, task)
-    if (error := task.exception()) is not None:
+    if isinstance(task.exception(), GreetingWantsToolError):
+        logger.info("the model's greeting runs a tool; greeting after the start")
+    elif (error := task.exception()) is not None:
         logger.warning("first words failed (%s); greeting after the start", type(error).__name__)
     else:
         logger.warning("first words made no audio; greeting after the start")
@@ -159,10 +164,28 @@ async def _until_done(
         task.cancel()
 
 
+class GreetingWantsToolError(Exception):
+    """The model answered the greeting with a tool call, which only the session can run."""
+
+
+def greeting_tools(tools: Sequence[llm.Tool | llm.Toolset]) -> list[llm.Tool]:
+    """The tools a greeting is offered: as the framework's ``on_enter`` replies, all but
+    those flagged to be ignored there (``end_call``: a greeting never hangs up)."""
+    return [
+        tool
+        for tool in llm.ToolContext(tools).flatten()
+        if not (
+            isinstance(tool, llm.FunctionTool | llm.RawFunctionTool)
+            and tool.info.flags & llm.ToolFlag.IGNORE_ON_ENTER
+        )
+    ]
+
+
 async def _model_text(
     model: llm.LLM[Any] | None,
     instructions: str | Instructions,
     greet: str,
+    tools: Sequence[llm.Tool | llm.Toolset],
     conn_options: APIConnectOptions,
 ) -> AsyncIterator[str]:
     if model is None:
@@ -172,7 +195,12 @@ async def _model_text(
         instructions = instructions.render(modality="audio")
     chat.add_message(role="system", content=instructions)
     chat.add_message(role="system", content=greet)
-    async with model.chat(chat_ctx=chat, conn_options=conn_options) as stream:
+    offered = greeting_tools(tools) or None
+    async with model.chat(chat_ctx=chat, tools=offered, conn_options=conn_options) as stream:
         async for chunk in stream:
-            if chunk.delta is not None and chunk.delta.content:
+            if chunk.delta is None:
+                continue
+            if chunk.delta.tool_calls:
+                raise GreetingWantsToolError()
+            if chunk.delta.content:
                 yield chunk.delta.content

@@ -403,6 +403,7 @@ async def _first_words(
         model=providers.llm,
         instructions=agent.instructions,
         greet=GREET,
+        tools=agent.tools,
         conn_options=LLM_OPTIONS,
     )
     if words is not None and words.ready_ms is not None:
