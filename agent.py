@@ -15,7 +15,7 @@ from dotenv import load_dotenv
 from livekit.agents import JobContext, cli
 
 from switchboard.call.flow import CallConfig, handle_call
-from switchboard.config.errors import ConfigError, Problem, collect
+from switchboard.config.errors import ConfigError, Problem, collect, missing_fix
 from switchboard.config.pins import RoutePins, read_pins
 from switchboard.config.policy import load_policy, policy_problems
 from switchboard.config.prompts import load_prompts
@@ -42,10 +42,15 @@ def _configuration() -> CallConfig:
         _stop(e, "See .env.example for every variable.")
     # Every file is checked even when another is bad: one run shows every problem.
     files, problems = settings.files, list[Problem]()
-    fix = "create it, or set its variable (see .env.example) to where it is"
-    prompts = collect(lambda: load_prompts(files.prompts), problems, fix)
-    routes = collect(lambda: load_routes(files.routes, files.prompts), problems, fix)
-    policy = collect(lambda: load_policy(files.policy), problems, fix)
+    prompts = collect(
+        lambda: load_prompts(files.prompts), problems, missing_fix("SWITCHBOARD_PROMPTS_DIR")
+    )
+    routes = collect(
+        lambda: load_routes(files.routes, files.prompts),
+        problems,
+        missing_fix("SWITCHBOARD_ROUTES"),
+    )
+    policy = collect(lambda: load_policy(files.policy), problems, missing_fix("SWITCHBOARD_POLICY"))
     pins = RoutePins()
     if routes is not None:
         pins, pin_problems = read_pins(routes, os.environ)

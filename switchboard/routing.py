@@ -92,6 +92,9 @@ class RouteDecision:
     index: int  # position in the table, from 0
     reason: str
     stt_model: str  # the route's model, or the one chosen for this caller
+    # Why each route before it was passed over: 'spanish: attributes.lang == es not met'
+    # (the first condition that failed; configured values only, like the reason).
+    passed_over: tuple[str, ...] = ()
 
 
 def route_for(
@@ -99,17 +102,23 @@ def route_for(
 ) -> RouteDecision:
     """The first route whose conditions all hold for this caller (and directory entry)."""
     last = len(table.routes) - 1
+    passed_over: list[str] = []
     for index, route in enumerate(table.routes):
         met = conditions(route.match)
-        if index < last and not all(holds(p, e, caller, directory) for p, e in met):
-            continue
+        if index < last:
+            failed = next(((p, e) for p, e in met if not holds(p, e, caller, directory)), None)
+            if failed is not None:
+                passed_over.append(f"{route.name}: {describe(*failed)} not met")
+                continue
         if index == last:
-            reason = "no route matched; default route"
+            why = f" ({'; '.join(passed_over)})" if passed_over else ""
+            reason = f"no route matched{why}; default route"
         else:
             reason = f'matched route "{route.name}": ' + (
                 ", ".join(describe(p, e) for p, e in met) or "no conditions"
             )
-        return RouteDecision(route, index, reason, stt_model_for(route, caller))
+        model = stt_model_for(route, caller)
+        return RouteDecision(route, index, reason, model, tuple(passed_over))
     raise AssertionError("unreachable: RouteTable guarantees a default route")
 
 

@@ -12,10 +12,12 @@ from typing import Any, get_args
 
 import pytest
 import pytest_asyncio
+from livekit.agents.metrics import LLMModelUsage, TTSModelUsage
 
 from switchboard.call import event_types as ev
 from switchboard.call.dial_gate import dial_decision_event
 from switchboard.call.events import EventLog
+from switchboard.call.handlers import usage_fields
 from switchboard.call.record import RecordSink
 from switchboard.caller import Caller
 from switchboard.data.db import Database, open_database
@@ -119,6 +121,26 @@ async def test_an_allowed_dial_is_no_tool_call_and_the_agents_hang_up_is_the_cau
     assert record.summary.disconnect_reason == "AGENT_HANGUP"
 
 
+async def test_a_line_said_before_the_hang_up_stays_before_it(db: Database) -> None:
+    # The framework adds the agent's last line to the conversation once it has played
+    # out, after the hang-up that followed it; the timeline orders by when it was said.
+    now = [1_700_000_000.0]
+    sink = RecordSink(CallRecorder(db, heartbeat_s=None, clock=lambda: now[0]), CALLER)
+    sink.start(room="r", route="support", providers={})
+    sink(ev.CallStatus(identity="sip_caller", status="active"))
+    now[0] += 2
+    sink(ev.CallStatus(identity="sip_caller", status="hangup"))
+    said = ev.Transcript(role="assistant", text="Goodbye.", said_at=now[0] - 1)
+    sink(said)  # reported after the hang-up
+    await sink.finish(None)
+    record = await get_call(db, "SCL_1")
+    assert record is not None
+    shown = [
+        getattr(e.event, "status", None) or getattr(e.event, "text", "") for e in timeline(record)
+    ]
+    assert shown == ["active", "Goodbye.", "hangup"]
+
+
 def old_dial_line(number: str, policy: DialPolicy = LAB) -> dict[str, Any]:
     """What the events file carried for a dial decision before events were typed."""
     decision = decision_for(number, policy)
@@ -180,6 +202,7 @@ LINES: list[tuple[Callable[..., ev.CallEvent], str, dict[str, Any]]] = [
     (ev.CallerLeft, "caller_left", {"reason": "UNKNOWN"}),
     (ev.RoomDisconnected, "room_disconnected", {"reason": "ROOM_DELETED"}),
     (ev.Transcript, "transcript", {"role": "user", "text": "hi"}),
+    (ev.Transcript, "transcript", {"role": "assistant", "text": "hi", "said_at": 1.5}),
     (ev.Keypress, "keypress", {"identity": "sip_caller", "digits": "••", "ignored": False}),
     (ev.AgentSaid, "agent_said", {"text": "Goodbye."}),
     (ev.AgentHangup, "agent_hangup", {"reason": "pin"}),
@@ -235,3 +258,15 @@ def test_a_dial_decisions_line_is_the_policys_log(
 def test_a_refused_dial_reads_as_the_lab_expects() -> None:
     assert dial(PREMIUM) == ev.DialDecision(**DIAL)
     assert old_dial_line(PREMIUM, UNSAFE)["unsafe_override"] == "UNSAFE_ALLOW_RESTRICTED_NUMBERS"
+
+
+def test_usage_is_recorded_as_objects_not_reprs() -> None:
+    llm = LLMModelUsage(provider="openai", model="gpt-4.1-mini", input_tokens=12)
+    tts = TTSModelUsage(provider="espeak-ng", model="es", characters_count=40)
+    assert usage_fields(llm) == {
+        "type": "llm_usage",
+        "provider": "openai",
+        "model": "gpt-4.1-mini",
+        "input_tokens": 12,
+    }
+    assert json.loads(json.dumps(usage_fields(tts)))["characters_count"] == 40

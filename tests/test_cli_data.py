@@ -46,6 +46,10 @@ def test_directory_import_then_show(
     assert code == 1
     assert "refused" in out and "line 3: number:" in out and "--on-error skip" in out
 
+    code, out, _ = run(capsys, "directory", "import", str(path), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["refused"] is True and report["problems"][0]["line"] == 3
+
     code, out, _ = run(capsys, "directory", "import", str(path), "--on-error", "skip")
     assert code == 0
     assert "3 rows read, 1 written (1 new, 0 updated)" in out
@@ -61,7 +65,14 @@ def test_directory_import_then_show(
     code, out, _ = run(capsys, "directory", "show", "+14155552671")
     assert code == 1 and "unknown" in out
     code, out, _ = run(capsys, "directory", "show", "12345abc")
-    assert code == 2 and "invalid" in out
+    assert code == 2 and out.startswith("'12345abc' is not a phone number: ")  # as typed
+    code, out, _ = run(capsys, "directory", "show", "notanumber", "--json")
+    assert code == 2 and json.loads(out)["status"] == "invalid"
+    code, out, _ = run(capsys, "directory", "show", "+44 20 7123 4567", "--json")
+    found = json.loads(out)
+    assert (found["status"], found["number"]) == ("found", "+4420••••4567")
+    assert found["entry"]["name"] == "Alice Example"
+    assert found["entry"]["extra"] == {"crm_id": "42"}
     code, out, _ = run(capsys, "directory", "show", "2071234567", "--region", "GB")
     assert code == 0 and "Alice Example" in out
 
@@ -89,7 +100,21 @@ async def _record(url: str) -> None:
             ToolCall("lookup_order", {"order_id": "42"}, {"status": "shipped"}, recorder.now())
         )
         recorder.add_status(StatusChange("hangup", recorder.now()))
-        await recorder.finish("CLIENT_INITIATED", usage={"llm_tokens": 99})
+        usage = {
+            "models": [
+                {
+                    "type": "llm_usage",
+                    "provider": "openai",
+                    "model": "gpt-4.1-mini",
+                    "input_tokens": 1200,
+                    "output_tokens": 80,
+                },
+                # as records written before usage was stored as objects hold it
+                "TTSModelUsage(type='tts_usage', provider='espeak-ng', model='en-us', "
+                "characters_count=93, audio_duration=4.25)",
+            ]
+        }
+        await recorder.finish("CLIENT_INITIATED", usage=usage)
         left = CallRecorder(db, heartbeat_s=None, clock=lambda: 1_600_000_000.0)
         await left.start(call_id="SCL_left", caller_number="+14155552671")
     finally:
@@ -103,6 +128,7 @@ def test_calls_table_and_details(env: str, capsys: pytest.CaptureFixture[str]) -
     header, first, second = out.splitlines()
     assert header.split()[:3] == ["STARTED", "CALL", "ID"]
     assert "SCL_cli" in first and "complete" in first and "+4420••••4567" in first
+    assert first.rstrip().endswith("caller hung up")
     assert "7.0 s" in first
     assert "SCL_left" in second and "incomplete" in second
 
@@ -127,12 +153,23 @@ def test_calls_table_and_details(env: str, capsys: pytest.CaptureFixture[str]) -
     assert '{"order_id": "42"}) -> {"status": "shipped"}' in timeline
     assert "agent: Hello!" in out and "caller: Order 42 please \\x1b[2J" in out
     assert "\x1b" not in out
-    assert "CLIENT_INITIATED" in out and "llm_tokens=99" in out
+    assert "ended" in out and "(caller hung up)" in out and "CLIENT_INITIATED" not in out
+    assert "llm openai/gpt-4.1-mini: input tokens 1200, output tokens 80" in out
+    assert "tts espeak-ng/en-us: characters count 93, audio duration 4.25" in out
+    assert "ModelUsage(" not in out
 
     code, out, _ = run(capsys, "calls", "show", "SCL_cli", "--json")
     record = json.loads(out)
     assert [e["kind"] for e in record["timeline"]] == ["status", "turn", "turn", "tool", "status"]
-    assert record["usage"] == {"llm_tokens": 99}
+    assert record["disconnect_reason"] == "CLIENT_INITIATED"  # the code, for scripts
+    assert record["ended_because"] == "caller hung up"
+    assert record["usage"]["models"][1] == {
+        "type": "tts_usage",
+        "provider": "espeak-ng",
+        "model": "en-us",
+        "characters_count": 93,
+        "audio_duration": 4.25,
+    }
 
     code, _, err = run(capsys, "calls", "show", "nope")
     assert code == 1 and "no call 'nope'" in err

@@ -63,7 +63,7 @@ def test_check_lists_every_problem_and_exits_1(
     bad.write_text('[[route]]\nname = "x"\ntools = ["fax"]\nmatch = { caller_region = "XX" }\n')
     assert main(["check", "--routes", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: 3 problems in the route table:\n")
+    assert err.startswith("error: 3 problems in the routes and the dial-out policy:\n")
     assert "unknown tool 'fax'" in err
     assert "'XX' is not a known region code" in err
     assert "has no default route" in err
@@ -79,7 +79,15 @@ def test_check_with_another_prompts_folder(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["check", "--routes", "/nonexistent/routes.toml"], "not found; pass --routes PATH"),
+        (
+            ["check", "--routes", "/nonexistent/routes.toml"],
+            "/nonexistent/routes.toml: is not there\n  fix: create it, or point "
+            "SWITCHBOARD_ROUTES (or --routes) at the file",
+        ),
+        (
+            ["route", "--routes", "/nonexistent/routes.toml"],
+            "/nonexistent/routes.toml: is not there",
+        ),
         (["check", "--prompts", "/nonexistent"], "prompts folder /nonexistent not found"),
         (["route", "--attr", "lang"], "--attr 'lang': expected KEY=VALUE"),
         (["route", "--attr", "=es"], "--attr '=es': expected KEY=VALUE"),
@@ -118,8 +126,69 @@ def test_route_default_for_an_english_caller(capsys: pytest.CaptureFixture[str])
     assert main(["route", *UK_CALL, "--routes", SHIPPED]) == 0
     out = capsys.readouterr().out
     assert "default (#2 of 2)" in out
-    assert "no route matched; default route" in out
+    assert 'no route matched (spanish: attributes.lang in ["es","es-MX","es-US"] not met)' in out
     assert "nova-2-phonecall" in out
+
+
+def test_route_json_counts_as_the_table_does(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["route", *UK_CALL, "--routes", SHIPPED]) == 0
+    assert "default (#2 of 2)" in capsys.readouterr().out
+    assert main(["route", *UK_CALL, "--routes", SHIPPED, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["route"], doc["index"], doc["of"]) == ("default", 2, 2)
+    assert doc["passed_over"] == ['spanish: attributes.lang in ["es","es-MX","es-US"] not met']
+
+
+def test_the_routes_file_comes_from_the_environment_as_for_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SWITCHBOARD_ROUTES", str(tmp_path / "missing.toml"))
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.toml'}: is not there" in err
+    assert "SWITCHBOARD_ROUTES" in err and "Errno" not in err
+
+
+def test_check_reports_route_and_policy_problems_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[[route]]\nname = "x"\ntools = ["fax"]\n\n[[route]]\nname = "default"\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[dial_policy.default]\nmax_dials_per_call = -1\n")
+    argv = ["check", "--routes", str(routes), "--policy", str(policy)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: 2 problems in the routes and the dial-out policy:\n")
+    assert f"{routes}: " in err and "unknown tool 'fax'" in err
+    assert f"{policy}: " in err and "is negative" in err
+    assert main([*argv, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    assert {p["file"] for p in doc["problems"]} == {str(routes), str(policy)}
+    assert all(p["problem"] and p["fix"] for p in doc["problems"])
+
+
+def test_check_json_when_all_is_well(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--routes", SHIPPED, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {
+        "ok": True,
+        "routes": SHIPPED,
+        "policy": "policy.toml",
+        "route_count": 2,
+        "problems": [],
+    }
+
+
+def test_check_json_names_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", "--routes", SHIPPED, "--policy", str(tmp_path / "p.toml"), "--json"]) == 2
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["file"] == str(tmp_path / "p.toml")
+    assert "SWITCHBOARD_POLICY" in problem["fix"]
 
 
 def test_route_json_with_directory(vip_routes: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,7 +196,7 @@ def test_route_json_with_directory(vip_routes: str, capsys: pytest.CaptureFixtur
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["route"] == "vip"
-    assert doc["index"] == 0
+    assert (doc["index"], doc["of"]) == (1, 2)  # as the table says it: "#1 of 2"
     assert doc["reason"] == 'matched route "vip": directory.tier == vip'
     assert doc["stt_model"] == "nova-2-phonecall"
     assert doc["tools"] == ["transfer", "end_call"]

@@ -3,6 +3,7 @@ and its commented examples, and the `switchboard dial-check` command."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli.main import main
+from switchboard.cli.policy import REASON_WORDS
 from switchboard.config.errors import ConfigError
 from switchboard.config.policy import (
     DESTINATION_KEYS,
@@ -24,6 +26,7 @@ from switchboard.dialing.policy import (
     DialRequest,
     Named,
     PriorDials,
+    Reason,
     decide,
 )
 
@@ -303,7 +306,7 @@ def test_cli_refused(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> N
     args = ("--policy", str(policy_file), "--policy-name", "open", "--caller", "+15105550123")
     code, out, _ = run(capsys, "+44 909 879 0000", *args)
     assert code == 1
-    assert re.search(r"reason\s+PREMIUM", out)
+    assert re.search(r"reason\s+a premium-rate number\n", out)
     assert "I can't place that call for you." in out
     code, out, _ = run(capsys, "911", *args)
     assert code == 1
@@ -319,14 +322,32 @@ def test_cli_dictation_off_by_default(
 ) -> None:
     code, out, _ = run(capsys, "+1 510 555 0100", "--policy", str(policy_file))
     assert code == 1
-    assert "DICTATION_NOT_ALLOWED" in out
+    assert "the policy does not let callers dictate numbers" in out
+    assert "DICTATION_NOT_ALLOWED" not in out
+
+
+def test_cli_says_what_is_wrong_with_a_number(
+    policy_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "abc", "--policy", str(policy_file), "--policy-name", "open")
+    assert code == 1
+    assert re.search(r"reason\s+not a phone number: it holds characters other than", out)
+    assert "injected" not in out.lower()
+    code, out, _ = run(capsys, "abc", "--policy", str(policy_file), "--json")
+    doc = json.loads(out)
+    assert (doc["reason"], doc["why"].split(":")[0]) == ("INJECTED", "not a phone number")
+
+
+def test_every_reason_has_words() -> None:
+    assert set(REASON_WORDS) == set(Reason)
 
 
 def test_cli_bad_arguments_and_config(
     policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(capsys, "sales", "--policy", str(tmp_path / "none.toml"))
-    assert (code, "not found") == (2, "not found" if "not found" in err else err)
+    assert code == 2
+    assert "none.toml: is not there" in err and "SWITCHBOARD_POLICY" in err
     code, _, err = run(capsys, "sales", "--policy", str(policy_file), "--policy-name", "vip")
     assert code == 2
     assert "no [dial_policy.vip]" in err
@@ -350,3 +371,8 @@ def test_dial_check_uses_a_routes_policy(capsys: pytest.CaptureFixture[str]) -> 
     assert main(args) == 0
     assert "allowed" in capsys.readouterr().out
     assert main([*args[:2], "--route", "nope", *args[4:]]) == 2
+    missing = ["dial-check", "1", "--route", "x", "--routes", "nowhere.toml"]
+    assert main(missing) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.toml: is not there" in err and "SWITCHBOARD_ROUTES" in err
+    assert "Errno" not in err

@@ -196,6 +196,26 @@ def test_password_env_var_must_be_set() -> None:
         'name = "out"', 'name = "out"\nauth_username = "u"\nauth_password_env = "PW"'
     )
     assert "environment variable PW is not set" in error_of(text)
+    # A dry run shows the plan without the passwords, and says which were not set.
+    cfg = parse_config(text, source="t.toml", env={}, secrets=False)
+    assert cfg.unset_secrets == ("PW",)
+
+
+def test_every_password_the_shipped_file_names_is_documented() -> None:
+    import tomllib
+
+    from switchboard.config.file_secrets import FILE_SECRETS
+
+    doc = tomllib.loads((ROOT / "telephony.toml").read_text())
+    named = {
+        t["auth_password_env"]
+        for kind in ("inbound_trunk", "outbound_trunk")
+        for t in doc.get(kind, [])
+        if "auth_password_env" in t
+    }
+    assert named == {name for name, _ in FILE_SECRETS}
+    example = (ROOT / ".env.example").read_text()
+    assert all(f"\n{name}=\n" in example for name in named)
 
 
 def test_file_level_errors() -> None:
@@ -362,6 +382,34 @@ def test_cli_names_missing_environment_variable(
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert "LIVEKIT_API_KEY is not set" in err and "LIVEKIT_URL" not in err
+
+
+def test_cli_dry_run_needs_no_sip_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SIP_OUTBOUND_PASSWORD", raising=False)
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    args = cli(["provision", "--dry-run"])
+    assert args.func(args) == 2  # for want of a server, not of the password
+    err = capsys.readouterr().err
+    assert "LIVEKIT_URL is not set" in err and "SIP_OUTBOUND_PASSWORD" not in err
+    args = cli(["provision"])  # for real, the password is needed: said with the rest
+    assert args.func(args) == 2
+    assert "environment variable SIP_OUTBOUND_PASSWORD is not set" in capsys.readouterr().err
+
+
+def test_cli_missing_file_says_so_before_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    args = cli(["provision", "--dry-run", "--file", str(tmp_path / "missing.toml")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing.toml'} not found; pass --file PATH" in err
+    assert "LIVEKIT" not in err
 
 
 def test_cli_reports_config_errors(

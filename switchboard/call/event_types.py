@@ -153,6 +153,8 @@ class Transcript:
     name: ClassVar[str] = "transcript"
     role: str  # "user" or "assistant" (the framework's names)
     text: str  # key presses masked
+    # When it began to be said (Unix time), when known.
+    said_at: float | None = field(default=None, metadata={_OMIT_IF_NONE: True})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,12 +4,12 @@ call status changes, the transcript and the usage figures, all as call events.""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentSession, JobContext
+from livekit.agents.metrics import ModelUsage
 
 from switchboard.call.event_types import (
     CallerLeft,
@@ -99,23 +99,33 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
 def usage_of(session: AgentSession[CallState]) -> dict[str, Any]:
     try:
-        return {
-            "models": [
-                dataclasses.asdict(u) if dataclasses.is_dataclass(u) else str(u)
-                for u in session.usage.model_usage
-            ]
-        }
+        return {"models": [usage_fields(u) for u in session.usage.model_usage]}
     except Exception:
         logger.exception("could not read the session's usage figures")
         return {}
+
+
+def usage_fields(usage: ModelUsage) -> dict[str, Any]:
+    """One model's usage as a JSON object: the figures that are not zero (the framework's
+    own display of it skips those too), not its Python repr."""
+    return {k: v for k, v in usage.model_dump().items() if v not in (0, 0.0)}
 
 
 def record_transcript(events: EventLog, item: object) -> None:
     # Messages carry a role and text; function calls and handoffs are recorded elsewhere.
     role = getattr(item, "role", None)
     text = getattr(item, "text_content", None)
+    # When the words were said: an agent's line is added to the conversation once it has
+    # been played out, which can be after the hang-up it preceded.
+    said_at = getattr(item, "created_at", None)
     if role and text:
-        events.emit(Transcript(role=role, text=mask_keypresses(text)))
+        events.emit(
+            Transcript(
+                role=role,
+                text=mask_keypresses(text),
+                said_at=said_at if isinstance(said_at, float) else None,
+            )
+        )
 
 
 async def job_ended(events: EventLog, reason: str) -> None:

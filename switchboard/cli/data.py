@@ -61,11 +61,13 @@ def _add_directory(subparsers: Subparsers) -> None:
         help="a bad row: refuse the whole file (default) or skip the row",
     )
     imp.add_argument("--region", type=_region, help="country of national numbers, e.g. US")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(func=run_import)
     show = actions.add_parser("show", help="look a number up", description="Look a number up.")
     show.add_argument("number", help="e.g. +442071234567, tel:+1..., or national with --region")
     show.add_argument("--region", type=_region, help="country of a national number, e.g. US")
     show.add_argument("--unmasked", action="store_true", help="print the full number")
+    show.add_argument("--json", action="store_true", help="print the result as JSON")
     show.set_defaults(func=run_show)
 
 
@@ -108,7 +110,10 @@ def run_import(args: argparse.Namespace) -> int:
         except CsvFileError as e:
             print(f"error: {args.file}: {e}", file=sys.stderr)
             return 2
-        print(fmt.import_report(report))
+        if args.json:
+            print(json.dumps(fmt.import_json(report), indent=2, ensure_ascii=False))
+        else:
+            print(fmt.import_report(report))
         return 1 if report.refused else 0
 
     return _with_database(work)
@@ -118,7 +123,11 @@ def run_show(args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         # An operator can wait longer than a ringing call.
         result = await lookup(db, args.number, timeout_s=10.0, default_region=args.region)
-        print(fmt.directory_result(result, query=args.number, unmasked=args.unmasked))
+        if args.json:
+            document = fmt.directory_json(result, unmasked=args.unmasked)
+            print(json.dumps(document, indent=2, ensure_ascii=False))
+        else:
+            print(fmt.directory_result(result, query=args.number, unmasked=args.unmasked))
         return _EXIT[result.status]
 
     return _with_database(work)

@@ -7,9 +7,10 @@ Numbers are masked unless the operator asked for them (``unmasked``).
 
 from __future__ import annotations
 
+import ast
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +73,9 @@ def import_report(report: ImportReport) -> str:
 
 
 def directory_result(result: DirectoryResult, *, query: str, unmasked: bool) -> str:
+    if result.status == "invalid":
+        # The operator's own typing, on their own terminal: shown as typed, not masked.
+        return f"{printable(query)!r} is not a phone number: {printable(result.reason or '')}"
     shown = printable(number(result.number or query, unmasked))
     if result.entry is None:
         detail = f": {result.reason}" if result.reason else ""
@@ -90,6 +94,122 @@ def directory_result(result: DirectoryResult, *, query: str, unmasked: bool) -> 
     return "\n".join(f"{k.ljust(width)}  {printable(v or '-')}" for k, v in rows)
 
 
+def directory_json(result: DirectoryResult, *, unmasked: bool) -> dict[str, Any]:
+    entry = result.entry
+    return {
+        "status": result.status,
+        "number": result.number if unmasked else mask_number(result.number),
+        "reason": result.reason,
+        "entry": None
+        if entry is None
+        else {
+            "name": entry.name,
+            "account_id": entry.account_id,
+            "tier": entry.tier,
+            "language": entry.language,
+            "notes": entry.notes,
+            "extra": thaw_json(entry.extra),
+        },
+    }
+
+
+def import_json(report: ImportReport) -> dict[str, Any]:
+    return {
+        "file": report.path,
+        "refused": report.refused,
+        "rows": report.rows,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
+        "duplicates": [
+            {"number": mask_number(d.number), "lines": list(d.lines)} for d in report.duplicates
+        ],
+        "elapsed_s": round(report.elapsed_s, 3),
+    }
+
+
+# Why calls end, in words: the record keeps the server's code (rtc.DisconnectReason names,
+# and AGENT_HANGUP for the agent's own), scripts read it from --json.
+_ENDED: dict[str, str] = {
+    "CLIENT_INITIATED": "caller hung up",
+    "AGENT_HANGUP": "agent hung up",
+    "ROOM_DELETED": "room deleted",
+    "ROOM_CLOSED": "room closed",
+    "SERVER_SHUTDOWN": "server shut down",
+    "PARTICIPANT_REMOVED": "caller removed",
+    "DUPLICATE_IDENTITY": "replaced by a duplicate identity",
+    "STATE_MISMATCH": "server state mismatch",
+    "JOIN_FAILURE": "could not join",
+    "MIGRATION": "moved to another server",
+    "SIGNAL_CLOSE": "connection lost",
+    "CONNECTION_TIMEOUT": "connection timed out",
+    "MEDIA_FAILURE": "audio failed",
+    "USER_UNAVAILABLE": "caller unavailable",
+    "USER_REJECTED": "call rejected",
+    "SIP_TRUNK_FAILURE": "SIP trunk failed",
+    "UNKNOWN": "unknown",
+    "UNKNOWN_REASON": "unknown",
+}
+
+
+def ended(reason: str | None) -> str:
+    """Why a call ended, in plain words; a code this list does not know, made readable."""
+    if not reason:
+        return "-"
+    return _ENDED.get(reason) or printable(reason.replace("_", " ").lower())
+
+
+def usage_entries(usage: Any) -> list[dict[str, Any]]:
+    """The per-model usage of a record as objects; records written before usage was stored
+    as objects hold each model's Python repr, read back here."""
+    models = thaw_json(usage).get("models", []) if isinstance(usage, Mapping) else []
+    out = []
+    for item in models:
+        if isinstance(item, dict):
+            out.append(item)
+        elif isinstance(item, str) and (parsed := _from_repr(item)) is not None:
+            out.append(parsed)
+    return out
+
+
+_REPR = re.compile(r"(\w+)ModelUsage\((.*)\)", re.S)
+_REPR_FIELD = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|[^,]*)(?:, |$)")
+
+
+def _from_repr(text: str) -> dict[str, Any] | None:
+    if (m := _REPR.fullmatch(text)) is None:
+        return None
+    fields: dict[str, Any] = {}
+    for name, raw in _REPR_FIELD.findall(m[2]):
+        try:
+            fields[name] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            fields[name] = raw
+    return fields
+
+
+def usage_summary(usage: Any) -> str:
+    """One readable line per model: 'llm openai/gpt-4.1-mini: input tokens 1200, ...'."""
+    entries = usage_entries(usage)
+    if not entries:
+        return _pairs(usage)  # any other shape: its keys and values
+    lines = []
+    for e in entries:
+        kind = str(e.get("type", "")).removesuffix("_usage") or "model"
+        name = "/".join(str(e[k]) for k in ("provider", "model") if e.get(k))
+        figures = ", ".join(
+            f"{k.replace('_', ' ')} {_figure(v)}"
+            for k, v in e.items()
+            if k not in ("type", "provider", "model") and v not in (0, 0.0, None, "")
+        )
+        lines.append(printable(f"{kind} {name}: {figures or 'nothing used'}"))
+    return "\n            ".join(lines)
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
 def calls_table(calls: Sequence[CallSummary], *, unmasked: bool) -> str:
     if not calls:
         return "no calls recorded yet"
@@ -103,7 +223,7 @@ def calls_table(calls: Sequence[CallSummary], *, unmasked: bool) -> str:
             c.status,
             "-" if c.duration_s is None else f"{c.duration_s:.1f} s",
             str(c.turns),
-            c.disconnect_reason or "-",
+            ended(c.disconnect_reason),
         )
         for c in calls
     ]
@@ -127,15 +247,17 @@ def summary_json(c: CallSummary, *, unmasked: bool) -> dict[str, Any]:
         "duration_s": c.duration_s,
         "status": c.status,
         "disconnect_reason": c.disconnect_reason,
+        "ended_because": None if c.disconnect_reason is None else ended(c.disconnect_reason),
         "turns": c.turns,
     }
 
 
 def record_json(record: CallRecord, *, unmasked: bool) -> dict[str, Any]:
+    models = usage_entries(record.usage)
     return {
         **summary_json(record.summary, unmasked=unmasked),
         "providers": thaw_json(record.providers),
-        "usage": thaw_json(record.usage),
+        "usage": {"models": models} if models else thaw_json(record.usage),
         "timeline": [_event_json(e) for e in timeline(record)],
     }
 
@@ -155,9 +277,9 @@ def call_details(record: CallRecord, *, unmasked: bool) -> str:
         f"  called    {printable(c.called_number or '-')}",
         f"  started   {when(c.started_at)}",
         f"  answered  {when(c.answered_at)}",
-        f"  ended     {when(c.ended_at)}  ({printable(c.disconnect_reason or '-')})",
+        f"  ended     {when(c.ended_at)}  ({ended(c.disconnect_reason)})",
         f"  providers {_pairs(record.providers)}",
-        f"  usage     {_pairs(record.usage)}",
+        f"  usage     {usage_summary(record.usage)}",
         "",
         "timeline",
     ]

@@ -9,17 +9,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import TypeAlias
 
-from switchboard.config.errors import ConfigError
+from switchboard.config.errors import NOT_THERE, ConfigError, Problem, missing_fix
 from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, load_policy
 from switchboard.config.routes import load_routes
-from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
+from switchboard.config.settings import read_one
+from switchboard.dialing.policy import (
+    Decision,
+    DialRequest,
+    Dictated,
+    Named,
+    PriorDials,
+    Reason,
+    decide,
+)
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+# Each reason in plain words, for the operator (a refusal's code alone, "injected", says
+# nothing to someone who typed "abc").
+REASON_WORDS: dict[Reason, str] = {
+    Reason.EMERGENCY: "an emergency number: never dialled by the agent; callers are told to "
+    "dial it themselves",
+    Reason.PREMIUM: "a premium-rate number",
+    Reason.SHARED_COST: "a shared-cost number",
+    Reason.RESTRICTED_TYPE: "a personal, pager, UAN or voicemail number",
+    Reason.SHORT_CODE: "a short code, not a full phone number",
+    Reason.INVALID: "not a valid phone number (too short, too long, or no such number)",
+    Reason.INJECTED: "not a phone number: it holds characters other than digits, spaces, "
+    "+, -, ., ( and )",
+    Reason.REGION_NOT_ALLOWED: "in a country the policy's allowed_regions does not list",
+    Reason.PATTERN_NOT_ALLOWED: "does not start with one of the policy's allowed_patterns",
+    Reason.NOT_NAMED: "the policy allows named destinations only (allow_named_only)",
+    Reason.DICTATION_NOT_ALLOWED: "the policy does not let callers dictate numbers "
+    "(allow_caller_dictated = false)",
+    Reason.PER_CALL_LIMIT: "this call has placed its max_dials_per_call already",
+    Reason.PER_CALLER_LIMIT: "this caller has placed max_dials_per_caller_per_hour already",
+    Reason.UNKNOWN_DESTINATION: "no [destinations.NAME] of that name",
+}
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -32,24 +66,27 @@ def add_parser(subparsers: Subparsers) -> None:
         "number as a caller would dictate it.",
     )
     p.add_argument("target", metavar="NUMBER_OR_NAME", help='e.g. "+1 510 555 0100" or sales')
-    p.add_argument("--policy", default="policy.toml", help="default: %(default)s")
+    p.add_argument("--policy", type=Path, help="default: SWITCHBOARD_POLICY, else policy.toml")
     p.add_argument(
         "--policy-name", help="a [dial_policy.NAME] (default: the only one, else 'default')"
     )
     p.add_argument(
         "--route", help="use the dial_policy of this route in --routes (instead of --policy-name)"
     )
-    p.add_argument("--routes", default="routes.toml", help="default: %(default)s")
+    p.add_argument("--routes", type=Path, help="default: SWITCHBOARD_ROUTES, else routes.toml")
     p.add_argument("--caller", help="the caller's number, e.g. +15105550123 (hidden if unset)")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=run_dial_check)
 
 
 def run_dial_check(args: argparse.Namespace) -> int:
+    args.policy = args.policy or Path(read_one("SWITCHBOARD_POLICY", os.environ))
+    args.routes = args.routes or Path(read_one("SWITCHBOARD_ROUTES", os.environ))
     try:
         config = load_policy(args.policy)
     except FileNotFoundError:
-        print(f"error: {args.policy} not found; pass --policy PATH", file=sys.stderr)
+        fix = missing_fix("SWITCHBOARD_POLICY", "--policy")
+        print(f"error: {Problem(str(args.policy), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -58,7 +95,11 @@ def run_dial_check(args: argparse.Namespace) -> int:
     if args.route:
         try:
             table = load_routes(args.routes)
-        except (FileNotFoundError, ConfigError) as e:
+        except FileNotFoundError:
+            fix = missing_fix("SWITCHBOARD_ROUTES", "--routes")
+            print(f"error: {Problem(str(args.routes), '', None, NOT_THERE, fix)}", file=sys.stderr)
+            return 2
+        except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
         route = next((r for r in table.routes if r.name == args.route), None)
@@ -80,6 +121,7 @@ def run_dial_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "log": dict(decision.log)}, ensure_ascii=False))
     else:
+        summary["reason"] = summary.pop("why")  # words for the reader, the code for scripts
         width = max(map(len, summary))
         for key, value in summary.items():
             print(f"{key:<{width}}  {'-' if value in (None, '') else value}")
@@ -96,7 +138,9 @@ def describe(decision: Decision, policy_name: str) -> dict[str, object]:
     """What the operator is shown, in display order (also the --json document's keys)."""
     return {
         "decision": "allowed" if decision.allowed else "refused",
+        # The code for scripts, and what it means for the operator reading it.
         "reason": decision.reason.name if decision.reason else None,
+        "why": REASON_WORDS[decision.reason] if decision.reason else None,
         "policy": policy_name,
         "dial": decision.target,  # the operator's own terminal: shown unmasked
         "dtmf": decision.dtmf,

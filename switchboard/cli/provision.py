@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "Make the LiveKit server's SIP inbound/outbound trunks and dispatch rules match "
             "a telephony.toml file, idempotently. Objects are matched by name; objects on "
             "the server that the file does not name are left alone unless --prune is given. "
-            "Needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET in the environment."
+            "Needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET in the environment, and "
+            "the passwords the file names (auth_password_env), except with --dry-run."
         ),
     )
     p.add_argument("--file", default="telephony.toml", help="default: %(default)s")
@@ -42,15 +43,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    # The file first: a missing file is the thing to fix, whatever the credentials say.
+    # A dry run changes nothing, so it does not need the passwords the file names.
     try:
-        url, api_key, api_secret = livekit_access(os.environ)
-        config = load_config(args.file, os.environ)
+        config = load_config(args.file, os.environ, secrets=not args.dry_run)
     except FileNotFoundError:
         print(f"error: {args.file} not found; pass --file PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    try:
+        url, api_key, api_secret = livekit_access(os.environ)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for var in config.unset_secrets:
+        print(
+            f"note: {var} is not set, so this plan cannot show a password change; "
+            f"set it (see .env.example) before provisioning for real",
+            file=sys.stderr,
+        )
     try:
         result = asyncio.run(
             provision(

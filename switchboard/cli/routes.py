@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
-from switchboard.config.errors import ConfigError
+from switchboard.config.errors import NOT_THERE, ConfigError, Problem, collect, missing_fix
 from switchboard.config.policy import load_policy, policy_problems
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.routing import RouteDecision, RouteTable, route_for
+
+SUBJECT = "the routes and the dial-out policy"
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -31,21 +33,27 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--routes", default="routes.toml", help="default: %(default)s")
+    p.add_argument(
+        "--routes", type=Path, help="the route table (default: SWITCHBOARD_ROUTES, routes.toml)"
+    )
     p.add_argument("--prompts", type=Path, help="prompts folder (default: the shipped one)")
 
 
 def add_check_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "check",
-        help="validate routes.toml and the prompts it names",
+        help="validate routes.toml, the prompts it names and policy.toml",
         description="Check every route: keys, types, numbers, regions, tools, prompt files, "
-        "the default route, and routes an earlier route makes unreachable.",
+        "the default route, and routes an earlier route makes unreachable; and the dial-out "
+        "policy file the routes name. Every problem of both files is listed in one report.",
     )
     _common(p)
     p.add_argument(
-        "--policy", default="policy.toml", help="the dial-out policy file the routes name"
+        "--policy",
+        type=Path,
+        help="the dial-out policy file the routes name (default: SWITCHBOARD_POLICY, policy.toml)",
     )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_check)
 
 
@@ -77,16 +85,30 @@ def add_route_parser(subparsers: Subparsers) -> None:
     p.set_defaults(func=run_route)
 
 
-def _load(args: argparse.Namespace) -> RouteTable | int:
-    """The table, or the exit code after printing why there is none."""
+def _path(given: Path | None, variable: str) -> Path:
+    """The file the command line names, else the one the worker would read."""
+    return given if given is not None else Path(read_one(variable, os.environ))
+
+
+def _prompts(args: argparse.Namespace) -> Path | int:
     folder: Path = args.prompts or read_one("SWITCHBOARD_PROMPTS_DIR", os.environ)
     if not folder.is_dir():
         print(f"error: prompts folder {folder} not found; pass --prompts DIR", file=sys.stderr)
         return 2
+    return folder
+
+
+def _load(args: argparse.Namespace) -> RouteTable | int:
+    """The table, or the exit code after printing why there is none."""
+    folder = _prompts(args)
+    if isinstance(folder, int):
+        return folder
+    path = _path(args.routes, "SWITCHBOARD_ROUTES")
     try:
-        return load_routes(args.routes, folder)
+        return load_routes(path, folder)
     except FileNotFoundError:
-        print(f"error: {args.routes} not found; pass --routes PATH", file=sys.stderr)
+        fix = missing_fix("SWITCHBOARD_ROUTES", "--routes")
+        print(f"error: {Problem(str(path), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -94,22 +116,46 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    table = _load(args)
-    if isinstance(table, int) and table == 2:
-        return 2  # nothing to check: the command line names a file that is not there
-    try:  # checked even when the routes are not, so one run shows every problem
-        policy = load_policy(args.policy)
-    except (ConfigError, FileNotFoundError, OSError) as e:
-        print(str(e), file=sys.stderr)
-        return 1
-    if isinstance(table, int):
-        return table
-    if problems := policy_problems(table, policy):
-        print(ConfigError(problems), file=sys.stderr)
-        return 1
-    count = len(table.routes)
-    print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK; {args.policy} OK")
-    return 0
+    folder = _prompts(args)
+    if isinstance(folder, int):
+        return folder
+    routes_path = _path(args.routes, "SWITCHBOARD_ROUTES")
+    policy_path = _path(args.policy, "SWITCHBOARD_POLICY")
+    # Both files are read whatever the other holds: one run shows every problem.
+    problems: list[Problem] = []
+    routes_fix = missing_fix("SWITCHBOARD_ROUTES", "--routes")
+    table = collect(lambda: load_routes(routes_path, folder), problems, routes_fix)
+    policy_fix = missing_fix("SWITCHBOARD_POLICY", "--policy")
+    policy = collect(lambda: load_policy(policy_path), problems, policy_fix)
+    if table is not None and policy is not None:
+        problems += policy_problems(table, policy)
+    count = len(table.routes) if table is not None else 0
+    if args.json:
+        document = {
+            "ok": not problems,
+            "routes": str(routes_path),
+            "policy": str(policy_path),
+            "route_count": count,
+            "problems": [problem_json(p) for p in problems],
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    elif problems:
+        print(f"error: {ConfigError(problems, SUBJECT)}", file=sys.stderr)
+    else:
+        print(f"{routes_path}: {count} route{'' if count == 1 else 's'} OK; {policy_path} OK")
+    if any(p.problem == NOT_THERE for p in problems):
+        return 2  # the command line (or the environment) names a file that is not there
+    return 1 if problems else 0
+
+
+def problem_json(problem: Problem) -> dict[str, str | None]:
+    return {
+        "file": problem.source,
+        "where": problem.where or None,
+        "field": problem.key,
+        "problem": problem.problem,
+        "fix": problem.fix,
+    }
 
 
 def parse_pairs(option: str, items: list[str]) -> dict[str, str]:
@@ -136,14 +182,17 @@ def run_route(args: argparse.Namespace) -> int:
     table = _load(args)
     if isinstance(table, int):
         return table
+    count = len(table.routes)
     caller = caller_from_participant(args.kind, args.identity, attributes)
     decision = route_for(caller, table, directory or None)
     summary = describe_decision(decision)
     if args.json:
-        print(json.dumps({**summary, "caller": caller.log_fields()}, ensure_ascii=False))
+        document = {**summary, "of": count, "caller": caller.log_fields()}
+        print(json.dumps(document, ensure_ascii=False))
     else:
-        del summary["index"]  # shown with the name instead, counted from 1
-        summary["route"] = f"{decision.route.name} (#{decision.index + 1} of {len(table.routes)})"
+        del summary["index"]  # shown with the name instead
+        del summary["passed_over"]  # the reason says it
+        summary["route"] = f"{decision.route.name} (#{decision.index + 1} of {count})"
         width = max(map(len, summary))
         for key, value in summary.items():
             shown = ", ".join(value) if isinstance(value, list) else value
@@ -156,8 +205,9 @@ def describe_decision(decision: RouteDecision) -> dict[str, object]:
     route = decision.route
     return {
         "route": route.name,
-        "index": decision.index,  # from 0; the default route is the last
+        "index": decision.index + 1,  # counted from 1, as the table shows it: "#2 of 2"
         "reason": decision.reason,
+        "passed_over": list(decision.passed_over),
         "stt_model": decision.stt_model,
         "stt_model_from": "route" if route.stt_model else "automatic (kind and language)",
         "language": route.language,

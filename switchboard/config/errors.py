@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+NOT_THERE = "is not there"  # the problem of a configuration file that is missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +55,11 @@ def collect(load: Callable[[], T], problems: list[Problem], fix_missing: str) ->
     except ConfigError as e:
         problems.extend(e.items)
     except FileNotFoundError as e:
-        problems.append(Problem(str(e.filename), "", None, "is not there", fix_missing))
+        problems.append(Problem(str(e.filename), "", None, NOT_THERE, fix_missing))
     return None
+
+
+def missing_fix(variable: str, option: str | None = None) -> str:
+    """How to fix a missing configuration file whose path comes from ``variable``."""
+    also = f" (or {option})" if option else ""
+    return f"create it, or point {variable}{also} at the file"

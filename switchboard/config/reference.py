@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 from typing import Any, get_type_hints
 
+from switchboard.config.file_secrets import FILE_SECRETS
 from switchboard.config.settings import ENV_VARS, Settings
 from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Match, Route
@@ -117,6 +118,9 @@ def reference() -> str:
         "Read once, when the worker starts; a bad value stops it with every problem listed.",
     ]
     out += _environment()
+    out += ["", "### Secrets the configuration files name", ""]
+    out += ["| variable | meaning |", "|---|---|"]
+    out += [f"| `{name}` | {meaning} |" for name, meaning in FILE_SECRETS]
     out += ["", "## routes.toml: `[[route]]`", ""]
     out += _table(Route, ROUTE_FIELDS)
     out += ["", "## routes.toml: `[route.match]`", ""]

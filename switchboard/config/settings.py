@@ -33,6 +33,7 @@ from switchboard.config.env import (
     read,
 )
 from switchboard.config.errors import ConfigError, Problem
+from switchboard.config.file_secrets import FILE_SECRETS
 from switchboard.config.prompts import DEFAULT_DIR
 
 # SWITCHBOARD_MAX_CALLS=0: measured on the lab, a 2-core machine carries about 9 AI calls
@@ -571,6 +572,9 @@ def env_example() -> str:
     for var in ENV_VARS:
         accepts = f" ({var.accepts})" if var.accepts else ""
         lines += [f"# {var.help}{accepts}", f"{var.name}={var.default}", ""]
+    lines += ["# --- secrets the configuration files name (not read by the worker) ---", ""]
+    for name, meaning in FILE_SECRETS:
+        lines += [f"# {meaning}", f"{name}=", ""]
     return "\n".join(lines)
 
 

@@ -62,6 +62,9 @@ class TelephonyConfig:
     inbound_trunks: tuple[InboundTrunk, ...] = ()
     outbound_trunks: tuple[OutboundTrunk, ...] = ()
     dispatch_rules: tuple[DispatchRule, ...] = ()
+    # Password variables the file names that were not set, when read for a dry run (which
+    # shows the plan without them); a real run refuses to start without them.
+    unset_secrets: tuple[str, ...] = ()
 
 
 SUBJECT = "the telephony setup"
@@ -104,10 +107,17 @@ class _Table(Table):
     """One [[kind]] table: the shared reader, with ${VAR} expanded in every string."""
 
     def __init__(
-        self, problems: Problems, where: str, data: dict[str, Any], env: Mapping[str, str]
+        self,
+        problems: Problems,
+        where: str,
+        data: dict[str, Any],
+        env: Mapping[str, str],
+        unset_secrets: list[str] | None = None,
     ) -> None:
         super().__init__(problems, where, data)
         self.env = env
+        # None: every password must be set; a list: collect the unset ones (a dry run).
+        self.unset_secrets = unset_secrets
 
     def expand(self, key: str, value: str) -> str | None:
         try:
@@ -131,7 +141,9 @@ class _Table(Table):
                 "auth_username and auth_password_env go together",
                 "set both or neither",
             )
-        if var and not self.env.get(var):
+        if var and not self.env.get(var) and self.unset_secrets is not None:
+            self.unset_secrets.append(var)
+        elif var and not self.env.get(var):
             self.fail(
                 "auth_password_env",
                 f"environment variable {var} is not set",
@@ -154,7 +166,11 @@ class _Table(Table):
 
 
 def _tables(
-    problems: Problems, doc: dict[str, Any], kind: str, env: Mapping[str, str]
+    problems: Problems,
+    doc: dict[str, Any],
+    kind: str,
+    env: Mapping[str, str],
+    unset_secrets: list[str] | None = None,
 ) -> list[_Table]:
     items = doc.get(kind, [])
     if not isinstance(items, list):
@@ -168,7 +184,7 @@ def _tables(
             fix = f"write [[{kind}]] followed by key = value lines"
             problems.add(where, None, "is not a table", fix)
             continue
-        t = _Table(problems, where, data, env)
+        t = _Table(problems, where, data, env, unset_secrets)
         name = t.required("name", empty=True)
         if name == "":
             t.fail("name", "is empty", "give every object a unique, non-empty name")
@@ -282,17 +298,21 @@ def _rule(t: _Table, trunk_names: set[str]) -> DispatchRule:
     )
 
 
-def parse_config(text: str, *, source: str, env: Mapping[str, str]) -> TelephonyConfig:
+def parse_config(
+    text: str, *, source: str, env: Mapping[str, str], secrets: bool = True
+) -> TelephonyConfig:
     """Read and check a telephony file, ``${VAR}`` expanded from ``env``; one ConfigError
-    lists every problem."""
+    lists every problem. ``secrets=False`` (a dry run) lets password variables be unset:
+    they are listed in ``unset_secrets`` instead."""
     problems = Problems(source)
+    unset: list[str] | None = None if secrets else []
     doc = parse_toml(problems, text, SUBJECT)
     for key in doc:
         if key not in KINDS:
             fix = f"use only [[{']], [['.join(KINDS)}]] tables"
             problems.add("the file", None, f"unknown top-level key {key!r}", fix)
-    inbound = tuple(_inbound(t) for t in _tables(problems, doc, "inbound_trunk", env))
-    outbound = tuple(_outbound(t) for t in _tables(problems, doc, "outbound_trunk", env))
+    inbound = tuple(_inbound(t) for t in _tables(problems, doc, "inbound_trunk", env, unset))
+    outbound = tuple(_outbound(t) for t in _tables(problems, doc, "outbound_trunk", env, unset))
     names = {i.name for i in inbound}
     rules = tuple(_rule(t, names) for t in _tables(problems, doc, "dispatch_rule", env))
     named: tuple[Sequence[Managed], ...] = (inbound, outbound, rules)
@@ -302,10 +322,12 @@ def parse_config(text: str, *, source: str, env: Mapping[str, str]) -> Telephony
             fix = "names identify server objects; make them unique"
             problems.add(f"[[{kind}]]", "name", f"names {dupes} are used twice", fix)
     problems.check(SUBJECT)
-    return TelephonyConfig(source, inbound, outbound, rules)
+    return TelephonyConfig(source, inbound, outbound, rules, tuple(unset or ()))
 
 
-def load_config(path: str | Path, env: Mapping[str, str]) -> TelephonyConfig:
+def load_config(
+    path: str | Path, env: Mapping[str, str], *, secrets: bool = True
+) -> TelephonyConfig:
     """Read a telephony file; FileNotFoundError, or ConfigError with every problem."""
     text = Path(path).read_text(encoding="utf-8")
-    return parse_config(text, source=str(path), env=env)
+    return parse_config(text, source=str(path), env=env, secrets=secrets)
