@@ -21,6 +21,7 @@ from switchboard.config.policy import load_policy, policy_problems
 from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
+from switchboard.config.startup import ai_summary, keyless_language_warnings
 from switchboard.data.db import open_database
 from switchboard.worker import build_server
 from tools import tools_for
@@ -81,6 +82,17 @@ SETTINGS = CONFIG.settings
 # hear a goodbye, as SWITCHBOARD_SHUTDOWN_MODE says; capacity is counted in calls
 # (switchboard/worker.py).
 server = build_server(SETTINGS)
+
+
+@server.on("worker_started")
+def _say_what_answers() -> None:
+    # Once the framework's logging is set up: who listens, thinks and speaks, and why.
+    logger = logging.getLogger("switchboard")
+    for line in ai_summary(SETTINGS.ai):
+        logger.info(line)
+    if SETTINGS.ai.keyless:
+        for warning in keyless_language_warnings(CONFIG.prompts, CONFIG.routes):
+            logger.warning(warning)
 
 
 @server.rtc_session(agent_name=SETTINGS.server.agent_name)

@@ -10,7 +10,9 @@ import pytest
 
 from switchboard.config.env import EnvVar, Number, declarations
 from switchboard.config.errors import ConfigError
+from switchboard.config.models import inference_llms, inference_tts
 from switchboard.config.settings import ENV_VARS, Settings, env_example, load_settings
+from switchboard.config.startup import ai_summary
 
 pytestmark = pytest.mark.unit
 
@@ -76,11 +78,101 @@ def test_events_file_is_a_path() -> None:
     assert s.data.events_file == Path("/tmp/e.jsonl")
 
 
+VLLM = {**SERVER, "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"}
+OPENAI = {**SERVER, "SWITCHBOARD_OPENAI_BASE_URL": "https://api.openai.com/v1"}
+
+
 def test_openai_base_url_selects_openai_mode_and_its_voice() -> None:
-    s = load_settings({**SERVER, "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
-    assert s.ai.mode == "openai"
-    assert s.ai.tts == "openai"
-    assert s.ai.openai_base_url == "http://127.0.0.1:8000/v1"
+    s = load_settings(OPENAI)
+    assert (s.ai.mode, s.ai.tts) == ("openai", "openai")
+    assert (s.ai.llm_model, s.ai.tts_model) == ("gpt-4.1-mini", "gpt-4o-mini-tts")
+    assert s.ai.openai_base_url == "https://api.openai.com/v1"
+
+
+def test_a_self_hosted_endpoint_speaks_offline_unless_given_a_speech_endpoint() -> None:
+    # vLLM and Ollama have no /audio/speech: the voice is espeak unless one is named.
+    s = load_settings({**VLLM, "SWITCHBOARD_LLM_MODEL": "llama3.1:8b"})
+    assert (s.ai.mode, s.ai.tts, s.ai.llm_model) == ("openai", "espeak", "llama3.1:8b")
+    kokoro = "http://127.0.0.1:8880/v1"
+    s = load_settings({**VLLM, "SWITCHBOARD_LLM_MODEL": "m", "SWITCHBOARD_TTS_BASE_URL": kokoro})
+    assert (s.ai.tts, s.ai.tts_base_url, s.ai.tts_model) == ("openai", kokoro, "gpt-4o-mini-tts")
+
+
+def test_a_self_hosted_endpoint_needs_its_model_named() -> None:
+    with pytest.raises(ConfigError, match="SWITCHBOARD_LLM_MODEL is not set") as e:
+        load_settings(VLLM)
+    assert "GET <base URL>/models" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # an Inference name sent to an OpenAI-compatible server: refused, with the fix
+        (
+            {**VLLM, "SWITCHBOARD_LLM_MODEL": "openai/gpt-4.1-mini"},
+            "is a LiveKit Inference name, but the AI mode is openai",
+        ),
+        (
+            {**OPENAI, "SWITCHBOARD_LLM_FALLBACK_MODEL": "google/gemini-2.5-flash"},
+            "SWITCHBOARD_LLM_FALLBACK_MODEL='google/gemini-2.5-flash' is a LiveKit Inference",
+        ),
+        (
+            {**OPENAI, "SWITCHBOARD_TTS_MODEL": "cartesia/sonic-2"},
+            "is a LiveKit Inference voice",
+        ),
+        # and a bare name sent to LiveKit Inference
+        (
+            {**SERVER, "LIVEKIT_URL": "wss://a.livekit.cloud", "SWITCHBOARD_LLM_MODEL": "gpt-4o"},
+            "'gpt-4o' is not a LiveKit Inference name",
+        ),
+    ],
+)
+def test_model_names_are_checked_against_the_mode(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as e:
+        load_settings(env)
+    assert "fix:" in str(e.value)
+
+
+def test_names_a_self_hosted_server_may_serve_are_accepted() -> None:
+    for name in ("openai/gpt-oss-120b", "Qwen/Qwen2.5-7B-Instruct", "google/gemma-3-27b-it"):
+        assert load_settings({**VLLM, "SWITCHBOARD_LLM_MODEL": name}).ai.llm_model == name
+
+
+def test_inference_mode_fills_its_own_defaults() -> None:
+    s = load_settings({**SERVER, "LIVEKIT_URL": "wss://a.livekit.cloud"})
+    assert (s.ai.tts, s.ai.llm_model, s.ai.tts_model) == (
+        "inference",
+        "openai/gpt-4.1-mini",
+        "cartesia/sonic-2",
+    )
+
+
+def test_the_example_prefills_no_model_of_one_mode() -> None:
+    example = env_example()
+    for name in ("SWITCHBOARD_LLM_MODEL", "SWITCHBOARD_TTS_MODEL"):
+        assert f"\n{name}=\n" in example
+
+
+def test_the_inference_prefixes_match_the_frameworks_catalogue() -> None:
+    # The refused names are the framework's own list: a new Inference model is refused too.
+    assert "openai/gpt-4.1-mini" in inference_llms()
+    assert "cartesia/sonic-2" in inference_tts()
+
+
+def test_the_start_says_which_speech_to_text_wins() -> None:
+    env = {**OPENAI, "DEEPGRAM_API_KEY": "dg"}
+    lines = ai_summary(load_settings(env).ai)
+    assert "speech-to-text: Deepgram (DEEPGRAM_API_KEY is set, instead of whisper-1 at " in (
+        "\n".join(lines)
+    )
+    lines = ai_summary(load_settings(OPENAI).ai)
+    assert any(
+        line.startswith("speech-to-text: whisper-1 at https://api.openai.com/v1") for line in lines
+    )
+    secret = {**SERVER, "SWITCHBOARD_OPENAI_BASE_URL": "http://u:pw@10.0.0.5:8000/v1"}
+    lines = ai_summary(load_settings({**secret, "SWITCHBOARD_LLM_MODEL": "m"}).ai)
+    assert "pw" not in "\n".join(lines) and "http://10.0.0.5:8000/v1" in lines[0]
+    assert lines[-1].startswith("voice: espeak-ng (offline): http://10.0.0.5:8000/v1 has no")
 
 
 def test_keyless_always_speaks_with_espeak() -> None:

@@ -21,6 +21,7 @@ ENV = {
     "LIVEKIT_API_KEY": "devkey",
     "LIVEKIT_API_SECRET": "s" * 32,
     "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+    "SWITCHBOARD_LLM_MODEL": "fake",
     "SWITCHBOARD_MAX_CALLS": "4",
 }
 

@@ -72,7 +72,7 @@ from switchboard.call.state import CallState
 from switchboard.caller import Caller
 from switchboard.config.pins import RoutePins
 from switchboard.config.policy import PolicyConfig
-from switchboard.config.prompts import Prompts
+from switchboard.config.prompts import Prompts, localized
 from switchboard.config.settings import Settings
 from switchboard.data.db import Database, create_database
 from switchboard.data.dial_history import SharedDialHistory
@@ -392,7 +392,7 @@ async def _first_words(
     which the PIN gate says itself."""
     settings, providers = config.settings, call.providers
     if settings.ai.keyless:
-        text: str | None = call.state.prompts["keyless"]
+        text: str | None = localized(call.state.prompts, "keyless", call.state.route.language)
     elif greet_now:
         text = agent.greeting
     else:
@@ -415,7 +415,9 @@ async def _keyless_call(
     ctx: JobContext, session: AgentSession[CallState], state: CallState, first: FirstWords | None
 ) -> None:
     """No AI configured: say so honestly, then hang up once the words have been heard."""
-    text, events = state.prompts["keyless"], state.events
+    # In the route's language (keyless_es.md for a Spanish route), else English: the
+    # same text _first_words made the audio of.
+    text, events = localized(state.prompts, "keyless", state.route.language), state.events
     audio: NotGivenOr[AsyncIterator[rtc.AudioFrame]] = NOT_GIVEN
     if first is not None and first.ready_ms is not None:
         audio = first.audio

@@ -94,11 +94,16 @@ def _voice(ai: AiSettings) -> tts.TTS[Any]:
     if ai.tts == "espeak":
         return EspeakTTS(sample_rate=VOICE_SAMPLE_RATE)
     if ai.tts == "openai":
-        return openai.TTS(
-            client=openai_client(ai.openai_base_url or "", ai.openai_api_key or "none"),
-            voice=ai.tts_voice,
-        )
+        return openai.TTS(client=speech_client(ai), model=ai.tts_model, voice=ai.tts_voice)
     return inference.TTS(model=ai.tts_model)
+
+
+def speech_client(ai: AiSettings) -> openai_sdk.AsyncClient:
+    """The voice's endpoint: its own (SWITCHBOARD_TTS_BASE_URL), else the LLM's."""
+    return openai_client(
+        ai.tts_base_url or ai.openai_base_url or "",
+        ai.tts_api_key or ai.openai_api_key or "none",
+    )
 
 
 @functools.cache
@@ -126,6 +131,8 @@ def warm_providers(ai: AiSettings) -> None:
     """Build what every call's providers share, before the call: the HTTP client."""
     if not ai.keyless and ai.mode == "openai":
         openai_client(ai.openai_base_url or "", ai.openai_api_key or "none")
+    if not ai.keyless and ai.tts == "openai":
+        speech_client(ai)
 
 
 def _espeak_voice(language: str) -> str:

@@ -30,7 +30,7 @@ from livekit.agents import llm
 
 from switchboard.call.record import DIAL_ALLOWED, PIN_VERIFIED
 from switchboard.caller import Caller
-from switchboard.config.prompts import Prompts
+from switchboard.config.prompts import Prompts, localized
 from switchboard.data.records.model import CallRecord, Turn
 from switchboard.routing import Route, RouteTable
 
@@ -179,8 +179,7 @@ def chat_context(transcript: Sequence[Turn], max_turns: int = MAX_TURNS) -> llm.
 def resumed_line(prompts: Prompts, route: Route) -> str:
     """What the caller hears first: ``resumed.md``, or its variant in the route's language
     (``resumed_es.md`` for "es-MX") when there is one."""
-    primary = route.language.split("-", 1)[0].lower()
-    return prompts.texts.get(f"resumed_{primary}") or prompts["resumed"]
+    return localized(prompts, "resumed", route.language)
 
 
 def resume_status(reason: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +32,29 @@ class Prompts:
         except KeyError:
             known = ", ".join(sorted(self.texts))
             raise KeyError(f"no prompt {name!r} in {self.folder} (known: {known})") from None
+
+
+# The language the plain prompt files are written in: a route in any other language looks
+# for ``<name>_<language>.md`` first.
+BASE_LANGUAGE = "en"
+
+
+def primary_language(tag: str) -> str:
+    """The language of a BCP-47 tag, without region or script: "es-MX" -> "es"."""
+    return tag.split("-", 1)[0].lower()
+
+
+def localized(prompts: Prompts, name: str, language: str) -> str:
+    """The text of ``<name>_<language>.md`` ("keyless_es.md" for "es-MX") when there is
+    one, else of ``<name>.md`` (English)."""
+    return prompts.texts.get(f"{name}_{primary_language(language)}") or prompts[name]
+
+
+def untranslated(prompts: Prompts, name: str, languages: Iterable[str]) -> list[str]:
+    """The languages, other than English, that have no ``<name>_<language>.md``: their
+    callers would hear the English text (read by a voice of their language)."""
+    missing = {primary_language(tag) for tag in languages} - {BASE_LANGUAGE}
+    return sorted(lang for lang in missing if f"{name}_{lang}" not in prompts.texts)
 
 
 def load_prompts(folder: Path = DEFAULT_DIR) -> Prompts:

@@ -34,6 +34,16 @@ from switchboard.config.env import (
 )
 from switchboard.config.errors import ConfigError, Problem
 from switchboard.config.file_secrets import FILE_SECRETS
+from switchboard.config.models import (
+    INFERENCE_LLM,
+    INFERENCE_TTS,
+    OPENAI_LLM,
+    OPENAI_TTS,
+    default_llm,
+    default_tts,
+    is_openai,
+    model_problems,
+)
 from switchboard.config.prompts import DEFAULT_DIR
 
 # SWITCHBOARD_MAX_CALLS=0: measured on the lab, a 2-core machine carries about 9 AI calls
@@ -174,17 +184,21 @@ class AiSettings:
             "DEEPGRAM_API_KEY",
             "",
             OrNone(),
-            "Deepgram key: speech-to-text straight from Deepgram",
+            "Deepgram key: speech-to-text straight from Deepgram. When set, it wins over the "
+            "mode's own speech-to-text (LiveKit Inference, or the Whisper model at "
+            "SWITCHBOARD_OPENAI_BASE_URL); the worker says which it uses when it starts",
         ),
     ]
     llm_model: Annotated[
         str,
         EnvVar(
             "SWITCHBOARD_LLM_MODEL",
-            "openai/gpt-4.1-mini",
+            "",
             Text(),
-            "LLM model: a LiveKit Inference name, or the model your OpenAI-compatible server "
-            "serves",
+            "LLM model, named as the mode names it: LiveKit Inference provider/model (empty: "
+            f"{INFERENCE_LLM}); openai mode, the name the server serves (empty: {OPENAI_LLM} "
+            "on api.openai.com; required for other servers, e.g. llama3.1:8b on Ollama). A "
+            "name of the other mode is refused at start",
         ),
     ]
     llm_fallback_model: Annotated[
@@ -202,7 +216,8 @@ class AiSettings:
             "SWITCHBOARD_STT_MODEL",
             "whisper-1",
             Text(),
-            "Speech-to-text model on the OpenAI endpoint",
+            "openai mode: the speech-to-text (Whisper) model at SWITCHBOARD_OPENAI_BASE_URL; "
+            "unused when DEEPGRAM_API_KEY is set",
         ),
     ]
     tts: Annotated[
@@ -211,17 +226,40 @@ class AiSettings:
             "SWITCHBOARD_TTS",
             "auto",
             Choice(("auto", "inference", "openai", "espeak")),
-            "auto | inference | openai | espeak: the voice (auto: the AI mode's own; espeak is "
-            "offline, and always stands by as the fallback voice)",
+            "auto | inference | openai | espeak: the voice. auto: LiveKit Inference in "
+            "inference mode; in openai mode, the OpenAI-compatible speech endpoint when there "
+            "is one (SWITCHBOARD_TTS_BASE_URL, or api.openai.com), else espeak, since vLLM and "
+            "Ollama have no speech. espeak is offline, and always stands by as the fallback",
         ),
     ]
     tts_model: Annotated[
         str,
         EnvVar(
             "SWITCHBOARD_TTS_MODEL",
-            "cartesia/sonic-2",
+            "",
             Text(),
-            "TTS model (LiveKit Inference name)",
+            f"Voice model, named as the voice's provider names it (empty: {INFERENCE_TTS} on "
+            f"LiveKit Inference, {OPENAI_TTS} on an OpenAI-compatible speech endpoint)",
+        ),
+    ]
+    tts_base_url: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_TTS_BASE_URL",
+            "",
+            Url(("http", "https"), "start with http(s)://", optional=True),
+            "An OpenAI-compatible speech endpoint (POST /audio/speech), when the LLM's has "
+            "none (vLLM, Ollama): e.g. https://api.openai.com/v1, or a local Kokoro-FastAPI "
+            "at http://127.0.0.1:8880/v1. Empty: SWITCHBOARD_OPENAI_BASE_URL",
+        ),
+    ]
+    tts_api_key: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_TTS_API_KEY",
+            "",
+            OrNone(),
+            "Key for SWITCHBOARD_TTS_BASE_URL (empty: OPENAI_API_KEY)",
         ),
     ]
     tts_voice: Annotated[
@@ -636,21 +674,46 @@ def livekit_access(env: Mapping[str, str]) -> tuple[str, str, str]:
 
 
 def _resolve_ai(ai: AiSettings, url: str, problems: list[Problem]) -> AiSettings:
-    """``auto`` made concrete, and the choices that need an endpoint checked."""
+    """``auto`` and empty models made concrete, and the choices that need an endpoint or
+    a model name of their mode checked."""
     mode: str = ai.mode
     if mode == "auto":
         mode = "openai" if ai.openai_base_url else "inference" if _is_cloud(url) else "keyless"
+    if mode == "keyless":  # nobody to pay for a voice, so always the offline one
+        return replace(ai, mode="keyless", tts="espeak")
     tts: str = ai.tts
     if tts == "auto":
-        tts = "espeak" if mode == "keyless" else mode
+        speaks = ai.tts_base_url or is_openai(ai.openai_base_url)
+        tts = "inference" if mode == "inference" else "openai" if speaks else "espeak"
     fix = "set SWITCHBOARD_OPENAI_BASE_URL to your endpoint, e.g. http://127.0.0.1:8000/v1"
-    for name, value in (("SWITCHBOARD_AI_MODE", mode), ("SWITCHBOARD_TTS", tts)):
-        if value == "openai" and not ai.openai_base_url:
-            problem = f"{name}=openai needs SWITCHBOARD_OPENAI_BASE_URL"
-            problems.append(Problem(SOURCE, "", name, problem, fix))
-    # keyless: nobody to pay for a voice, so always the offline one.
-    tts = "espeak" if mode == "keyless" else tts
-    return replace(ai, mode=cast(AiMode, mode), tts=cast(TtsProvider, tts))
+    if mode == "openai" and not ai.openai_base_url:
+        problem = "SWITCHBOARD_AI_MODE=openai needs SWITCHBOARD_OPENAI_BASE_URL"
+        problems.append(Problem(SOURCE, "", "SWITCHBOARD_AI_MODE", problem, fix))
+    if tts == "openai" and not (ai.tts_base_url or ai.openai_base_url):
+        problem = "SWITCHBOARD_TTS=openai needs SWITCHBOARD_TTS_BASE_URL"
+        fix = "set SWITCHBOARD_TTS_BASE_URL to a speech endpoint, e.g. https://api.openai.com/v1"
+        problems.append(Problem(SOURCE, "", "SWITCHBOARD_TTS", problem, fix))
+    llm_model = ai.llm_model or default_llm(mode, ai.openai_base_url)
+    if llm_model is None:
+        problem = (
+            "SWITCHBOARD_LLM_MODEL is not set, and SWITCHBOARD_OPENAI_BASE_URL is not "
+            "api.openai.com: only you know the model your server serves"
+        )
+        fix = "set SWITCHBOARD_LLM_MODEL to it (GET <base URL>/models lists them)"
+        problems.append(Problem(SOURCE, "", "SWITCHBOARD_LLM_MODEL", problem, fix))
+    tts_model = ai.tts_model or default_tts(tts)
+    given = (
+        ("SWITCHBOARD_LLM_MODEL", ai.llm_model),
+        ("SWITCHBOARD_LLM_FALLBACK_MODEL", ai.llm_fallback_model or ""),
+    )
+    problems += model_problems(mode, tts, [(v, n) for v, n in given if n], ai.tts_model)
+    return replace(
+        ai,
+        mode=cast(AiMode, mode),
+        tts=cast(TtsProvider, tts),
+        llm_model=llm_model or "",
+        tts_model=tts_model,
+    )
 
 
 def _is_cloud(url: str) -> bool:
