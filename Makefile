@@ -5,7 +5,7 @@ IN_LAB := lab/netns.sh exec
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo lab-up lab-down bench soak side-by-side test-busy
+.PHONY: setup test lint demo lab-up lab-down bench soak side-by-side test-busy evals
 
 setup:
 	@lab/setup.sh
@@ -17,6 +17,12 @@ lint: setup
 
 test: lint
 	$(IN_LAB) $(PY) -m pytest $(PYTEST_ARGS)
+
+# LLM-judged evals of the agent on every route (README, Tests): they need OPENAI_API_KEY
+# (OPENAI_BASE_URL for another compatible endpoint); without it each is skipped, saying why.
+evals:
+	uv sync --frozen --quiet
+	$(PY) -m pytest -m evals -rs tests/test_evals.py
 
 demo: setup
 	$(IN_LAB) $(PY) -m lab.demo

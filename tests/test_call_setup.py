@@ -85,3 +85,26 @@ def test_directory_fields_for_routing() -> None:
     entry = DirectoryEntry("+4420", name="Ada", tier="vip", extra={"region": "north"})
     assert directory_fields(entry) == {"name": "Ada", "tier": "vip", "region": "north"}
     assert directory_fields(None) is None
+
+
+def test_a_self_hosted_setup_uses_its_own_speech_endpoints() -> None:
+    # Ollama for the LLM, a Whisper server for speech-to-text, Kokoro for the voice.
+    settings = load_settings(
+        {
+            **SERVER,
+            "DEEPGRAM_API_KEY": "",
+            "SWITCHBOARD_OPENAI_BASE_URL": "http://127.0.0.1:11434/v1",
+            "SWITCHBOARD_LLM_MODEL": "llama3.1:8b",
+            "SWITCHBOARD_STT_BASE_URL": "http://127.0.0.1:8001/v1",
+            "SWITCHBOARD_TTS_BASE_URL": "http://127.0.0.1:8880/v1",
+            "SWITCHBOARD_TTS_MODEL": "kokoro",
+        }
+    )
+    caller = caller_from_participant("sip", "x", {})
+    providers = build_providers(settings, caller, load_routes("routes.toml").routes[-1])
+    # The plugins keep their client private; where they send requests is the point here.
+    endpoints = [str(c._client.base_url) for c in (providers.stt, providers.llm)]  # type: ignore[union-attr]
+    assert endpoints == ["http://127.0.0.1:8001/v1/", "http://127.0.0.1:11434/v1/"]
+    assert providers.describe()["llm"].endswith("/llama3.1:8b")
+    voice = providers.tts._tts_instances[0]  # type: ignore[attr-defined]  # espeak behind it
+    assert (voice.model, str(voice._client.base_url)) == ("kokoro", "http://127.0.0.1:8880/v1/")

@@ -60,7 +60,10 @@ def _speech_to_text(ai: AiSettings, caller: Caller, route: Route) -> stt.STT[Any
         return deepgram.STT(model=model, language=route.language, api_key=ai.deepgram_api_key)
     if ai.mode == "openai":
         return openai.STT(
-            client=openai_client(ai.openai_base_url or "", ai.openai_api_key or "none"),
+            client=openai_client(
+                ai.stt_base_url or ai.openai_base_url or "",
+                ai.stt_api_key or ai.openai_api_key or "none",
+            ),
             model=ai.stt_model,
             language=route.language.split("-")[0],
             use_realtime=False,
@@ -131,6 +134,11 @@ def warm_providers(ai: AiSettings) -> None:
     """Build what every call's providers share, before the call: the HTTP client."""
     if not ai.keyless and ai.mode == "openai":
         openai_client(ai.openai_base_url or "", ai.openai_api_key or "none")
+        if not ai.deepgram_api_key:
+            openai_client(
+                ai.stt_base_url or ai.openai_base_url or "",
+                ai.stt_api_key or ai.openai_api_key or "none",
+            )
     if not ai.keyless and ai.tts == "openai":
         speech_client(ai)
 

@@ -216,8 +216,28 @@ class AiSettings:
             "SWITCHBOARD_STT_MODEL",
             "whisper-1",
             Text(),
-            "openai mode: the speech-to-text (Whisper) model at SWITCHBOARD_OPENAI_BASE_URL; "
+            "openai mode: the speech-to-text (Whisper) model at SWITCHBOARD_STT_BASE_URL; "
             "unused when DEEPGRAM_API_KEY is set",
+        ),
+    ]
+    stt_base_url: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_STT_BASE_URL",
+            "",
+            Url(("http", "https"), "start with http(s)://", optional=True),
+            "openai mode: an OpenAI-compatible transcription endpoint (POST "
+            "/audio/transcriptions: a Whisper server, or vLLM serving a Whisper model) when "
+            "the LLM's has none (Ollama). Empty: SWITCHBOARD_OPENAI_BASE_URL",
+        ),
+    ]
+    stt_api_key: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_STT_API_KEY",
+            "",
+            OrNone(),
+            "Key for SWITCHBOARD_STT_BASE_URL (empty: OPENAI_API_KEY)",
         ),
     ]
     tts: Annotated[

@@ -30,7 +30,7 @@ def ai_summary(ai: AiSettings) -> list[str]:
     base = _endpoint(ai.openai_base_url)
     if ai.mode == "openai":
         lines = [f"AI: openai mode, endpoint {base}"]
-        whisper = f"{ai.stt_model} at {base}"
+        whisper = f"{ai.stt_model} at {_endpoint(ai.stt_base_url or ai.openai_base_url)}"
     else:
         lines = ["AI: LiveKit Inference"]
         whisper = ""
