@@ -99,6 +99,9 @@ async def _record(url: str) -> None:
         recorder.add_tool_call(
             ToolCall("lookup_order", {"order_id": "42"}, {"status": "shipped"}, recorder.now())
         )
+        refused = ToolCall("add_participant", {"policy": "lab"}, "refused: PREMIUM", recorder.now())
+        recorder.add_tool_call(refused)
+        recorder.add_status(StatusChange("dialled-1: left (USER_REJECTED)", recorder.now()))
         recorder.add_status(StatusChange("hangup", recorder.now()))
         usage = {
             "models": [
@@ -129,7 +132,7 @@ def test_calls_table_and_details(env: str, capsys: pytest.CaptureFixture[str]) -
     assert header.split()[:3] == ["STARTED", "CALL", "ID"]
     assert "SCL_cli" in first and "complete" in first and "+4420••••4567" in first
     assert first.rstrip().endswith("caller hung up")
-    assert "7.0 s" in first
+    assert "9.0 s" in first
     assert "SCL_left" in second and "incomplete" in second
 
     code, out, _ = run(capsys, "calls", "--limit", "1", "--json")
@@ -154,13 +157,16 @@ def test_calls_table_and_details(env: str, capsys: pytest.CaptureFixture[str]) -
     assert "agent: Hello!" in out and "caller: Order 42 please \\x1b[2J" in out
     assert "\x1b" not in out
     assert "ended" in out and "(caller hung up)" in out and "CLIENT_INITIATED" not in out
+    assert 'add_participant({"policy": "lab"}) -> refused: a premium-rate number' in out
+    assert "dialled-1: left (call rejected)" in out and "USER_REJECTED" not in out
     assert "llm openai/gpt-4.1-mini: input tokens 1200, output tokens 80" in out
     assert "tts espeak-ng/en-us: characters count 93, audio duration 4.25" in out
     assert "ModelUsage(" not in out
 
     code, out, _ = run(capsys, "calls", "show", "SCL_cli", "--json")
     record = json.loads(out)
-    assert [e["kind"] for e in record["timeline"]] == ["status", "turn", "turn", "tool", "status"]
+    kinds = [e["kind"] for e in record["timeline"]]
+    assert kinds == ["status", "turn", "turn", "tool", "tool", "status", "status"]
     assert record["disconnect_reason"] == "CLIENT_INITIATED"  # the code, for scripts
     assert record["ended_because"] == "caller hung up"
     assert record["usage"]["models"][1] == {

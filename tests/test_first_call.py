@@ -7,6 +7,9 @@ import pytest
 
 from lab.testing.calls import call_lab, caller_event, wait_room_gone
 from lab.testing.handles import LabHandle
+from lab.testing.records import lab_database, wait_record
+from switchboard.config.prompts import load_prompts
+from switchboard.data.records.model import timeline
 from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
@@ -66,3 +69,27 @@ async def test_keyless_agent_says_it_is_unavailable_and_hangs_up(lab: LabHandle)
     assert "not available" in said["text"]
     lab.wait_event(event="agent_hangup", job_id=event["job_id"])
     await wait_room_gone(lab, event["room_id"], timeout=5)
+
+
+async def test_a_keyless_spanish_caller_hears_spanish_and_the_record_keeps_the_order(
+    lab: LabHandle,
+) -> None:
+    # The shipped routes send X-Lang: es to the Spanish route: its keyless text, not the
+    # English one read by a Spanish voice.
+    spanish = load_prompts()["keyless_es"]
+    result = await call_lab(lab, headers={"X-Lang": "es"}, hangup="remote", timeout=60)
+    assert result.answered, result.sipp_log_tail
+    assert result.ended_by == "remote"
+    event = caller_event(lab, result)
+    said = lab.wait_event(event="agent_said", job_id=event["job_id"])
+    assert said["text"] == spanish
+    async with lab_database(lab) as db:
+        record = await wait_record(db, event["caller"]["call_id"], "complete", timeout=15)
+    assert record.summary.route == "spanish"
+    assert record.summary.disconnect_reason == "AGENT_HANGUP"
+    # The agent's line where it was said: after the answer, before any hang-up.
+    entries = [
+        getattr(e.event, "text", None) or getattr(e.event, "status", "") for e in timeline(record)
+    ]
+    before = entries[: entries.index(spanish)]
+    assert "active" in before and not any(str(e).startswith("hangup") for e in before), entries

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli.main import main
-from switchboard.cli.policy import REASON_WORDS
 from switchboard.config.errors import ConfigError
 from switchboard.config.policy import (
     DESTINATION_KEYS,
@@ -29,6 +28,7 @@ from switchboard.dialing.policy import (
     Reason,
     decide,
 )
+from switchboard.dialing.reason_words import REASON_WORDS
 
 pytestmark = pytest.mark.unit
 

@@ -24,6 +24,7 @@ from switchboard.data.records.model import (
     Turn,
     timeline,
 )
+from switchboard.dialing.reason_words import refusal_words
 from switchboard.numbers import mask_number
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -296,14 +297,24 @@ def _offset(seconds: float) -> str:
     return f"{seconds:+8.1f} s"
 
 
+# The codes a record's entries carry at their end: "dialled-1: left (CLIENT_INITIATED)",
+# "refused: PREMIUM".
+_LEFT = re.compile(r"\(([A-Z_]+)\)$")
+_REFUSED = re.compile(r"refused: ([A-Z_]+)")
+
+
 def _describe(event: TimelineEvent) -> str:
     e = event.event
     if isinstance(e, StatusChange):
-        return f"status  {printable(e.status)}"
+        status = _LEFT.sub(lambda m: f"({ended(m[1])})", e.status)
+        return f"status  {printable(status)}"
     if isinstance(e, Turn):
         return f"{_ROLES.get(e.role, printable(e.role)):<7} {printable(e.text)}"
     arguments = json.dumps(thaw_json(e.arguments), ensure_ascii=False)
-    result = json.dumps(thaw_json(e.result), ensure_ascii=False)
+    if isinstance(e.result, str) and (m := _REFUSED.fullmatch(e.result)):
+        result = f"refused: {refusal_words(m[1]) or m[1]}"
+    else:
+        result = json.dumps(thaw_json(e.result), ensure_ascii=False)
     return f"tool    {printable(e.name)}({printable(arguments)}) -> {printable(result)}"
 
 

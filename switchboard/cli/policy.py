@@ -19,41 +19,11 @@ from switchboard.config.errors import NOT_THERE, ConfigError, Problem, missing_f
 from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, load_policy
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
-from switchboard.dialing.policy import (
-    Decision,
-    DialRequest,
-    Dictated,
-    Named,
-    PriorDials,
-    Reason,
-    decide,
-)
+from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
+from switchboard.dialing.reason_words import REASON_WORDS
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-# Each reason in plain words, for the operator (a refusal's code alone, "injected", says
-# nothing to someone who typed "abc").
-REASON_WORDS: dict[Reason, str] = {
-    Reason.EMERGENCY: "an emergency number: never dialled by the agent; callers are told to "
-    "dial it themselves",
-    Reason.PREMIUM: "a premium-rate number",
-    Reason.SHARED_COST: "a shared-cost number",
-    Reason.RESTRICTED_TYPE: "a personal, pager, UAN or voicemail number",
-    Reason.SHORT_CODE: "a short code, not a full phone number",
-    Reason.INVALID: "not a valid phone number (too short, too long, or no such number)",
-    Reason.INJECTED: "not a phone number: it holds characters other than digits, spaces, "
-    "+, -, ., ( and )",
-    Reason.REGION_NOT_ALLOWED: "in a country the policy's allowed_regions does not list",
-    Reason.PATTERN_NOT_ALLOWED: "does not start with one of the policy's allowed_patterns",
-    Reason.NOT_NAMED: "the policy allows named destinations only (allow_named_only)",
-    Reason.DICTATION_NOT_ALLOWED: "the policy does not let callers dictate numbers "
-    "(allow_caller_dictated = false)",
-    Reason.PER_CALL_LIMIT: "this call has placed its max_dials_per_call already",
-    Reason.PER_CALLER_LIMIT: "this caller has placed max_dials_per_caller_per_hour already",
-    Reason.UNKNOWN_DESTINATION: "no [destinations.NAME] of that name",
-}
 
 
 def add_parser(subparsers: Subparsers) -> None:
