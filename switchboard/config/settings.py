@@ -185,8 +185,8 @@ class AiSettings:
             "",
             OrNone(),
             "Deepgram key: speech-to-text straight from Deepgram. When set, it wins over the "
-            "mode's own speech-to-text (LiveKit Inference, or the Whisper model at "
-            "SWITCHBOARD_OPENAI_BASE_URL); the worker says which it uses when it starts",
+            "mode's own speech-to-text (LiveKit Inference, or openai mode's Whisper model); "
+            "the worker says which it uses when it starts",
         ),
     ]
     llm_model: Annotated[
