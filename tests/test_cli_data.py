@@ -160,7 +160,7 @@ def test_calls_table_and_details(env: str, capsys: pytest.CaptureFixture[str]) -
     assert 'add_participant({"policy": "lab"}) -> refused: a premium-rate number' in out
     assert "dialled-1: left (call rejected)" in out and "USER_REJECTED" not in out
     assert "llm openai/gpt-4.1-mini: input tokens 1200, output tokens 80" in out
-    assert "tts espeak-ng/en-us: characters count 93, audio duration 4.25" in out
+    assert "tts espeak-ng/en-us: characters count 93, audio duration 4.25 s" in out
     assert "ModelUsage(" not in out
 
     code, out, _ = run(capsys, "calls", "show", "SCL_cli", "--json")

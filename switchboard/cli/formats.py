@@ -199,7 +199,7 @@ def usage_summary(usage: Any) -> str:
         kind = str(e.get("type", "")).removesuffix("_usage") or "model"
         name = "/".join(str(e[k]) for k in ("provider", "model") if e.get(k))
         figures = ", ".join(
-            f"{k.replace('_', ' ')} {_figure(v)}"
+            f"{k.replace('_', ' ')} {_figure(v)}{' s' if k.endswith('duration') else ''}"
             for k, v in e.items()
             if k not in ("type", "provider", "model") and v not in (0, 0.0, None, "")
         )
