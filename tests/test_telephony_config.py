@@ -198,7 +198,7 @@ def test_password_env_var_must_be_set() -> None:
     assert "environment variable PW is not set" in error_of(text)
     # A dry run shows the plan without the passwords, and says which were not set.
     cfg = parse_config(text, source="t.toml", env={}, secrets=False)
-    assert cfg.unset_secrets == ("PW",)
+    assert cfg.unset_secrets == (("outbound_trunk", "out", "PW"),)
 
 
 def test_every_password_the_shipped_file_names_is_documented() -> None:
@@ -316,6 +316,22 @@ def test_plan_and_format_never_show_passwords() -> None:
     text = format_plan(changes, source="t.toml", dry_run=True)
     assert "new-pw" not in text and "old" not in text.replace("<", "")
     assert "update in place" in text and "dry run" in text
+
+
+def test_a_dry_run_without_the_password_shows_no_password_change() -> None:
+    # Read without SIP_OUTBOUND_PASSWORD, the trunk's password is unknown, not empty: the
+    # plan must not say it would be cleared.
+    unknown = replace(
+        DESIRED,
+        outbound_trunks=(replace(OUT, auth_username="u"),),
+        unset_secrets=(("outbound_trunk", OUT.name, "PW"),),
+    )
+    have = replace(
+        SAME, outbound_trunks={"ST_out": replace(OUT, auth_username="u", auth_password="old")}
+    )
+    assert plan(unknown, have)[1].action is Action.UNCHANGED
+    known = replace(unknown, unset_secrets=())  # a real run with an empty password: a change
+    assert [d.field for d in plan(known, have)[1].diffs] == ["auth_password"]
 
 
 # --- protobuf conversion (pure) -----------------------------------------------------

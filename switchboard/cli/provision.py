@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for var in config.unset_secrets:
+    for var in sorted({var for _, _, var in config.unset_secrets}):
         print(
             f"note: {var} is not set, so this plan cannot show a password change; "
             f"set it (see .env.example) before provisioning for real",

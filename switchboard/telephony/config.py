@@ -62,9 +62,9 @@ class TelephonyConfig:
     inbound_trunks: tuple[InboundTrunk, ...] = ()
     outbound_trunks: tuple[OutboundTrunk, ...] = ()
     dispatch_rules: tuple[DispatchRule, ...] = ()
-    # Password variables the file names that were not set, when read for a dry run (which
-    # shows the plan without them); a real run refuses to start without them.
-    unset_secrets: tuple[str, ...] = ()
+    # Passwords whose variable was not set, when read for a dry run (which shows the plan
+    # without them), as (kind, trunk name, variable); a real run refuses to start without.
+    unset_secrets: tuple[tuple[str, str, str], ...] = ()
 
 
 SUBJECT = "the telephony setup"
@@ -112,10 +112,12 @@ class _Table(Table):
         where: str,
         data: dict[str, Any],
         env: Mapping[str, str],
-        unset_secrets: list[str] | None = None,
+        unset_secrets: list[tuple[str, str, str]] | None = None,
+        kind: str = "",
     ) -> None:
         super().__init__(problems, where, data)
         self.env = env
+        self.kind = kind
         # None: every password must be set; a list: collect the unset ones (a dry run).
         self.unset_secrets = unset_secrets
 
@@ -142,7 +144,7 @@ class _Table(Table):
                 "set both or neither",
             )
         if var and not self.env.get(var) and self.unset_secrets is not None:
-            self.unset_secrets.append(var)
+            self.unset_secrets.append((self.kind, str(self.data.get("name", "")), var))
         elif var and not self.env.get(var):
             self.fail(
                 "auth_password_env",
@@ -170,7 +172,7 @@ def _tables(
     doc: dict[str, Any],
     kind: str,
     env: Mapping[str, str],
-    unset_secrets: list[str] | None = None,
+    unset_secrets: list[tuple[str, str, str]] | None = None,
 ) -> list[_Table]:
     items = doc.get(kind, [])
     if not isinstance(items, list):
@@ -184,7 +186,7 @@ def _tables(
             fix = f"write [[{kind}]] followed by key = value lines"
             problems.add(where, None, "is not a table", fix)
             continue
-        t = _Table(problems, where, data, env, unset_secrets)
+        t = _Table(problems, where, data, env, unset_secrets, kind)
         name = t.required("name", empty=True)
         if name == "":
             t.fail("name", "is empty", "give every object a unique, non-empty name")
@@ -305,7 +307,7 @@ def parse_config(
     lists every problem. ``secrets=False`` (a dry run) lets password variables be unset:
     they are listed in ``unset_secrets`` instead."""
     problems = Problems(source)
-    unset: list[str] | None = None if secrets else []
+    unset: list[tuple[str, str, str]] | None = None if secrets else []
     doc = parse_toml(problems, text, SUBJECT)
     for key in doc:
         if key not in KINDS:

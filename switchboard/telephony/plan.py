@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from switchboard.telephony.config import (
     DispatchRule,
@@ -18,6 +19,8 @@ from switchboard.telephony.config import (
     OutboundTrunk,
     TelephonyConfig,
 )
+
+T = TypeVar("T", InboundTrunk, OutboundTrunk)
 
 
 class Kind(StrEnum):
@@ -113,8 +116,33 @@ def _plan_kind(
     return changes
 
 
+def with_server_passwords(desired: TelephonyConfig, current: ServerState) -> TelephonyConfig:
+    """A dry run read without the password variables (``unset_secrets``): each such trunk
+    keeps the server's password, so the plan shows no password change it cannot know."""
+    unknown = {(kind, name) for kind, name, _ in desired.unset_secrets}
+    if not unknown:
+        return desired
+
+    def keep(kind: str, trunk: T, have: Mapping[str, T]) -> T:
+        on_server = next((t for t in have.values() if t.name == trunk.name), None)
+        if (kind, trunk.name) not in unknown or on_server is None:
+            return trunk
+        return replace(trunk, auth_password=on_server.auth_password)
+
+    return replace(
+        desired,
+        inbound_trunks=tuple(
+            keep("inbound_trunk", t, current.inbound_trunks) for t in desired.inbound_trunks
+        ),
+        outbound_trunks=tuple(
+            keep("outbound_trunk", t, current.outbound_trunks) for t in desired.outbound_trunks
+        ),
+    )
+
+
 def plan(desired: TelephonyConfig, current: ServerState, *, prune: bool = False) -> list[Change]:
     """Match objects by name (the file's name is the identity) and say what to do."""
+    desired = with_server_passwords(desired, current)
     inbound = _plan_kind(Kind.INBOUND_TRUNK, desired.inbound_trunks, current.inbound_trunks, prune)
     managed = {c.server_id: c.name for c in inbound if c.desired is not None and c.server_id}
     rules = {
