@@ -75,3 +75,21 @@ def test_capacity_is_counted_in_calls_sized_to_the_machine() -> None:
     sized = load_settings({**ENV, "SWITCHBOARD_MAX_CALLS": "0"}).calls.max_calls
     assert sized == CALLS_PER_CPU * (os.cpu_count() or 1)
     assert load_settings(ENV).calls.max_calls == 4
+
+
+def test_a_missing_configuration_file_names_its_variable(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **ENV,
+        "SWITCHBOARD_STATE_DIR": str(tmp_path),
+        "SWITCHBOARD_ROUTES": str(tmp_path / "missing.toml"),
+        "SWITCHBOARD_POLICY": str(tmp_path / "nowhere.toml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "agent.py", "start"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert f"{tmp_path / 'missing.toml'}: is not there\n  fix: create it, or point " in done.stderr
+    assert "SWITCHBOARD_ROUTES at the file" in done.stderr
+    assert "SWITCHBOARD_POLICY at the file" in done.stderr
+    assert "Errno" not in done.stderr
