@@ -17,11 +17,17 @@ from livekit.agents import JobContext, cli
 from switchboard.call.flow import CallConfig, handle_call
 from switchboard.config.errors import ConfigError, Problem, collect
 from switchboard.config.pins import RoutePins, read_pins
-from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.policy import (
+    load_policy,
+    loop_problems,
+    policy_problems,
+    with_own_numbers,
+)
 from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
 from switchboard.data.db import open_database
+from switchboard.telephony.config import line_numbers
 from switchboard.worker import build_server
 from tools import tools_for
 
@@ -45,7 +51,12 @@ def _configuration() -> CallConfig:
     fix = "create it, or set its variable (see .env.example) to where it is"
     prompts = collect(lambda: load_prompts(files.prompts), problems, fix)
     routes = collect(lambda: load_routes(files.routes, files.prompts), problems, fix)
-    policy = collect(lambda: load_policy(files.policy), problems, fix)
+    region = (settings.calls.default_region,)
+    policy = collect(lambda: load_policy(files.policy, region), problems, fix)
+    own_numbers = line_numbers(files.telephony, os.environ)
+    if policy is not None:
+        problems += loop_problems(policy, own_numbers)
+        policy = with_own_numbers(policy, own_numbers)
     pins = RoutePins()
     if routes is not None:
         pins, pin_problems = read_pins(routes, os.environ)

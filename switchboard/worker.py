@@ -45,6 +45,7 @@ PRELOAD_MODULES = [
     "switchboard.config.pins",
     "switchboard.config.routes",
     "switchboard.config.policy",
+    "switchboard.telephony.config",
     "switchboard.worker",
     "tools",
     "sqlalchemy.dialects.sqlite.aiosqlite",

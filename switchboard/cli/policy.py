@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import TypeAlias
 
 from switchboard.config.errors import ConfigError
-from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, load_policy
+from switchboard.config.policy import (
+    DEFAULT_POLICY,
+    PolicyConfig,
+    load_policy,
+    with_own_numbers,
+)
 from switchboard.config.routes import load_routes
+from switchboard.config.settings import read_one
 from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
+from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -40,6 +49,12 @@ def add_parser(subparsers: Subparsers) -> None:
         "--route", help="use the dial_policy of this route in --routes (instead of --policy-name)"
     )
     p.add_argument("--routes", default="routes.toml", help="default: %(default)s")
+    p.add_argument(
+        "--telephony",
+        type=Path,
+        help="telephony.toml, whose numbers are refused as loops "
+        "(default: SWITCHBOARD_TELEPHONY, telephony.toml; a missing file is skipped)",
+    )
     p.add_argument("--caller", help="the caller's number, e.g. +15105550123 (hidden if unset)")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=run_dial_check)
@@ -47,13 +62,16 @@ def add_parser(subparsers: Subparsers) -> None:
 
 def run_dial_check(args: argparse.Namespace) -> int:
     try:
-        config = load_policy(args.policy)
+        region = read_one("SWITCHBOARD_DEFAULT_REGION", os.environ)
+        telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
+        config = load_policy(args.policy, (region,))
     except FileNotFoundError:
         print(f"error: {args.policy} not found; pass --policy PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    config = with_own_numbers(config, line_numbers(telephony, os.environ))
     name = args.policy_name or _default_name(config)
     if args.route:
         try:

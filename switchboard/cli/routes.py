@@ -16,10 +16,11 @@ from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
 from switchboard.config.errors import ConfigError
-from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.policy import load_policy, loop_problems, policy_problems
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.routing import RouteDecision, RouteTable, route_for
+from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -45,6 +46,12 @@ def add_check_parser(subparsers: Subparsers) -> None:
     _common(p)
     p.add_argument(
         "--policy", default="policy.toml", help="the dial-out policy file the routes name"
+    )
+    p.add_argument(
+        "--telephony",
+        type=Path,
+        help="telephony.toml: its numbers are the line's own, never dialled "
+        "(default: SWITCHBOARD_TELEPHONY, telephony.toml; a missing file is skipped)",
     )
     p.set_defaults(func=run_check)
 
@@ -98,13 +105,18 @@ def run_check(args: argparse.Namespace) -> int:
     if isinstance(table, int) and table == 2:
         return 2  # nothing to check: the command line names a file that is not there
     try:  # checked even when the routes are not, so one run shows every problem
-        policy = load_policy(args.policy)
+        region = read_one("SWITCHBOARD_DEFAULT_REGION", os.environ)
+        policy = load_policy(args.policy, (region,))
     except (ConfigError, FileNotFoundError, OSError) as e:
         print(str(e), file=sys.stderr)
         return 1
+    telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
+    loops = loop_problems(policy, line_numbers(telephony, os.environ))
     if isinstance(table, int):
+        if loops:
+            print(ConfigError(loops), file=sys.stderr)
         return table
-    if problems := policy_problems(table, policy):
+    if problems := policy_problems(table, policy) + loops:
         print(ConfigError(problems), file=sys.stderr)
         return 1
     count = len(table.routes)

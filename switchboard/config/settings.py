@@ -354,6 +354,17 @@ class FileSettings:
             "Dial-out policies and named destinations",
         ),
     ]
+    telephony: Annotated[
+        Path,
+        EnvVar(
+            "SWITCHBOARD_TELEPHONY",
+            "telephony.toml",
+            Folder(),
+            "The SIP setup; its trunks' numbers are the line's own, which the agent never "
+            "dials (a loop). A missing file is fine: the number each call came in on is "
+            "refused anyway",
+        ),
+    ]
     prompts: Annotated[
         Path,
         EnvVar(
