@@ -8,7 +8,6 @@ problem with the command line or the policy file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from switchboard.config.policy import (
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
+from switchboard.safe_text import safe_json, shown, shown_lines
 from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -66,10 +66,10 @@ def run_dial_check(args: argparse.Namespace) -> int:
         telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
         config = load_policy(args.policy, (region,))
     except FileNotFoundError:
-        print(f"error: {args.policy} not found; pass --policy PATH", file=sys.stderr)
+        print(f"error: {shown(args.policy)} not found; pass --policy PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 2
     config = with_own_numbers(config, line_numbers(telephony, os.environ))
     name = args.policy_name or _default_name(config)
@@ -77,30 +77,31 @@ def run_dial_check(args: argparse.Namespace) -> int:
         try:
             table = load_routes(args.routes)
         except (FileNotFoundError, ConfigError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {shown_lines(e)}", file=sys.stderr)
             return 2
         route = next((r for r in table.routes if r.name == args.route), None)
         if route is None:
             known = ", ".join(r.name for r in table.routes)
-            message = f"error: no route {args.route!r} in {args.routes}; known: {known}"
+            message = shown(f"error: no route {args.route!r} in {args.routes}; known: {known}")
             print(message, file=sys.stderr)
             return 2
         name = route.dial_policy or DEFAULT_POLICY
     policy = config.policies.get(name or "")
     if policy is None:
         known = ", ".join(config.policies) or "none"
-        print(f"error: no [dial_policy.{name}] in {args.policy}; known: {known}", file=sys.stderr)
+        message = f"error: no [dial_policy.{name}] in {args.policy}; known: {known}"
+        print(shown(message), file=sys.stderr)
         return 2
     target = Named(args.target) if args.target in config.destinations else Dictated(args.target)
     request = DialRequest(target, args.caller, call_id="dial-check")
     decision = decide(request, policy, config.destinations, PriorDials(), time.time())
     summary = describe(decision, policy.name)
     if args.json:
-        print(json.dumps({**summary, "log": dict(decision.log)}, ensure_ascii=False))
+        print(safe_json({**summary, "log": dict(decision.log)}))
     else:
         width = max(map(len, summary))
         for key, value in summary.items():
-            print(f"{key:<{width}}  {'-' if value in (None, '') else value}")
+            print(f"{key:<{width}}  {'-' if value in (None, '') else shown(value)}")
     return 0 if decision.allowed else 1
 
 

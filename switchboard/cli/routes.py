@@ -8,7 +8,6 @@ invalid, 2 a problem with the command line itself (missing file, malformed --att
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from switchboard.config.policy import load_policy, loop_problems, policy_problem
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.routing import RouteDecision, RouteTable, route_for
+from switchboard.safe_text import printable, safe_json, shown, shown_lines
 from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -88,15 +88,17 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
     """The table, or the exit code after printing why there is none."""
     folder: Path = args.prompts or read_one("SWITCHBOARD_PROMPTS_DIR", os.environ)
     if not folder.is_dir():
-        print(f"error: prompts folder {folder} not found; pass --prompts DIR", file=sys.stderr)
+        print(
+            f"error: prompts folder {shown(folder)} not found; pass --prompts DIR", file=sys.stderr
+        )
         return 2
     try:
         return load_routes(args.routes, folder)
     except FileNotFoundError:
-        print(f"error: {args.routes} not found; pass --routes PATH", file=sys.stderr)
+        print(f"error: {shown(args.routes)} not found; pass --routes PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 1
 
 
@@ -108,7 +110,7 @@ def run_check(args: argparse.Namespace) -> int:
         region = read_one("SWITCHBOARD_DEFAULT_REGION", os.environ)
         policy = load_policy(args.policy, (region,))
     except (ConfigError, FileNotFoundError, OSError) as e:
-        print(str(e), file=sys.stderr)
+        print(shown_lines(e), file=sys.stderr)
         return 1
     telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
     loops = loop_problems(policy, line_numbers(telephony, os.environ))
@@ -120,7 +122,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(ConfigError(problems), file=sys.stderr)
         return 1
     count = len(table.routes)
-    print(f"{args.routes}: {count} route{'' if count == 1 else 's'} OK; {args.policy} OK")
+    routes, policy_file = shown(args.routes), shown(args.policy)
+    print(f"{routes}: {count} route{'' if count == 1 else 's'} OK; {policy_file} OK")
     return 0
 
 
@@ -143,7 +146,7 @@ def run_route(args: argparse.Namespace) -> int:
         attributes = parse_pairs("--attr", args.attr)
         directory = parse_pairs("--directory", args.directory)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown(e)}", file=sys.stderr)
         return 2
     table = _load(args)
     if isinstance(table, int):
@@ -152,14 +155,14 @@ def run_route(args: argparse.Namespace) -> int:
     decision = route_for(caller, table, directory or None)
     summary = describe_decision(decision)
     if args.json:
-        print(json.dumps({**summary, "caller": caller.log_fields()}, ensure_ascii=False))
+        print(safe_json({**summary, "caller": caller.log_fields()}))
     else:
         del summary["index"]  # shown with the name instead, counted from 1
         summary["route"] = f"{decision.route.name} (#{decision.index + 1} of {len(table.routes)})"
         width = max(map(len, summary))
         for key, value in summary.items():
-            shown = ", ".join(value) if isinstance(value, list) else value
-            print(f"{key:<{width}}  {'-' if shown in (None, '') else shown}")
+            text = ", ".join(value) if isinstance(value, list) else value
+            print(f"{key:<{width}}  {'-' if text in (None, '') else printable(text)}")
     return 0
 
 

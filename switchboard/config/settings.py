@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 from urllib.parse import urlparse
@@ -302,7 +302,7 @@ class DataSettings:
             "Caller directory and call records: postgresql://user:pass@host/db, or empty for "
             "the SQLite file in SWITCHBOARD_STATE_DIR",
         ),
-    ]
+    ] = field(repr=False)  # its password must never reach a log through a repr
     state_dir: Annotated[
         Path,
         EnvVar(
