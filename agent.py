@@ -16,7 +16,7 @@ from livekit.agents import JobContext, cli
 
 from switchboard.call.flow import CallConfig, handle_call
 from switchboard.config.errors import ConfigError, Problem, collect
-from switchboard.config.pins import RoutePins, read_pins
+from switchboard.config.pins import RoutePins, read_pins, weak_pins
 from switchboard.config.policy import (
     load_policy,
     loop_problems,
@@ -65,6 +65,8 @@ def _configuration() -> CallConfig:
             problems += policy_problems(routes, policy)
     if prompts is None or routes is None or policy is None or problems:
         _stop(ConfigError(problems), "Check it with: uv run switchboard check")
+    for warning in weak_pins(routes, os.environ):
+        logging.getLogger("switchboard").warning("weak PIN: %s", warning)
     if settings.ai.keyless:
         logging.getLogger("switchboard").warning(
             "no AI provider configured: running keyless (offline voice, no conversation). "

@@ -120,9 +120,9 @@ def test_the_override_belongs_at_the_top() -> None:
     [
         ('allow_named_only = "yes"', "expected true or false, got 'yes'"),
         ("allow_caller_dictated = 1", "expected true or false, got 1"),
-        ('max_dials_per_call = "2"', "expected a whole number, got '2'"),
-        ("max_dials_per_call = true", "expected a whole number, got True"),
-        ("max_dials_per_call = 1.5", "expected a whole number, got 1.5"),
+        ('max_dials_per_call = "2"', "expected a whole number from 0 to 20, got '2'"),
+        ("max_dials_per_call = true", "expected a whole number from 0 to 20, got True"),
+        ("max_dials_per_call = 1.5", "expected a whole number from 0 to 20, got 1.5"),
         ("max_dials_per_call = -1", "is negative (-1)"),
         ("max_dials_per_caller_per_hour = -5", "is negative (-5)"),
         ('allowed_regions = "US"', "expected a list of strings, got 'US'"),

@@ -15,6 +15,7 @@ from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
 from switchboard.config.errors import ConfigError
+from switchboard.config.pins import weak_pins
 from switchboard.config.policy import load_policy, loop_problems, policy_problems
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
@@ -118,6 +119,8 @@ def run_check(args: argparse.Namespace) -> int:
         if loops:
             print(ConfigError(loops), file=sys.stderr)
         return table
+    for warning in weak_pins(table, os.environ):  # the environment and .env.local
+        print(f"warning: {warning}", file=sys.stderr)
     if problems := policy_problems(table, policy) + loops:
         print(ConfigError(problems), file=sys.stderr)
         return 1

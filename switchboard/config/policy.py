@@ -41,6 +41,11 @@ POLICY_KINDS: Mapping[str, type] = MappingProxyType(
     }
 )
 DESTINATION_KEYS = tuple(f.name for f in fields(Destination))[1:]
+# Sane bounds: a typo such as 999999999999 must not silently lift the toll-fraud limits.
+LIMITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"max_dials_per_call": (0, 20), "max_dials_per_caller_per_hour": (0, 1000)}
+)
+DESCRIPTION_MAX = 500  # characters: it is read to the model in every call's tool list
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DialPolicy)}
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -140,7 +145,7 @@ def _read(t: Table, key: str, kind: type) -> Any:
     if kind is bool:
         return t.flag(key, default)
     if kind is int:
-        return t.integer(key, default)
+        return t.integer(key, default, *LIMITS[key])
     values = t.strings(key)
     return default if values is None else values
 
@@ -185,6 +190,9 @@ def _destination(t: Table, name: str, unsafe: bool, regions: Sequence[str]) -> D
         fix = 'write description = "the sales team": the agent is told it, to choose'
         t.fail("description", "is missing", fix)
     description = t.text("description") or ""
+    if len(description) > DESCRIPTION_MAX:
+        long = f"is {len(description)} characters long; at most {DESCRIPTION_MAX}"
+        t.fail("description", long, "say in a few words who it is, e.g. the sales team")
     found = Destination(name, description, number, uri, dtmf, t.flag("warm"))
     # A SIP URI's user part reaches a number through the trunk, whatever its spelling
     # (sip:%2B1-900...@, sip:00449...@, sip:911@): every reading of it is checked too.
@@ -228,7 +236,8 @@ def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
     for route in routes.routes:
         where = f'route "{route.name}"'
         name = route.dial_policy or DEFAULT_POLICY
-        if "dial_out" in route.tools and name not in policy.policies:
+        # Named, it must exist whatever the tools (a warm transfer dials under it too).
+        if ("dial_out" in route.tools or route.dial_policy) and name not in policy.policies:
             known = ", ".join(sorted(policy.policies)) or "none"
             problem = f"no [dial_policy.{name}] in {policy.source}"
             problems.add(where, "dial_policy", problem, f"add it, or name one of: {known}")

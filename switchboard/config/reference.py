@@ -32,6 +32,10 @@ ROUTE_FIELDS = {
     "environment variable holding it, never the PIN itself.",
     "pin_attempts": "Wrong PINs allowed before the agent says goodbye and hangs up.",
     "pin_prompt": "What the agent says to ask for the PIN.",
+    "allow_caller_selected_pin": "`true`: accept a PIN route whose match uses only custom "
+    "`attributes`. Those come from SIP X- headers the caller sets or leaves out, so a caller "
+    "skips this route (and its PIN) by leaving the header out, and lands on a later route: "
+    "set it only when every later route is safe for anyone. Refused at load otherwise.",
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',
