@@ -11,6 +11,7 @@ import pytest
 from switchboard.cli.main import main
 from switchboard.config.errors import ConfigError
 from switchboard.config.policy import OVERRIDE, loop_problems, parse_policy
+from switchboard.config.settings import load_settings
 from switchboard.dialing.policy import (
     Destination,
     DialPolicy,
@@ -166,7 +167,8 @@ def test_line_numbers_read_every_trunk_in_e164(tmp_path: Path) -> None:
     file.write_text(
         '[[inbound_trunk]]\nname = "a"\n'
         'numbers = ["${LINE:-+1 510 555 0100}", "+44 20 7123 4567"]\n'
-        '[[outbound_trunk]]\nname = "b"\nnumbers = ["${UNSET_VAR}"]\n'
+        '[[inbound_trunk]]\nname = "c"\nnumbers = ["${UNSET_VAR}"]\n'
+        '[[outbound_trunk]]\nname = "b"\nnumbers = ["+15105550199"]\n'  # a caller ID
     )
     assert line_numbers(file, {}) == {LINE, "+442071234567"}
     assert line_numbers(tmp_path / "missing.toml", {}) == frozenset()
@@ -230,3 +232,18 @@ def test_check_and_dial_check_refuse_the_line_number(
     assert "LOOP" in capsys.readouterr().out
     assert main(["dial-check", "+1 510-555-0100", *args]) == 1
     assert "LOOP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "uri", ["tel:112", "tel:+1-900-555-0199", "sip:%2B19005550199@pbx.example.com", "tel:911"]
+)
+def test_guardian_overflow_cannot_be_restricted(uri: str) -> None:
+    """The guardian's overflow (a REFER from the trunk) is a destination too."""
+    with pytest.raises(ConfigError) as e:
+        load_settings({"SWITCHBOARD_GUARDIAN_OVERFLOW": uri}, need_server=False)
+    [problem] = e.value.items
+    assert problem.key == "SWITCHBOARD_GUARDIAN_OVERFLOW"
+    assert "reaches a restricted number" in problem.problem
+    for fine in ("tel:+15105550199", "sip:ops@pbx.example.com", ""):
+        overflow = {"SWITCHBOARD_GUARDIAN_OVERFLOW": fine}
+        assert load_settings(overflow, need_server=False).guardian.overflow_to == fine

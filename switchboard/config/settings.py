@@ -26,6 +26,7 @@ from switchboard.config.env import (
     OrNone,
     Pairs,
     Pattern,
+    ReachableUri,
     Region,
     Text,
     Url,
@@ -491,7 +492,9 @@ class GuardianSettings:
         EnvVar(
             "SWITCHBOARD_GUARDIAN_OVERFLOW",
             "",
-            Pattern(_TRANSFER_TARGET, "a SIP or tel URI, e.g. sip:+15105550199@pbx.example.com"),
+            ReachableUri(
+                Pattern(_TRANSFER_TARGET, "a SIP or tel URI, e.g. sip:+15105550199@pbx.example.com")
+            ),
             "guardian: where callers go (REFER) when no agent can be found; empty: none",
         ),
     ]

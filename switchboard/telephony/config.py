@@ -308,8 +308,9 @@ def parse_config(text: str, *, source: str, env: Mapping[str, str]) -> Telephony
 
 
 def line_numbers(path: str | Path, env: Mapping[str, str]) -> frozenset[str]:
-    """The line's own numbers (every trunk's ``numbers``, in E.164), never to be dialled:
-    a call to one rings back into this agent. Read leniently, without the passwords
+    """The line's own numbers (its inbound trunks' ``numbers``, in E.164), never to be
+    dialled: a call to one rings back into this agent. (An outbound trunk's numbers are
+    the caller IDs it presents, which may be anyone's.) Read leniently, without the passwords
     provisioning needs: a missing file, bad TOML or an unset ${VAR} gives fewer numbers,
     and `switchboard provision` reports those problems."""
     try:
@@ -317,15 +318,14 @@ def line_numbers(path: str | Path, env: Mapping[str, str]) -> frozenset[str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return frozenset()
     found: set[str] = set()
-    for kind in ("inbound_trunk", "outbound_trunk"):
-        tables = doc.get(kind, [])
-        for table in tables if isinstance(tables, list) else ():
-            numbers = table.get("numbers", []) if isinstance(table, dict) else []
-            for raw in numbers if isinstance(numbers, list) else ():
-                try:
-                    found.add(normalize_number(expand_env(str(raw), env)))
-                except (LookupError, InvalidNumberError):
-                    continue
+    tables = doc.get("inbound_trunk", [])
+    for table in tables if isinstance(tables, list) else ():
+        numbers = table.get("numbers", []) if isinstance(table, dict) else []
+        for raw in numbers if isinstance(numbers, list) else ():
+            try:
+                found.add(normalize_number(expand_env(str(raw), env)))
+            except (LookupError, InvalidNumberError):
+                continue
     return frozenset(found)
 
 
