@@ -5,12 +5,20 @@ time (`switchboard check`, `dial-check`) and at dial time (``decide``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from livekit import api
+from livekit.agents import ToolError
 
+from switchboard.call.events import EventLog
+from switchboard.call.state import CallState
+from switchboard.caller import caller_from_participant
 from switchboard.cli.main import main
 from switchboard.config.errors import ConfigError
 from switchboard.config.policy import OVERRIDE, loop_problems, parse_policy
+from switchboard.config.prompts import load_prompts
 from switchboard.config.settings import load_settings
 from switchboard.dialing.policy import (
     Destination,
@@ -25,7 +33,9 @@ from switchboard.dialing.policy import (
     uri_readings,
 )
 from switchboard.dialing.uris import spellings, uri_user
+from switchboard.routing import Route
 from switchboard.telephony.config import line_numbers
+from tools.transfer import transfer_tool
 
 pytestmark = pytest.mark.unit
 
@@ -247,3 +257,39 @@ def test_guardian_overflow_cannot_be_restricted(uri: str) -> None:
     for fine in ("tel:+15105550199", "sip:ops@pbx.example.com", ""):
         overflow = {"SWITCHBOARD_GUARDIAN_OVERFLOW": fine}
         assert load_settings(overflow, need_server=False).guardian.overflow_to == fine
+
+
+async def test_cold_transfer_refuses_restricted_and_loop_destinations(tmp_path: Path) -> None:
+    """A REFER goes out through the trunk too: same readings, same loops (the number this
+    call came in on included), and nothing is sent."""
+    refers: list[api.TransferSIPParticipantRequest] = []
+
+    async def refer(request: api.TransferSIPParticipantRequest) -> None:
+        refers.append(request)
+
+    caller = caller_from_participant(
+        "sip",
+        "sip_+442071234567",
+        {"sip.phoneNumber": "+442071234567", "sip.trunkPhoneNumber": "+15105550111"},
+    )
+    state = CallState(
+        caller=caller,
+        route=Route("r"),
+        room_name="call-1",
+        agent_identity="agent",
+        events=EventLog(tmp_path / "events.jsonl"),
+        lk=cast(Any, SimpleNamespace(sip=SimpleNamespace(transfer_sip_participant=refer))),
+        prompts=load_prompts(),
+    )
+    context = SimpleNamespace(userdata=state)
+    destinations = {
+        "premium": Destination("premium", "x", sip_uri="sip:%2B1-900-555-0199@t.example"),
+        "itself": Destination("itself", "x", sip_uri="sip:1-510-555-0111@t.example"),
+        "line": Destination("line", "x", number=LINE),
+    }
+    policy = DialPolicy("p", allowed_regions=("US",)).with_own_numbers([LINE])
+    tool = transfer_tool(destinations, policy, cast(Any, None))
+    for name in destinations:
+        with pytest.raises(ToolError, match="I can't transfer you there"):
+            await tool(context, name)
+    assert refers == []
