@@ -4,6 +4,7 @@ time (`switchboard check`, `dial-check`) and at dial time (``decide``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -12,6 +13,7 @@ import pytest
 from livekit import api
 from livekit.agents import ToolError
 
+from switchboard.call.dial_gate import pass_dial_gate
 from switchboard.call.events import EventLog
 from switchboard.call.state import CallState
 from switchboard.caller import caller_from_participant
@@ -20,8 +22,11 @@ from switchboard.config.errors import ConfigError
 from switchboard.config.policy import OVERRIDE, loop_problems, parse_policy
 from switchboard.config.prompts import load_prompts
 from switchboard.config.settings import load_settings
+from switchboard.data.db import open_database
+from switchboard.data.dial_history import SharedDialHistory
 from switchboard.dialing.policy import (
     Destination,
+    DialHistory,
     DialPolicy,
     DialRequest,
     Dictated,
@@ -293,3 +298,38 @@ async def test_cold_transfer_refuses_restricted_and_loop_destinations(tmp_path: 
         with pytest.raises(ToolError, match="I can't transfer you there"):
             await tool(context, name)
     assert refers == []
+
+
+async def test_dial_gate_refuses_the_number_this_call_came_in_on(tmp_path: Path) -> None:
+    """No telephony.toml at all: the call's own called number is still the line's."""
+    db = await open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        caller = caller_from_participant(
+            "sip", "sip_x", {"sip.phoneNumber": "+442071234567", "sip.trunkPhoneNumber": LINE}
+        )
+        events = tmp_path / "events.jsonl"
+        state = CallState(
+            caller=caller,
+            route=Route("r"),
+            room_name="call-1",
+            agent_identity="agent",
+            events=EventLog(events),
+            lk=cast(Any, None),
+            prompts=load_prompts(),
+            outbound_trunk_id="ST_out",
+        )
+        policy = DialPolicy("p", allowed_regions=("US",), allow_caller_dictated=True)
+        history = SharedDialHistory(db, DialHistory())
+        with pytest.raises(ToolError):
+            await pass_dial_gate(
+                state, Dictated("(510) 555-0100"), policy, {}, history, no_trunk=""
+            )
+        allowed = await pass_dial_gate(
+            state, Dictated("(510) 555-0177"), policy, {}, history, no_trunk=""
+        )
+        assert allowed.target == "+15105550177"
+    finally:
+        await db.close()
+    decisions = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [d.get("reason") for d in decisions] == ["LOOP", None]
+    assert "5550100" not in events.read_text()  # masked, as every dial decision
