@@ -62,7 +62,8 @@ POLICY_FIELDS = {
 DESTINATION_FIELDS = {
     "description": "What the model is told the destination is, e.g. `the sales team`.",
     "number": "E.164 number (exactly one of `number` and `sip_uri`).",
-    "sip_uri": "`sip:user@host[:port]`; a user part made of digits is checked as a number.",
+    "sip_uri": "`sip:user@host[:port]`; a user part made of digits is checked as a number "
+    "(6 digits or fewer: a short code, refused; reach a PBX extension by a name user).",
     "dtmf": "Digits sent after the answer (`w` = half-second pause), e.g. `ww123#`.",
     "warm": "`true`: a warm transfer: the caller holds while the agent calls the person "
     "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree. "
