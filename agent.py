@@ -16,13 +16,19 @@ from livekit.agents import JobContext, cli
 
 from switchboard.call.flow import CallConfig, handle_call
 from switchboard.config.errors import ConfigError, Problem, collect, missing_fix
-from switchboard.config.pins import RoutePins, read_pins
-from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.pins import RoutePins, read_pins, weak_pins
+from switchboard.config.policy import (
+    load_policy,
+    loop_problems,
+    policy_problems,
+    with_own_numbers,
+)
 from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
 from switchboard.config.startup import ai_summary, keyless_language_warnings
 from switchboard.data.db import open_database
+from switchboard.telephony.config import line_numbers
 from switchboard.worker import build_server
 from tools import tools_for
 
@@ -51,7 +57,14 @@ def _configuration() -> CallConfig:
         problems,
         missing_fix("SWITCHBOARD_ROUTES"),
     )
-    policy = collect(lambda: load_policy(files.policy), problems, missing_fix("SWITCHBOARD_POLICY"))
+    region = (settings.calls.default_region,)
+    policy = collect(
+        lambda: load_policy(files.policy, region), problems, missing_fix("SWITCHBOARD_POLICY")
+    )
+    own_numbers = line_numbers(files.telephony, os.environ)
+    if policy is not None:
+        problems += loop_problems(policy, own_numbers)
+        policy = with_own_numbers(policy, own_numbers)
     pins = RoutePins()
     if routes is not None:
         pins, pin_problems = read_pins(routes, os.environ)
@@ -60,6 +73,8 @@ def _configuration() -> CallConfig:
             problems += policy_problems(routes, policy)
     if prompts is None or routes is None or policy is None or problems:
         _stop(ConfigError(problems), "Check it with: uv run switchboard check")
+    for warning in weak_pins(routes, os.environ):
+        logging.getLogger("switchboard").warning("weak PIN: %s", warning)
     if settings.ai.keyless:
         logging.getLogger("switchboard").warning(
             "no AI provider configured: running keyless (offline voice, no conversation). "

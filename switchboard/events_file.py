@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from switchboard.private_files import private_folder
+
 logger = logging.getLogger("switchboard.events")
 
 
@@ -21,7 +23,7 @@ def append_event(path: Path, record: Mapping[str, Any]) -> None:
     """Append ``record`` as one JSON line (values JSON cannot hold as their ``str``)."""
     line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)

@@ -70,6 +70,9 @@ class Route:
     pin_env: str | None = None
     pin_attempts: int = DEFAULT_PIN_ATTEMPTS
     pin_prompt: str = DEFAULT_PIN_PROMPT
+    # A PIN route chosen only by custom attributes (X- headers: the caller's to set or
+    # leave out) is refused at load unless this says the operator knows (config.routes).
+    allow_caller_selected_pin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

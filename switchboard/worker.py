@@ -46,6 +46,7 @@ PRELOAD_MODULES = [
     "switchboard.config.routes",
     "switchboard.config.policy",
     "switchboard.config.startup",
+    "switchboard.telephony.config",
     "switchboard.worker",
     "tools",
     "sqlalchemy.dialects.sqlite.aiosqlite",

@@ -179,6 +179,7 @@ def test_check_json_when_all_is_well(capsys: pytest.CaptureFixture[str]) -> None
         "policy": "policy.toml",
         "route_count": 2,
         "problems": [],
+        "warnings": [],
     }
 
 

@@ -21,7 +21,7 @@ from pydantic import Field
 from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 from switchboard.data.dial_history import SharedDialHistory
-from switchboard.dialing.policy import Destination, DialPolicy, classify_number, destination_number
+from switchboard.dialing.policy import Destination, DialPolicy, destination_problem, loop_number
 from tools.warm_transfer import warm_transfer
 
 logger = logging.getLogger("switchboard.tools")
@@ -112,9 +112,10 @@ def transfer_tool(
         target = destinations.get(destination)
         if target is None:
             raise ToolError(f"I can transfer you to: {', '.join(names)}.")
-        number = destination_number(target)
-        if number and classify_number(number).problem is not None:
-            logger.error("transfer: destination %s is a restricted number; not used", destination)
+        regions = policy.allowed_regions
+        own = policy.own_numbers | {state.caller.called_number or ""}
+        if destination_problem(target, regions).problem or loop_number(target, own, regions):
+            logger.error("transfer: destination %s is restricted or a loop; not used", destination)
             raise ToolError("I can't transfer you there.")
         if state.transferred_to:
             raise ToolError("The transfer is already under way.")

@@ -40,7 +40,8 @@ async def pass_dial_gate(
     now = time.time()
     decision = decide(
         DialRequest(target, state.caller.phone_number, call_key),
-        policy,
+        # The number this call came in on is the line's own, whatever telephony.toml says.
+        policy.with_own_numbers(_spellings(state.caller.called_number)),
         destinations,
         await history.view(state.caller.phone_number, call_key, now),
         now,
@@ -54,6 +55,12 @@ async def pass_dial_gate(
     await history.record(state.caller.phone_number, call_key, now)
     state.dial_attempts += 1
     return decision
+
+
+def _spellings(called: str | None) -> tuple[str, ...]:
+    # The SIP service reports it in E.164; a trunk that drops the "+" must not open a loop.
+    digits = (called or "").strip().lstrip("+")
+    return (f"+{digits}",) if digits.isdigit() else ()
 
 
 def dial_decision_event(decision: Decision) -> DialDecision:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from switchboard.data.directory.csv_import import CsvFileError
 from switchboard.data.directory.store import classify_failure, import_csv, lookup
 from switchboard.data.records.recorder import get_call, list_calls
 from switchboard.numbers import check_region
+from switchboard.safe_text import printable, safe_json, shown as shown_text, shown_lines
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _EXIT = {"found": 0, "unknown": 1, "failed": 1, "hidden": 2, "invalid": 2}
@@ -108,10 +108,10 @@ def run_import(args: argparse.Namespace) -> int:
                 db, args.file, on_error=args.on_error, default_region=args.region
             )
         except CsvFileError as e:
-            print(f"error: {args.file}: {e}", file=sys.stderr)
+            print(f"error: {printable(args.file)}: {printable(e)}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps(fmt.import_json(report), indent=2, ensure_ascii=False))
+            print(safe_json(fmt.import_json(report), indent=2))
         else:
             print(fmt.import_report(report))
         return 1 if report.refused else 0
@@ -125,7 +125,7 @@ def run_show(args: argparse.Namespace) -> int:
         result = await lookup(db, args.number, timeout_s=10.0, default_region=args.region)
         if args.json:
             document = fmt.directory_json(result, unmasked=args.unmasked)
-            print(json.dumps(document, indent=2, ensure_ascii=False))
+            print(safe_json(document, indent=2))
         else:
             print(fmt.directory_result(result, query=args.number, unmasked=args.unmasked))
         return _EXIT[result.status]
@@ -142,10 +142,8 @@ def run_calls(args: argparse.Namespace) -> int:
         summaries = await list_calls(db, limit=args.limit)
         if args.json:
             print(
-                json.dumps(
-                    [fmt.summary_json(c, unmasked=args.unmasked) for c in summaries],
-                    indent=2,
-                    ensure_ascii=False,
+                safe_json(
+                    [fmt.summary_json(c, unmasked=args.unmasked) for c in summaries], indent=2
                 )
             )
         else:
@@ -159,14 +157,10 @@ def run_call_show(args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         record = await get_call(db, args.call_id)
         if record is None:
-            print(f"error: no call {fmt.printable(args.call_id)!r} recorded", file=sys.stderr)
+            print(f"error: no call {printable(args.call_id)!r} recorded", file=sys.stderr)
             return 1
         if args.json:
-            print(
-                json.dumps(
-                    fmt.record_json(record, unmasked=args.unmasked), indent=2, ensure_ascii=False
-                )
-            )
+            print(safe_json(fmt.record_json(record, unmasked=args.unmasked), indent=2))
         else:
             print(fmt.call_details(record, unmasked=args.unmasked))
         return 0
@@ -178,9 +172,9 @@ def _with_database(work: Callable[[Database], Awaitable[int]]) -> int:
     """Open the database, run ``work``, close; errors become a message and an exit code."""
     try:
         url = database_url(os.environ)
-        shown = async_url(url).render_as_string(hide_password=True)
+        shown = shown_text(async_url(url).render_as_string(hide_password=True))
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 2
 
     async def main() -> int:
@@ -188,12 +182,14 @@ def _with_database(work: Callable[[Database], Awaitable[int]]) -> int:
             db = await open_database(url)
         except (OSError, SQLAlchemyError, DatabaseError) as e:
             reason = str(e) if isinstance(e, DatabaseError) else classify_failure(e)[1]
+            reason = shown_text(reason)
             print(f"error: cannot open the database {shown}: {reason}", file=sys.stderr)
             return 1
         try:
             return await work(db)
         except (OSError, SQLAlchemyError) as e:
-            print(f"error: database {shown}: {classify_failure(e)[1]}", file=sys.stderr)
+            reason = shown_text(classify_failure(e)[1])
+            print(f"error: database {shown}: {reason}", file=sys.stderr)
             return 1
         finally:
             await db.close()

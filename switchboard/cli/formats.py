@@ -1,7 +1,8 @@
 """Text and JSON for the `directory` and `calls` commands. Pure functions of the values.
 
-Names, notes and transcripts are untrusted text: ``printable`` escapes control characters
-so a crafted value cannot drive the operator's terminal (escape sequences).
+Names, notes, CSV header names and transcripts are untrusted text: ``printable`` escapes
+control characters and bidi overrides, so a crafted value cannot drive the operator's
+terminal (escape sequences) or make a line read otherwise than it is.
 Numbers are masked unless the operator asked for them (``unmasked``).
 """
 
@@ -26,14 +27,10 @@ from switchboard.data.records.model import (
 )
 from switchboard.dialing.reason_words import refusal_words
 from switchboard.numbers import mask_number
+from switchboard.safe_text import printable
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ROLES = {"user": "caller", "assistant": "agent"}
 _MAX_PROBLEMS = 50
-
-
-def printable(value: object) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", str(value))
 
 
 def number(value: str | None, unmasked: bool) -> str:
@@ -67,7 +64,7 @@ def import_report(report: ImportReport) -> str:
     if report.duplicates:
         lines.append(f"{len(report.duplicates)} number(s) repeated, the last row wins:")
         lines += [
-            f"  {mask_number(d.number)} on lines {', '.join(map(str, d.lines))}"
+            f"  {printable(mask_number(d.number))} on lines {', '.join(map(str, d.lines))}"
             for d in report.duplicates[:_MAX_PROBLEMS]
         ]
     return "\n".join(lines)
@@ -79,7 +76,7 @@ def directory_result(result: DirectoryResult, *, query: str, unmasked: bool) -> 
         return f"{printable(query)!r} is not a phone number: {printable(result.reason or '')}"
     shown = printable(number(result.number or query, unmasked))
     if result.entry is None:
-        detail = f": {result.reason}" if result.reason else ""
+        detail = f": {printable(result.reason)}" if result.reason else ""
         return f"{shown}: {result.status}{detail}"
     entry = result.entry
     rows = [
@@ -91,8 +88,9 @@ def directory_result(result: DirectoryResult, *, query: str, unmasked: bool) -> 
         ("notes", entry.notes),
         *((f"extra.{k}", json.dumps(thaw_json(v))) for k, v in entry.extra.items()),
     ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {printable(v or '-')}" for k, v in rows)
+    cells = [(printable(k), printable(v or "-")) for k, v in rows]
+    width = max(len(k) for k, _ in cells)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in cells)
 
 
 def directory_json(result: DirectoryResult, *, unmasked: bool) -> dict[str, Any]:
@@ -271,10 +269,10 @@ def _event_json(event: TimelineEvent) -> dict[str, Any]:
 def call_details(record: CallRecord, *, unmasked: bool) -> str:
     c = record.summary
     head = [
-        f"call {printable(c.call_id)}  {c.status}",
+        f"call {printable(c.call_id)}  {printable(c.status)}",
         f"  room      {printable(c.room or '-')}",
         f"  route     {printable(c.route or '-')}",
-        f"  caller    {number(c.caller_number, unmasked)}",
+        f"  caller    {printable(number(c.caller_number, unmasked))}",
         f"  called    {printable(c.called_number or '-')}",
         f"  started   {when(c.started_at)}",
         f"  answered  {when(c.answered_at)}",

@@ -18,6 +18,7 @@ from switchboard.config.errors import ConfigError
 from switchboard.config.settings import ENV_VARS
 from switchboard.guardian.config import load_guardian_config
 from switchboard.guardian.main import run_guardian
+from switchboard.safe_text import shown_lines
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -45,13 +46,13 @@ def run(_args: argparse.Namespace) -> int:
     try:
         config = load_guardian_config(os.environ)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 2
     # Every decision is worth a line: the operator's record of who was re-dispatched.
     logging.getLogger("switchboard").setLevel(logging.INFO)
     try:
         asyncio.run(run_guardian(config))
     except OSError as e:  # the port is taken, most often
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 1
     return 0

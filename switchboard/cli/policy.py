@@ -8,7 +8,6 @@ problem with the command line or the policy file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -16,11 +15,18 @@ from pathlib import Path
 from typing import TypeAlias
 
 from switchboard.config.errors import NOT_THERE, ConfigError, Problem, missing_fix
-from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, load_policy
+from switchboard.config.policy import (
+    DEFAULT_POLICY,
+    PolicyConfig,
+    load_policy,
+    with_own_numbers,
+)
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
 from switchboard.dialing.reason_words import REASON_WORDS
+from switchboard.safe_text import safe_json, shown, shown_lines
+from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -44,6 +50,12 @@ def add_parser(subparsers: Subparsers) -> None:
         "--route", help="use the dial_policy of this route in --routes (instead of --policy-name)"
     )
     p.add_argument("--routes", type=Path, help="default: SWITCHBOARD_ROUTES, else routes.toml")
+    p.add_argument(
+        "--telephony",
+        type=Path,
+        help="telephony.toml, whose numbers are refused as loops "
+        "(default: SWITCHBOARD_TELEPHONY, telephony.toml; a missing file is skipped)",
+    )
     p.add_argument("--caller", help="the caller's number, e.g. +15105550123 (hidden if unset)")
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=run_dial_check)
@@ -53,14 +65,17 @@ def run_dial_check(args: argparse.Namespace) -> int:
     args.policy = args.policy or Path(read_one("SWITCHBOARD_POLICY", os.environ))
     args.routes = args.routes or Path(read_one("SWITCHBOARD_ROUTES", os.environ))
     try:
-        config = load_policy(args.policy)
+        region = read_one("SWITCHBOARD_DEFAULT_REGION", os.environ)
+        telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
+        config = load_policy(args.policy, (region,))
     except FileNotFoundError:
         fix = missing_fix("SWITCHBOARD_POLICY", "--policy")
         print(f"error: {Problem(str(args.policy), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 2
+    config = with_own_numbers(config, line_numbers(telephony, os.environ))
     name = args.policy_name or _default_name(config)
     if args.route:
         try:
@@ -70,31 +85,32 @@ def run_dial_check(args: argparse.Namespace) -> int:
             print(f"error: {Problem(str(args.routes), '', None, NOT_THERE, fix)}", file=sys.stderr)
             return 2
         except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {shown_lines(e)}", file=sys.stderr)
             return 2
         route = next((r for r in table.routes if r.name == args.route), None)
         if route is None:
             known = ", ".join(r.name for r in table.routes)
-            message = f"error: no route {args.route!r} in {args.routes}; known: {known}"
+            message = shown(f"error: no route {args.route!r} in {args.routes}; known: {known}")
             print(message, file=sys.stderr)
             return 2
         name = route.dial_policy or DEFAULT_POLICY
     policy = config.policies.get(name or "")
     if policy is None:
         known = ", ".join(config.policies) or "none"
-        print(f"error: no [dial_policy.{name}] in {args.policy}; known: {known}", file=sys.stderr)
+        message = f"error: no [dial_policy.{name}] in {args.policy}; known: {known}"
+        print(shown(message), file=sys.stderr)
         return 2
     target = Named(args.target) if args.target in config.destinations else Dictated(args.target)
     request = DialRequest(target, args.caller, call_id="dial-check")
     decision = decide(request, policy, config.destinations, PriorDials(), time.time())
     summary = describe(decision, policy.name)
     if args.json:
-        print(json.dumps({**summary, "log": dict(decision.log)}, ensure_ascii=False))
+        print(safe_json({**summary, "log": dict(decision.log)}))
     else:
         summary["reason"] = summary.pop("why")  # words for the reader, the code for scripts
         width = max(map(len, summary))
         for key, value in summary.items():
-            print(f"{key:<{width}}  {'-' if value in (None, '') else value}")
+            print(f"{key:<{width}}  {'-' if value in (None, '') else shown(value)}")
     return 0 if decision.allowed else 1
 
 

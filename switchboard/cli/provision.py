@@ -15,6 +15,7 @@ import sys
 
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import livekit_access
+from switchboard.safe_text import shown_lines
 from switchboard.telephony.config import load_config
 from switchboard.telephony.provision import ProvisionError, provision
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.file} not found; pass --file PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 2
     try:
         url, api_key, api_secret = livekit_access(os.environ)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except ProvisionError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result.as_json(), indent=2))

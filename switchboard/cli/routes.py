@@ -8,7 +8,6 @@ invalid, 2 a problem with the command line itself (missing file, malformed --att
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,10 +15,13 @@ from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
 from switchboard.config.errors import NOT_THERE, ConfigError, Problem, collect, missing_fix
-from switchboard.config.policy import load_policy, policy_problems
+from switchboard.config.pins import weak_pins
+from switchboard.config.policy import load_policy, loop_problems, policy_problems
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.routing import RouteDecision, RouteTable, route_for
+from switchboard.safe_text import printable, safe_json, shown, shown_lines
+from switchboard.telephony.config import line_numbers
 
 SUBJECT = "the routes and the dial-out policy"
 
@@ -54,6 +56,12 @@ def add_check_parser(subparsers: Subparsers) -> None:
         help="the dial-out policy file the routes name (default: SWITCHBOARD_POLICY, policy.toml)",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--telephony",
+        type=Path,
+        help="telephony.toml: its numbers are the line's own, never dialled "
+        "(default: SWITCHBOARD_TELEPHONY, telephony.toml; a missing file is skipped)",
+    )
     p.set_defaults(func=run_check)
 
 
@@ -93,7 +101,9 @@ def _path(given: Path | None, variable: str) -> Path:
 def _prompts(args: argparse.Namespace) -> Path | int:
     folder: Path = args.prompts or read_one("SWITCHBOARD_PROMPTS_DIR", os.environ)
     if not folder.is_dir():
-        print(f"error: prompts folder {folder} not found; pass --prompts DIR", file=sys.stderr)
+        print(
+            f"error: prompts folder {shown(folder)} not found; pass --prompts DIR", file=sys.stderr
+        )
         return 2
     return folder
 
@@ -111,7 +121,7 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
         print(f"error: {Problem(str(path), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown_lines(e)}", file=sys.stderr)
         return 1
 
 
@@ -126,9 +136,15 @@ def run_check(args: argparse.Namespace) -> int:
     routes_fix = missing_fix("SWITCHBOARD_ROUTES", "--routes")
     table = collect(lambda: load_routes(routes_path, folder), problems, routes_fix)
     policy_fix = missing_fix("SWITCHBOARD_POLICY", "--policy")
-    policy = collect(lambda: load_policy(policy_path), problems, policy_fix)
+    region = read_one("SWITCHBOARD_DEFAULT_REGION", os.environ)
+    policy = collect(lambda: load_policy(policy_path, (region,)), problems, policy_fix)
+    if policy is not None:
+        telephony = args.telephony or read_one("SWITCHBOARD_TELEPHONY", os.environ)
+        problems += loop_problems(policy, line_numbers(telephony, os.environ))
     if table is not None and policy is not None:
         problems += policy_problems(table, policy)
+    # The environment's PINs (and .env.local's): warnings, not errors.
+    warnings = weak_pins(table, os.environ) if table is not None else []
     count = len(table.routes) if table is not None else 0
     if args.json:
         document = {
@@ -137,12 +153,17 @@ def run_check(args: argparse.Namespace) -> int:
             "policy": str(policy_path),
             "route_count": count,
             "problems": [problem_json(p) for p in problems],
+            "warnings": [problem_json(w) for w in warnings],
         }
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    elif problems:
-        print(f"error: {ConfigError(problems, SUBJECT)}", file=sys.stderr)
+        print(safe_json(document, indent=2))
     else:
-        print(f"{routes_path}: {count} route{'' if count == 1 else 's'} OK; {policy_path} OK")
+        for warning in warnings:
+            print(f"warning: {shown_lines(warning)}", file=sys.stderr)
+        if problems:
+            print(f"error: {shown_lines(ConfigError(problems, SUBJECT))}", file=sys.stderr)
+        else:
+            routes, policy_file = shown(routes_path), shown(policy_path)
+            print(f"{routes}: {count} route{'' if count == 1 else 's'} OK; {policy_file} OK")
     if any(p.problem == NOT_THERE for p in problems):
         return 2  # the command line (or the environment) names a file that is not there
     return 1 if problems else 0
@@ -177,7 +198,7 @@ def run_route(args: argparse.Namespace) -> int:
         attributes = parse_pairs("--attr", args.attr)
         directory = parse_pairs("--directory", args.directory)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {shown(e)}", file=sys.stderr)
         return 2
     table = _load(args)
     if isinstance(table, int):
@@ -187,16 +208,15 @@ def run_route(args: argparse.Namespace) -> int:
     decision = route_for(caller, table, directory or None)
     summary = describe_decision(decision)
     if args.json:
-        document = {**summary, "of": count, "caller": caller.log_fields()}
-        print(json.dumps(document, ensure_ascii=False))
+        print(safe_json({**summary, "of": count, "caller": caller.log_fields()}))
     else:
         del summary["index"]  # shown with the name instead
         del summary["passed_over"]  # the reason says it
         summary["route"] = f"{decision.route.name} (#{decision.index + 1} of {count})"
         width = max(map(len, summary))
         for key, value in summary.items():
-            shown = ", ".join(value) if isinstance(value, list) else value
-            print(f"{key:<{width}}  {'-' if shown in (None, '') else shown}")
+            text = ", ".join(value) if isinstance(value, list) else value
+            print(f"{key:<{width}}  {'-' if text in (None, '') else printable(text)}")
     return 0
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import phonenumbers
 
 from switchboard.config.errors import Problem
+from switchboard.dialing.policy import Destination, destination_problem
 
 SOURCE = "environment"
 
@@ -110,6 +111,27 @@ class Pattern:
         if not self.regex.fullmatch(raw):
             raise ValueError(f"must be {self.rule}")
         return raw
+
+
+@dataclass(frozen=True, slots=True)
+class ReachableUri:
+    """A SIP or tel URI we may send calls to: ``Pattern``, and no reading of its user part
+    restricted (``sip:%2B1-900...@``, ``tel:112``: see ``dialing.uris``). There is no
+    override here: UNSAFE_ALLOW_RESTRICTED_NUMBERS is policy.toml's, for named dials."""
+
+    pattern: Pattern
+
+    @property
+    def accepts(self) -> str:
+        return self.pattern.accepts
+
+    def __call__(self, raw: str) -> str:
+        uri = self.pattern(raw)
+        problem = destination_problem(Destination("uri", "", sip_uri=uri)).problem if uri else None
+        if problem is not None:
+            what = problem.value.replace("_", " ")
+            raise ValueError(f"reaches a restricted number ({what}), which is never dialled")
+        return uri
 
 
 @dataclass(frozen=True, slots=True)

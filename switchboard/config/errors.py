@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from switchboard.safe_text import shown
+
 T = TypeVar("T")
 NOT_THERE = "is not there"  # the problem of a configuration file that is missing
 
@@ -27,9 +29,14 @@ class Problem:
     fix: str
 
     def __str__(self) -> str:
-        at = f", field '{self.key}'" if self.key else ""
-        place = f"{self.where}{at}: " if self.where else ""
-        return f"{self.source}: {place}{self.problem}\n  fix: {self.fix}"
+        # Every part may quote the file (a route name, a CSV header, a value): escaped, so
+        # a crafted one cannot drive the terminal, and URLs shown without their password.
+        source, where, key, problem, fix = map(
+            shown, (self.source, self.where, self.key, self.problem, self.fix)
+        )
+        at = f", field '{key}'" if self.key else ""
+        place = f"{where}{at}: " if self.where else ""
+        return f"{source}: {place}{problem}\n  fix: {fix}"
 
 
 class ConfigError(ValueError):

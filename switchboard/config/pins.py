@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import MappingProxyType
 
 from switchboard.config.errors import Problem
@@ -53,3 +54,33 @@ def read_pins(routes: RouteTable, environ: Mapping[str, str]) -> tuple[RoutePins
         else:
             pins[route.name] = value
     return RoutePins(MappingProxyType(pins)), problems.items
+
+
+# The most used 4-digit PINs (repeats and runs are caught by rule below): the first ones a
+# guesser tries.
+_COMMON = frozenset({"1212", "1004", "2000", "6969", "1122", "1313", "2001", "1010", "2580"})
+
+
+def weakness(pin: str) -> str | None:
+    """Why a PIN is among the first a guesser tries, or None."""
+    if len(set(pin)) == 1:
+        return "one digit repeated"
+    steps = {(int(b) - int(a)) % 10 for a, b in pairwise(pin)}
+    if steps in ({1}, {9}):
+        return "a run of consecutive digits"
+    for size in range(2, len(pin) // 2 + 1):
+        if len(pin) % size == 0 and pin == pin[:size] * (len(pin) // size):
+            return "a short group repeated"
+    return "one of the most used PINs" if pin in _COMMON else None
+
+
+def weak_pins(routes: RouteTable, environ: Mapping[str, str]) -> list[Problem]:
+    """Warnings (not errors: the operator may have reasons) for routes whose PIN is set
+    and weak. The PIN is never quoted, only why it is weak."""
+    problems = Problems(routes.source)
+    for route in routes.routes:
+        value = environ.get(route.pin_env or "", "")
+        if route.pin_env and PIN_VALUE.fullmatch(value) and (why := weakness(value)):
+            fix = f"set {route.pin_env} to 6 or more digits with no pattern"
+            problems.add(f'route "{route.name}"', "pin_env", f"{route.pin_env} is weak: {why}", fix)
+    return problems.items

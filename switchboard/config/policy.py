@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -22,8 +22,8 @@ from switchboard.dialing.policy import (
     Destination,
     DialPolicy,
     Reason,
-    classify_number,
-    destination_number,
+    destination_problem,
+    loop_number,
 )
 from switchboard.routing import RouteTable
 
@@ -41,6 +41,11 @@ POLICY_KINDS: Mapping[str, type] = MappingProxyType(
     }
 )
 DESTINATION_KEYS = tuple(f.name for f in fields(Destination))[1:]
+# Sane bounds: a typo such as 999999999999 must not silently lift the toll-fraud limits.
+LIMITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"max_dials_per_call": (0, 20), "max_dials_per_caller_per_hour": (0, 1000)}
+)
+DESCRIPTION_MAX = 500  # characters: it is read to the model in every call's tool list
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DialPolicy)}
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -71,13 +76,18 @@ class PolicyConfig:
     source: str = "policy.toml"
 
 
-def load_policy(path: str | Path) -> PolicyConfig:
+def load_policy(path: str | Path, regions: Sequence[str] = ()) -> PolicyConfig:
     """Read and check a policy file. Raises FileNotFoundError, or ConfigError."""
-    return parse_policy(Path(path).read_text(encoding="utf-8"), source=str(path))
+    return parse_policy(Path(path).read_text(encoding="utf-8"), source=str(path), regions=regions)
 
 
-def parse_policy(text: str, *, source: str = "policy.toml") -> PolicyConfig:
-    """Pure core of load_policy: the file's text and its name for error messages."""
+def parse_policy(
+    text: str, *, source: str = "policy.toml", regions: Sequence[str] = ()
+) -> PolicyConfig:
+    """Pure core of load_policy: the file's text and its name for error messages.
+
+    A SIP URI's bare digits are also read as national numbers of ``regions`` (the
+    default region) and of every policy's allowed regions."""
     problems = Problems(source)
     top = Table(problems, "the top level", parse_toml(problems, text, SUBJECT))
     top.keys(TOP_KEYS, _override_fixes(top))
@@ -86,8 +96,11 @@ def parse_policy(text: str, *, source: str = "policy.toml") -> PolicyConfig:
         name: _policy(Table(problems, f"[dial_policy.{name}]", data), name, unsafe)
         for name, data in _tables(top, "dial_policy").items()
     }
+    national = tuple(
+        dict.fromkeys((*regions, *(r for p in policies.values() for r in p.allowed_regions)))
+    )
     destinations = {
-        name: _destination(Table(problems, f"[destinations.{name}]", data), name, unsafe)
+        name: _destination(Table(problems, f"[destinations.{name}]", data), name, unsafe, national)
         for name, data in _tables(top, "destinations").items()
     }
     problems.check(SUBJECT)
@@ -132,7 +145,7 @@ def _read(t: Table, key: str, kind: type) -> Any:
     if kind is bool:
         return t.flag(key, default)
     if kind is int:
-        return t.integer(key, default)
+        return t.integer(key, default, *LIMITS[key])
     values = t.strings(key)
     return default if values is None else values
 
@@ -157,7 +170,7 @@ def _check_prefix(t: Table, prefix: str, regions: Sequence[str]) -> None:
         )
 
 
-def _destination(t: Table, name: str, unsafe: bool) -> Destination:
+def _destination(t: Table, name: str, unsafe: bool, regions: Sequence[str]) -> Destination:
     t.keys(DESTINATION_KEYS, _override_fixes(t))
     number, uri = t.data.get("number"), t.data.get("sip_uri")
     if (number is None) == (uri is None):
@@ -177,19 +190,43 @@ def _destination(t: Table, name: str, unsafe: bool) -> Destination:
         fix = 'write description = "the sales team": the agent is told it, to choose'
         t.fail("description", "is missing", fix)
     description = t.text("description") or ""
+    if len(description) > DESCRIPTION_MAX:
+        long = f"is {len(description)} characters long; at most {DESCRIPTION_MAX}"
+        t.fail("description", long, "say in a few words who it is, e.g. the sales team")
     found = Destination(name, description, number, uri, dtmf, t.flag("warm"))
-    # A SIP URI whose user is +digits reaches that number through the trunk: check it too.
-    as_number = destination_number(found)
-    problem = classify_number(as_number).problem if as_number else None
-    key = "number" if number else "sip_uri"
+    # A SIP URI's user part reaches a number through the trunk, whatever its spelling
+    # (sip:%2B1-900...@, sip:00449...@, sip:911@): every reading of it is checked too.
+    reading = destination_problem(found, regions)
+    problem, key = reading.problem, "number" if number else "sip_uri"
+    shown = f"{found.target!r}" + (f" (read as {reading.e164})" if uri and reading.e164 else "")
     if problem is not None and problem not in RESTRICTED:
-        t.fail(key, f"{as_number!r} is not a valid phone number", "check the digits")
+        what = "not a valid phone number" if problem is Reason.INVALID else "not plain ASCII digits"
+        t.fail(key, f"{shown} is {what}", "check the digits")
     elif problem is not None and not unsafe:
-        t.fail(key, f"{as_number!r} is {_KIND[problem]}, which is never dialled", _OVERRIDE_FIX)
+        t.fail(key, f"{shown} is {_KIND[problem]}, which is never dialled", _OVERRIDE_FIX)
     return found
 
 
 DEFAULT_POLICY = "default"
+
+
+def loop_problems(policy: PolicyConfig, own_numbers: frozenset[str]) -> list[Problem]:
+    """Destinations that dial the line's own numbers (telephony.toml's): the call would
+    ring back into this agent, which could dial again (pure; for start-up and check)."""
+    problems = Problems(policy.source)
+    regions = tuple(r for p in policy.policies.values() for r in p.allowed_regions)
+    for name, destination in policy.destinations.items():
+        if loop := loop_number(destination, own_numbers, regions):
+            key = "number" if destination.number else "sip_uri"
+            problem = f"{destination.target!r} is {loop}, this line's own number (a loop)"
+            problems.add(f"[destinations.{name}]", key, problem, "remove it, or dial another line")
+    return problems.items
+
+
+def with_own_numbers(policy: PolicyConfig, own_numbers: frozenset[str]) -> PolicyConfig:
+    """Every dial policy refusing the line's own numbers at dial time too."""
+    policies = {n: p.with_own_numbers(own_numbers) for n, p in policy.policies.items()}
+    return replace(policy, policies=MappingProxyType(policies))
 
 
 def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
@@ -199,7 +236,8 @@ def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
     for route in routes.routes:
         where = f'route "{route.name}"'
         name = route.dial_policy or DEFAULT_POLICY
-        if "dial_out" in route.tools and name not in policy.policies:
+        # Named, it must exist whatever the tools (a warm transfer dials under it too).
+        if ("dial_out" in route.tools or route.dial_policy) and name not in policy.policies:
             known = ", ".join(sorted(policy.policies)) or "none"
             problem = f"no [dial_policy.{name}] in {policy.source}"
             problems.add(where, "dial_policy", problem, f"add it, or name one of: {known}")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from switchboard.config.errors import ConfigError, Problem
+
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
@@ -57,11 +59,31 @@ def untranslated(prompts: Prompts, name: str, languages: Iterable[str]) -> list[
     return sorted(lang for lang in missing if f"{name}_{lang}" not in prompts.texts)
 
 
+# Every call holds its prompts in memory and sends its instructions to the model each turn:
+# a prompt this long is a mistake (or an attack on the bill), never a prompt.
+PROMPT_MAX_BYTES = 64 * 1024
+
+
 def load_prompts(folder: Path = DEFAULT_DIR) -> Prompts:
-    """Read every ``*.md`` of ``folder``; FileNotFoundError when it is not a folder."""
+    """Read every ``*.md`` of ``folder``; FileNotFoundError when it is not a folder,
+    ConfigError naming each file over ``PROMPT_MAX_BYTES`` (not read)."""
     if not folder.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no prompts folder", str(folder))
-    texts = {p.stem: p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.md"))}
+    files = sorted(folder.glob("*.md"))
+    problems = [
+        Problem(
+            str(p),
+            "",
+            None,
+            f"is {size:,} bytes; a prompt may have at most {PROMPT_MAX_BYTES:,}",
+            "shorten it: it is sent to the model at every turn of every call",
+        )
+        for p in files
+        if (size := p.stat().st_size) > PROMPT_MAX_BYTES
+    ]
+    if problems:
+        raise ConfigError(problems, "the prompts")
+    texts = {p.stem: p.read_text(encoding="utf-8").strip() for p in files}
     return Prompts(folder, MappingProxyType(texts))
 
 

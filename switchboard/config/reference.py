@@ -33,6 +33,10 @@ ROUTE_FIELDS = {
     "environment variable holding it, never the PIN itself.",
     "pin_attempts": "Wrong PINs allowed before the agent says goodbye and hangs up.",
     "pin_prompt": "What the agent says to ask for the PIN.",
+    "allow_caller_selected_pin": "`true`: accept a PIN route whose match uses only custom "
+    "`attributes`. Those come from SIP X- headers the caller sets or leaves out, so a caller "
+    "skips this route (and its PIN) by leaving the header out, and lands on a later route: "
+    "set it only when every later route is safe for anyone. Refused at load otherwise.",
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',
@@ -59,7 +63,8 @@ POLICY_FIELDS = {
 DESTINATION_FIELDS = {
     "description": "What the model is told the destination is, e.g. `the sales team`.",
     "number": "E.164 number (exactly one of `number` and `sip_uri`).",
-    "sip_uri": "`sip:user@host[:port]`.",
+    "sip_uri": "`sip:user@host[:port]`; a user part made of digits is checked as a number "
+    "(6 digits or fewer: a short code, refused; reach a PBX extension by a name user).",
     "dtmf": "Digits sent after the answer (`w` = half-second pause), e.g. `ww123#`.",
     "warm": "`true`: a warm transfer: the caller holds while the agent calls the person "
     "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree. "
@@ -126,12 +131,18 @@ def reference() -> str:
     out += ["", "## routes.toml: `[route.match]`", ""]
     out += _table(Match, MATCH_FIELDS)
     out += ["", "## policy.toml: `[dial_policy.NAME]`", ""]
-    out += _table(DialPolicy, POLICY_FIELDS, skip=("name", "unsafe_allow_restricted"))
+    skipped = ("name", "unsafe_allow_restricted", "own_numbers")  # not read from the table
+    out += _table(DialPolicy, POLICY_FIELDS, skip=skipped)
     out += [
         "",
         "Emergency, premium-rate, shared-cost and other restricted numbers, short codes and",
         "anything unparseable are refused whatever a policy says, unless the top-level",
         "`UNSAFE_ALLOW_RESTRICTED_NUMBERS = true` is set (every such dial is then logged).",
+        "That holds for every form a destination takes: a SIP or tel URI's user part is",
+        "percent-decoded, stripped of visual separators and, when it is digits, read every",
+        "way a carrier could (with and without `+`, after 00/011). The line's own numbers",
+        "(`SWITCHBOARD_TELEPHONY`'s trunks, the number a call came in on) are never dialled:",
+        "a loop.",
         "",
         "## policy.toml: `[destinations.NAME]`",
         "",

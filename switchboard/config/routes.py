@@ -34,12 +34,16 @@ from switchboard.routing import (
     Match,
     Route,
     RouteTable,
+    conditions,
 )
 
 # The file format mirrors the dataclasses: one TOML key per field.
 ROUTE_KEYS = tuple(f.name for f in fields(Route))
 MATCH_KEYS = tuple(f.name for f in fields(Match))
 
+# Said aloud at every call's start: long enough for any greeting, short of a text that
+# would hold the line (and the speech bill) for minutes.
+SPOKEN_MAX = 1000  # characters
 _DEFAULT_FIX = f'end the file with a catch-all route: [[route]] name = "{DEFAULT_ROUTE}"'
 
 
@@ -114,19 +118,28 @@ def read_route(
         fix = 'add "transfer" to tools, or remove transfer_destinations'
         r.fail("transfer_destinations", "is set but the transfer tool is not enabled", fix)
     pin_env, pin_attempts, pin_prompt = _pin(r, data)
+    caller_selected = r.flag("allow_caller_selected_pin")
+    if match is not None:
+        _check_pin_selection(r, match, pin_env, caller_selected)
+    greeting = r.text("greeting")
+    for key, said in (("greeting", greeting), ("pin_prompt", pin_prompt)):
+        if said is not None and len(said) > SPOKEN_MAX:
+            problem = f"is {len(said)} characters long; at most {SPOKEN_MAX}"
+            r.fail(key, problem, "shorten it: it is said aloud, in full, before anything else")
     route = Route(
         name=name or "",
         match=match or Match(),
         stt_model=stt,
         language=language or "en-US",
         prompt=prompt or "default",
-        greeting=r.text("greeting"),
+        greeting=greeting,
         tools=tools or (),
         dial_policy=r.text("dial_policy"),
         transfer_destinations=destinations or (),
         pin_env=pin_env,
         pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
+        allow_caller_selected_pin=caller_selected,
     )
     return route if r.ok and name else None
 
@@ -149,6 +162,25 @@ def _pin(r: Table, data: dict[str, Any]) -> tuple[str | None, int, str | None]:
             fix = 'add pin_env = "<NAME>_PIN", or remove it'
             r.fail(key, "is set but pin_env is not, so no PIN is asked for", fix)
     return env, attempts, prompt
+
+
+def _check_pin_selection(r: Table, match: Match, pin_env: str | None, allowed: bool) -> None:
+    """A PIN route must not be chosen only by values the caller sets (custom attributes,
+    i.e. X- headers): leaving the header out skips the route, and its PIN with it."""
+    if allowed and pin_env is None:
+        fix = 'add pin_env = "<NAME>_PIN", or remove it'
+        r.fail("allow_caller_selected_pin", "is set but pin_env is not", fix)
+    met = conditions(match)
+    if pin_env is None or allowed or not met:
+        return
+    if all(path.startswith("attributes.") for path, _ in met):
+        r.fail(
+            "match",
+            "selects this PIN route only by custom attributes, which the caller sets (SIP "
+            "X- headers): a caller who leaves them out skips the route and its PIN",
+            "add a condition the caller cannot set (called_number, trunk_id, rule_id), or, "
+            "if every later route is safe for anyone, set allow_caller_selected_pin = true",
+        )
 
 
 def _match(r: Table, data: Any) -> Match | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 from urllib.parse import urlparse
@@ -26,6 +26,7 @@ from switchboard.config.env import (
     OrNone,
     Pairs,
     Pattern,
+    ReachableUri,
     Region,
     Text,
     Url,
@@ -361,7 +362,7 @@ class DataSettings:
             "Caller directory and call records: postgresql://user:pass@host/db, or empty for "
             "the SQLite file in SWITCHBOARD_STATE_DIR",
         ),
-    ]
+    ] = field(repr=False)  # its password must never reach a log through a repr
     state_dir: Annotated[
         Path,
         EnvVar(
@@ -411,6 +412,17 @@ class FileSettings:
             "policy.toml",
             Folder(),
             "Dial-out policies and named destinations",
+        ),
+    ]
+    telephony: Annotated[
+        Path,
+        EnvVar(
+            "SWITCHBOARD_TELEPHONY",
+            "telephony.toml",
+            Folder(),
+            "The SIP setup; its trunks' numbers are the line's own, which the agent never "
+            "dials (a loop). A missing file is fine: the number each call came in on is "
+            "refused anyway",
         ),
     ]
     prompts: Annotated[
@@ -539,7 +551,9 @@ class GuardianSettings:
         EnvVar(
             "SWITCHBOARD_GUARDIAN_OVERFLOW",
             "",
-            Pattern(_TRANSFER_TARGET, "a SIP or tel URI, e.g. sip:+15105550199@pbx.example.com"),
+            ReachableUri(
+                Pattern(_TRANSFER_TARGET, "a SIP or tel URI, e.g. sip:+15105550199@pbx.example.com")
+            ),
             "guardian: where callers go (REFER) when no agent can be found; empty: none",
         ),
     ]

@@ -26,6 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from switchboard.config.errors import ConfigError, Problem
 from switchboard.data.schema import CREATE_SCHEMA_VERSION, LATEST_VERSION, MIGRATIONS, migration_sql
+from switchboard.private_files import private_file
 
 logger = logging.getLogger("switchboard.db")
 
@@ -219,7 +220,9 @@ async def open_database(url: str, *, migrate_schema: bool = True) -> Database:
     if not migrate_schema:
         return db
     if db.backend == "sqlite" and db.engine.url.database:
-        Path(db.engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+        # Before SQLite creates it with the umask's 0644: it holds names, numbers and
+        # transcripts. Its -wal and -shm files take the database file's mode.
+        private_file(Path(db.engine.url.database))
     try:
         await migrate(db)
     except BaseException:

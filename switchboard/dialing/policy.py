@@ -13,14 +13,15 @@ import functools
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
 
 import phonenumbers as pn
 from phonenumbers import PhoneNumberType as T, shortnumberinfo as sni
 
+from switchboard.dialing.uris import DIGITS, spellings, uri_user
 from switchboard.numbers import mask_number
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Reason(Enum):
     PER_CALL_LIMIT = "per_call_limit"
     PER_CALLER_LIMIT = "per_caller_limit"
     UNKNOWN_DESTINATION = "unknown_destination"
+    LOOP = "loop"  # the line's own number: the call would ring back into this agent
 
 
 # The kinds of number UNSAFE_ALLOW_RESTRICTED_NUMBERS unlocks. INVALID and INJECTED are not
@@ -185,6 +187,12 @@ class DialPolicy:
     max_dials_per_caller_per_hour: int = 3
     allow_caller_dictated: bool = False
     unsafe_allow_restricted: bool = False
+    # The line's own numbers (E.164), never dialled: set from telephony.toml at start and
+    # from the call's own called number at each dial (``with_own_numbers``).
+    own_numbers: frozenset[str] = frozenset()
+
+    def with_own_numbers(self, numbers: Iterable[str | None]) -> DialPolicy:
+        return replace(self, own_numbers=self.own_numbers | {n for n in numbers if n})
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +211,65 @@ class Destination:
         return self.number or self.sip_uri or ""
 
 
-_SIP_NUMBER = re.compile(r"sips?:(\+[0-9]+)@.*", re.ASCII)
+# Worst first: which refusal a destination gets when the readings of its URI disagree.
+_SEVERITY = (
+    Reason.EMERGENCY,
+    Reason.INJECTED,
+    Reason.PREMIUM,
+    Reason.SHARED_COST,
+    Reason.RESTRICTED_TYPE,
+    Reason.SHORT_CODE,
+)
 
 
-def destination_number(destination: Destination) -> str | None:
-    """The phone number a destination reaches: its number, or a SIP URI's +digits user."""
-    sip = _SIP_NUMBER.fullmatch(destination.sip_uri or "")
-    return destination.number or (sip.group(1) if sip else None)
+def uri_readings(uri: str, regions: Sequence[str] = ()) -> tuple[Classified, ...]:
+    """What a SIP or tel URI's user part dials, read every way a carrier could read it
+    (``dialing.uris``); () for a name such as ``support``. Non-ASCII digits are one
+    INJECTED (or EMERGENCY) reading: no carrier gets to decide what they mean."""
+    user = uri_user(uri)
+    if not user:
+        return ()
+    if DIGITS.fullmatch(user):
+        first, *rest = spellings(user)
+        return (classify_number(first, regions), *map(classify_number, rest))
+    if any(unicodedata.category(c) == "Nd" and not c.isascii() for c in user):
+        return (classify_number(user),)
+    return ()
+
+
+def destination_readings(
+    destination: Destination, regions: Sequence[str] = ()
+) -> tuple[Classified, ...]:
+    """What a destination reaches: its number, or every reading of its SIP URI."""
+    if destination.number:
+        return (classify_number(destination.number),)
+    return uri_readings(destination.sip_uri or "", regions)
+
+
+def destination_problem(destination: Destination, regions: Sequence[str] = ()) -> Classified:
+    """The reading that refuses a destination (its ``problem`` set), or an empty one.
+
+    Refused: any reading restricted (the most severe is reported), or a number written
+    with "+" that is not valid. A bare-digit URI user that is no valid number in any
+    reading is left alone: a PBX extension such as ``sip:4711@pbx``.
+    """
+    found = destination_readings(destination, regions)
+    for reason in _SEVERITY:
+        for reading in found:
+            if reading.problem is reason:
+                return reading
+    plus = destination.number or (uri_user(destination.sip_uri or "") or "").startswith("+")
+    if plus and found and found[0].problem is Reason.INVALID:
+        return found[0]
+    return Classified()
+
+
+def loop_number(
+    destination: Destination, own_numbers: frozenset[str], regions: Sequence[str] = ()
+) -> str | None:
+    """The line's own number some reading of ``destination`` is, or None."""
+    found = destination_readings(destination, regions)
+    return next((r.e164 for r in found if r.e164 in own_numbers), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +343,8 @@ def decide(
         return _decision(request, policy, Reason.DICTATION_NOT_ALLOWED, number)
     if problem is not None and not (policy.unsafe_allow_restricted and problem in RESTRICTED):
         return _decision(request, policy, problem, number)
+    if number.e164 in policy.own_numbers:
+        return _decision(request, policy, Reason.LOOP, number)
     for destination in destinations.values():
         if number.e164 is not None and destination.number == number.e164:
             return _named(request, policy, destination, history, now)
@@ -306,11 +368,12 @@ def _named(
 ) -> Decision:
     """Operator-vetted, so no region or pattern rule; still re-checked, in case the
     Destination did not come through load_policy."""
-    as_number = destination_number(destination)
-    number = classify_number(as_number) if as_number else Classified()
+    number = destination_problem(destination, policy.allowed_regions)
     problem = number.problem
     if problem is not None and not (policy.unsafe_allow_restricted and problem in RESTRICTED):
         return _decision(request, policy, problem, number, destination)
+    if loop := loop_number(destination, policy.own_numbers, policy.allowed_regions):
+        return _decision(request, policy, Reason.LOOP, Classified(loop), destination)
     limit = _limit(policy, history, now)
     return _decision(request, policy, limit or problem, number, destination, limit is None)
 

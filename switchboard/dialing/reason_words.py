@@ -13,6 +13,7 @@ REASON_WORDS: dict[Reason, str] = {
     Reason.SHARED_COST: "a shared-cost number",
     Reason.RESTRICTED_TYPE: "a personal, pager, UAN or voicemail number",
     Reason.SHORT_CODE: "a short code, not a full phone number",
+    Reason.LOOP: "one of this line's own numbers: the call would ring back into this agent",
     Reason.INVALID: "not a valid phone number (too short, too long, or no such number)",
     Reason.INJECTED: "not a phone number: it holds characters other than digits, spaces, "
     "+, -, ., ( and )",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from switchboard.config.reader import Problems, Table, parse_toml
+from switchboard.numbers import InvalidNumberError, normalize_number
 
 Pairs = tuple[tuple[str, str], ...]  # a sorted, immutable str->str map
 
@@ -325,6 +327,28 @@ def parse_config(
             problems.add(f"[[{kind}]]", "name", f"names {dupes} are used twice", fix)
     problems.check(SUBJECT)
     return TelephonyConfig(source, inbound, outbound, rules, tuple(unset or ()))
+
+
+def line_numbers(path: str | Path, env: Mapping[str, str]) -> frozenset[str]:
+    """The line's own numbers (its inbound trunks' ``numbers``, in E.164), never to be
+    dialled: a call to one rings back into this agent. (An outbound trunk's numbers are
+    the caller IDs it presents, which may be anyone's.) Read leniently, without the passwords
+    provisioning needs: a missing file, bad TOML or an unset ${VAR} gives fewer numbers,
+    and `switchboard provision` reports those problems."""
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return frozenset()
+    found: set[str] = set()
+    tables = doc.get("inbound_trunk", [])
+    for table in tables if isinstance(tables, list) else ():
+        numbers = table.get("numbers", []) if isinstance(table, dict) else []
+        for raw in numbers if isinstance(numbers, list) else ():
+            try:
+                found.add(normalize_number(expand_env(str(raw), env)))
+            except (LookupError, InvalidNumberError):
+                continue
+    return frozenset(found)
 
 
 def load_config(

@@ -34,6 +34,7 @@ from livekit.protocol.sip import (
     SIPTransport,
 )
 
+from switchboard.safe_text import shown_lines
 from switchboard.telephony.config import (
     DispatchRule,
     InboundTrunk,
@@ -335,7 +336,8 @@ async def provision(
     async with LiveKitAPI(url, api_key, api_secret) as lk:
         raw = await _fetch(lk.sip)
         changes = plan(config, raw.state(), prune=prune)
-        print(format_plan(changes, source=config.source, dry_run=dry_run), file=out)
+        # Names and values come from the file and from the server (anyone with its keys).
+        print(shown_lines(format_plan(changes, source=config.source, dry_run=dry_run)), file=out)
         if dry_run:
             ids: dict[Kind, dict[str, str]] = {k: {} for k in Kind}
             for c in changes:
