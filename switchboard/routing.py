@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from switchboard.caller import Caller
 from switchboard.numbers import E164, region_of
+from switchboard.turn_taking import TurnTaking
 
 KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
 ROUTE_KINDS = ("sip", "standard")
@@ -70,6 +71,7 @@ class Route:
     pin_env: str | None = None
     pin_attempts: int = DEFAULT_PIN_ATTEMPTS
     pin_prompt: str = DEFAULT_PIN_PROMPT
+    turn: TurnTaking = field(default_factory=TurnTaking)  # [route.turn]
 
 
 @dataclass(frozen=True, slots=True)

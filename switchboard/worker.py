@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from livekit.agents import AgentServer, JobExecutorType, JobProcess
@@ -121,6 +123,7 @@ def build_server(settings: Settings) -> SwitchboardServer:
         load_threshold=s.load_threshold,
         load_fnc=_calls_load,
         preload_modules=PRELOAD_MODULES,
+        **_metrics_options(settings),
     )
 
     server.setup_fnc = Prewarm(settings.ai)
@@ -128,6 +131,17 @@ def build_server(settings: Settings) -> SwitchboardServer:
         # Each call runs in its own process; a call with no warm process waits for one.
         server.update_options(num_idle_processes=s.idle_processes)
     return server
+
+
+def _metrics_options(settings: Settings) -> dict[str, Any]:
+    """The framework's Prometheus endpoint, in multiprocess mode: it sets
+    PROMETHEUS_MULTIPROC_DIR before the forkserver starts, so every call process writes
+    there (``call.metrics``), and sums the folder on each scrape."""
+    s = settings.server
+    if not s.metrics_port:
+        return {}
+    folder = s.metrics_dir or Path(tempfile.mkdtemp(prefix="switchboard-metrics-"))
+    return {"prometheus_port": s.metrics_port, "prometheus_multiproc_dir": str(folder)}
 
 
 def _calls_load(worker: AgentServer) -> float:

@@ -153,6 +153,9 @@ class Transcript:
     name: ClassVar[str] = "transcript"
     role: str  # "user" or "assistant" (the framework's names)
     text: str  # key presses masked
+    # The turn's figures in ms (``call.latency``); only an interrupted reply says so.
+    latency: Mapping[str, float] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
+    interrupted: bool | None = field(default=None, metadata={_OMIT_IF_NONE: True})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -94,8 +94,8 @@ class RecordSink:
             case CallStatus(identity=who, status=status):
                 named = status if who == self.caller.identity else f"{who}: {status}"
                 r.add_status(StatusChange(named, r.now()))
-            case Transcript(role=role, text=text):
-                r.add_turn(Turn(role, text, r.now()))
+            case Transcript(role=role, text=text, latency=latency, interrupted=interrupted):
+                r.add_turn(Turn(role, text, r.now(), latency or {}, bool(interrupted)))
             case ToolCalled(tool=tool, arguments=arguments, result=result):
                 r.add_tool_call(ToolCall(tool, arguments or {}, result, r.now()))
             case DialDecision(allowed=True):

@@ -25,6 +25,7 @@ from switchboard.config.fields import (
 from switchboard.config.prompts import DEFAULT_DIR
 from switchboard.config.reader import Problems, Table, parse_toml, suggest
 from switchboard.config.shadowing import covers
+from switchboard.config.turn_taking import read_turn
 from switchboard.routing import (
     DEFAULT_PIN_ATTEMPTS,
     DEFAULT_PIN_PROMPT,
@@ -127,6 +128,7 @@ def read_route(
         pin_env=pin_env,
         pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
+        turn=read_turn(r, data.get("turn", {})),
     )
     return route if r.ok and name else None
 
