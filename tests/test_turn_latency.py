@@ -182,3 +182,23 @@ def test_forget_dead_drops_only_gone_processes(tmp_path: Any) -> None:
         f.write_bytes(b"")
     forget_dead(str(tmp_path))
     assert mine.exists() and other.exists() and not gone.exists()
+
+
+def test_the_dashboard_queries_only_metrics_the_worker_serves() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from switchboard.call import metrics
+
+    served = {
+        m._name  # prometheus_client's name, without _total
+        for m in vars(metrics).values()
+        if hasattr(m, "_name") and str(getattr(m, "_name", "")).startswith("switchboard_")
+    }
+    path = Path(__file__).parent.parent / "docs/grafana-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
+    names = {n for e in exprs for n in re.findall(r"switchboard_\w+", e)}
+    used = {re.sub(r"_(total|bucket)$", "", n) for n in names}
+    assert used and used <= served, used - served
+    assert served <= used, f"not on the dashboard: {served - used}"
