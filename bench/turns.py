@@ -7,8 +7,9 @@ answers at once; the voice is espeak-ng. Real SIP calls speak a set of caller ut
 (``UTTERANCES``: statements, questions, yes/no answers, numbers and spelled names, and
 incomplete ones that pause mid-sentence, then go on), each with one of several espeak-ng
 voices and speeds. Calls alternate between the framework's values (the lab route
-``lab-turns-framework``, asked for by the X-Scenario header) and the phone defaults of
-``[route.turn]`` (every other lab route), so both see the same machine load.
+``lab-turns-framework``, asked for by the X-Scenario header), the phone defaults of
+``[route.turn]`` (every other lab route) and the fast end of the trade-off (route
+``lab-turns-fast``: silence alone ends the turn), so all see the same machine load.
 
 A turn is measured at the caller: from the end of the caller's speech (the 200 OK's time
 plus the offset of the last loud frame sent; errs high by at most one 20 ms poll) to the
@@ -56,7 +57,8 @@ from lab.testing.fake_openai import FakeOpenAI, say
 OUT = Path(__file__).resolve().parent / "out"
 TUNED = "bench-turns"  # the lab's routes without a [route.turn]: the phone defaults
 FRAMEWORK = "bench-turns-framework"  # route lab-turns-framework: the framework's values
-CONFIGS = (FRAMEWORK, TUNED)
+FAST = "bench-turns-fast"  # route lab-turns-fast: silence alone, as short as it goes
+CONFIGS = (FRAMEWORK, TUNED, FAST)
 LEAD_IN = 3.0  # seconds of silence first: the greeting plays alone
 GAP = 4.0  # seconds of silence after each utterance: room for the reply
 PAUSE = 1.0  # the hesitation inside an incomplete utterance
@@ -342,7 +344,7 @@ def print_table(fig: dict[str, Any]) -> None:
         rows = [("complete utterances", f["complete"]), *f["by_kind"].items()]
         for name, row in rows:
             print(
-                f"{config[12:] or 'tuned':>10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                f"{config[12:] or 'defaults':>10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
                 f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
             )
         print(f"{'':11}false endpoints: {f['false_endpoints']}/{f['incomplete']}")

@@ -26,7 +26,7 @@ class TurnTaking:
     # After the caller's last sound: the shortest wait before the turn ends, and the
     # longest (used when the model judges the caller unfinished).
     min_endpointing_delay: float = 0.2
-    max_endpointing_delay: float = 1.2
+    max_endpointing_delay: float = 1.6
     # Silence the voice-activity detector needs before it reports the end of speech: the
     # floor under every turn (the speech-to-text request starts only then).
     vad_min_silence: float = 0.3

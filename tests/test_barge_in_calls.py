@@ -4,8 +4,6 @@ marks the reply interrupted; a cough-length sound does not stop it."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from lab.audio import PT_PCMU, SAMPLE_RATE, SILENCE_RMS, load_pcmu, prompt_pcmu, silence_pcmu
@@ -26,42 +24,30 @@ LONG = (
     "plan has unlimited data, calls to every country, priority support on the phone, and "
     "a new handset every two years. All plans can be cancelled with thirty days notice."
 )
-STOP = "Stop please, I need billing"
+# Long enough (about 3.5 s) that an agent that did not stop would still be heard at its end.
+STOP = "Stop, stop please, I need to talk to someone in billing about my last invoice"
 LEAD_IN = 3.0  # the greeting plays alone
 CUT_IN = 6.5  # seconds after the question: the long reply has started by then
-# The agent's audio counts as stopped once the phone hears nothing for this long: longer
-# than the pauses between the voice's sentences.
-QUIET = 0.7
-# A generous bound for a busy 2-core machine; the measured figure is printed and reported
-# in bench/RESULTS.md (min_interruption_duration 0.5 s, plus the voice detector, LiveKit
-# and the SIP service each way).
+# A generous bound for a busy 2-core machine, under the cut-in's length; the measured
+# figure is printed and reported in bench/RESULTS.md (min_interruption_duration 0.5 s,
+# plus the voice detector, LiveKit and the SIP service each way).
 STOP_BOUND_S = 2.5
 
 
-def loud(result: CallResult, after: float) -> list[float]:
+def loud(result: CallResult, after: float, before: float = float("inf")) -> list[float]:
     return [
         a.at
         for a in result.arrivals
-        if a.payload_type == PT_PCMU and a.rms > SILENCE_RMS and a.at > after
+        if a.payload_type == PT_PCMU and a.rms > SILENCE_RMS and after < a.at < before
     ]
 
 
-def audio_stops(times: list[float]) -> float | None:
-    """The last loud packet before the first gap of QUIET seconds (None: no gap)."""
-    for a, b in itertools.pairwise(times):
-        if b - a >= QUIET:
-            return a
-    return None
-
-
-def caller_audio(cut_in: bytes) -> tuple[bytes, float, float]:
-    """The caller's audio, the end of the question and the start of the cut-in (seconds
-    from the answer)."""
+def caller_audio(cut_in: bytes, tail: float) -> tuple[bytes, float, float]:
+    """The caller's audio, and where the cut-in starts and ends (seconds from the answer)."""
     ask = load_pcmu(prompt_pcmu(ASK))
-    asked = LEAD_IN + len(ask) / SAMPLE_RATE
     audio = silence_pcmu(LEAD_IN) + ask + silence_pcmu(CUT_IN)
     start = len(audio) / SAMPLE_RATE
-    return audio + cut_in + silence_pcmu(6.0), asked, start
+    return audio + cut_in + silence_pcmu(tail), start, start + len(cut_in) / SAMPLE_RATE
 
 
 async def long_reply_turn(ai_lab: AiLab, result: CallResult) -> tuple[str, bool]:
@@ -75,16 +61,18 @@ async def long_reply_turn(ai_lab: AiLab, result: CallResult) -> tuple[str, bool]
 async def test_the_caller_cuts_the_agent_off(ai_lab: AiLab) -> None:
     ai_lab.fake.script("barge-in", [say("Hello."), say(LONG), say("Sure, billing.")])
     ai_lab.fake.hear([ASK, STOP])
-    audio, _, cut_in = caller_audio(load_pcmu(prompt_pcmu(STOP)))
+    stop = load_pcmu(prompt_pcmu(STOP))
+    audio, start, end = caller_audio(stop, 6.0)
     seconds = len(audio) / SAMPLE_RATE
+    assert end - start > STOP_BOUND_S + 0.5  # an agent that went on would be heard late
     result = await call_ai(ai_lab, "barge-in", send_audio=audio, hangup=seconds, timeout=60)
     assert result.answered and result.answered_at is not None
-    at = result.answered_at + cut_in
-    before = loud(result, at - 1.0)
-    assert before and before[0] < at, "the long reply was not playing when the caller cut in"
-    stopped = audio_stops(loud(result, at))
-    assert stopped is not None, "the agent's audio never stopped"
-    took = max(stopped - at, 0.0)
+    at, until = result.answered_at + start, result.answered_at + end
+    assert loud(result, at - 1.0, at), "the long reply was not playing when the caller cut in"
+    # The long reply's last packet while the caller still speaks; the answer to the cut-in
+    # comes only after the caller stops.
+    heard = loud(result, at, until)
+    took = (heard[-1] - at) if heard else 0.0
     print(f"barge-in: the agent's audio stopped {took * 1000:.0f} ms after the caller cut in")
     assert took < STOP_BOUND_S
     text, interrupted = await long_reply_turn(ai_lab, result)
@@ -95,15 +83,12 @@ async def test_a_cough_does_not_stop_the_agent(ai_lab: AiLab) -> None:
     ai_lab.fake.script("cough", [say("Hello."), say(LONG), say("Sure.")])
     ai_lab.fake.hear([ASK, "", ""])
     cough = load_pcmu(prompt_pcmu("Ahem"))[: int(0.2 * SAMPLE_RATE)]  # 200 ms of voice
-    audio, _, cut_in = caller_audio(cough)
-    seconds = len(audio) / SAMPLE_RATE + 12.0  # room for the rest of the reply
-    result = await call_ai(ai_lab, "cough", send_audio=audio, hangup=seconds, timeout=70)
+    audio, start, _ = caller_audio(cough, 30.0)  # room for the rest of the reply
+    seconds = len(audio) / SAMPLE_RATE
+    result = await call_ai(ai_lab, "cough", send_audio=audio, hangup=seconds, timeout=90)
     assert result.answered and result.answered_at is not None
-    at = result.answered_at + cut_in
-    after = loud(result, at)
-    # Still speaking well after the cough: no long silence in the next three seconds.
-    assert after and after[-1] > at + 3.0
-    stopped = audio_stops(after)
-    assert stopped is None or stopped > at + 3.0, f"stopped {stopped - at:.2f} s after a cough"
+    at = result.answered_at + start
+    assert loud(result, at + 3.0, at + 4.0), "the agent was not speaking 3 s after a cough"
+    # The framework's verdict: the whole reply was played, not cut off.
     text, interrupted = await long_reply_turn(ai_lab, result)
     assert not interrupted and text == LONG

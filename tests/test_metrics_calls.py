@@ -131,7 +131,8 @@ async def test_prometheus_scrapes_calls_and_turn_latency(
     reply = replies[0].latency
     assert 0 < reply["e2e_ms"] < 10_000 and "llm_ttft_ms" in reply and "tts_ttfb_ms" in reply
     monkeypatch.setenv("DATABASE_URL", ai_lab.env["LAB_DATABASE_URL"])
-    assert main(["calls", "show", call_id]) == 0
+    # The command runs its own event loop: in a thread, beside the test's.
+    assert await asyncio.to_thread(main, ["calls", "show", call_id]) == 0
     shown = capsys.readouterr().out
     assert "end to end" in shown and "end of turn" in shown
 

@@ -66,7 +66,7 @@ def test_out_of_bounds_names_route_field_range_and_fix() -> None:
     assert problems("max_endpointing_delay = 30") == [
         "routes.toml: [[route]] #1 (\"default\"), field 'turn.max_endpointing_delay': 30 is "
         "outside 0.2 to 6 seconds\n"
-        "  fix: write max_endpointing_delay = 1.2 (from 0.2 to 6 seconds), without quotes"
+        "  fix: write max_endpointing_delay = 1.6 (from 0.2 to 6 seconds), without quotes"
     ]
 
 
@@ -114,7 +114,7 @@ def test_the_labs_framework_route_holds_the_framework_values() -> None:
 def test_model_detection_leaves_the_detector_to_the_framework() -> None:
     options = turn_handling(TurnTaking())
     assert "turn_detection" not in options
-    assert options["endpointing"] == {"min_delay": 0.2, "max_delay": 1.2}
+    assert options["endpointing"] == {"min_delay": 0.2, "max_delay": 1.6}
     assert options["interruption"]["mode"] == "vad"
     assert options["interruption"]["false_interruption_timeout"] == 1.5
     assert options["preemptive_generation"] == {"enabled": True}
