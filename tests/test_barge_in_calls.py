@@ -4,6 +4,8 @@ marks the reply interrupted; a cough-length sound does not stop it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
 
 from lab.audio import PT_PCMU, SAMPLE_RATE, SILENCE_RMS, load_pcmu, prompt_pcmu, silence_pcmu
@@ -50,6 +52,23 @@ def caller_audio(cut_in: bytes, tail: float) -> tuple[bytes, float, float]:
     return audio + cut_in + silence_pcmu(tail), start, start + len(cut_in) / SAMPLE_RATE
 
 
+class Heard:
+    """The fake's transcriptions for one call, in order, then "" (a cough has no words):
+    independent of what earlier tests left queued."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+
+    def __call__(self, _at: float) -> str:
+        return self.texts.pop(0) if self.texts else ""
+
+
+@pytest.fixture
+def heard(ai_lab: AiLab) -> Iterator[Callable[..., None]]:
+    yield lambda *texts: ai_lab.fake.transcribe_with(Heard(*texts))
+    ai_lab.fake.transcribe_with(None)
+
+
 async def long_reply_turn(ai_lab: AiLab, result: CallResult) -> tuple[str, bool]:
     call_id = caller_event(ai_lab.lab, result)["caller"]["call_id"]
     async with lab_database(ai_lab.lab) as db:
@@ -58,9 +77,9 @@ async def long_reply_turn(ai_lab: AiLab, result: CallResult) -> tuple[str, bool]
     return turn.text, turn.interrupted
 
 
-async def test_the_caller_cuts_the_agent_off(ai_lab: AiLab) -> None:
+async def test_the_caller_cuts_the_agent_off(ai_lab: AiLab, heard: Callable[..., None]) -> None:
     ai_lab.fake.script("barge-in", [say("Hello."), say(LONG), say("Sure, billing.")])
-    ai_lab.fake.hear([ASK, STOP])
+    heard(ASK, STOP)
     stop = load_pcmu(prompt_pcmu(STOP))
     audio, start, end = caller_audio(stop, 6.0)
     seconds = len(audio) / SAMPLE_RATE
@@ -71,17 +90,17 @@ async def test_the_caller_cuts_the_agent_off(ai_lab: AiLab) -> None:
     assert loud(result, at - 1.0, at), "the long reply was not playing when the caller cut in"
     # The long reply's last packet while the caller still speaks; the answer to the cut-in
     # comes only after the caller stops.
-    heard = loud(result, at, until)
-    took = (heard[-1] - at) if heard else 0.0
+    playing = loud(result, at, until)
+    took = (playing[-1] - at) if playing else 0.0
     print(f"barge-in: the agent's audio stopped {took * 1000:.0f} ms after the caller cut in")
     assert took < STOP_BOUND_S
     text, interrupted = await long_reply_turn(ai_lab, result)
     assert interrupted and len(text) < len(LONG)
 
 
-async def test_a_cough_does_not_stop_the_agent(ai_lab: AiLab) -> None:
+async def test_a_cough_does_not_stop_the_agent(ai_lab: AiLab, heard: Callable[..., None]) -> None:
     ai_lab.fake.script("cough", [say("Hello."), say(LONG), say("Sure.")])
-    ai_lab.fake.hear([ASK, "", ""])
+    heard(ASK)  # then nothing: a cough has no words
     cough = load_pcmu(prompt_pcmu("Ahem"))[: int(0.2 * SAMPLE_RATE)]  # 200 ms of voice
     audio, start, _ = caller_audio(cough, 30.0)  # room for the rest of the reply
     seconds = len(audio) / SAMPLE_RATE

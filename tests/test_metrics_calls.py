@@ -115,9 +115,13 @@ async def test_prometheus_scrapes_calls_and_turn_latency(
     before = {n: await query(prometheus, f"sum({n})") or 0.0 for n in names}
 
     ai_lab.fake.script("metrics", [say("Hello, how can I help?"), say("Sure.")])
-    ai_lab.fake.hear([PROMPT])
+    # By time, not from the queue: earlier tests may have left utterances in it.
+    ai_lab.fake.transcribe_with(lambda _at: PROMPT)
     audio = silence_pcmu(3.0) + load_pcmu(prompt_pcmu(PROMPT)) + silence_pcmu(6.0)
-    result = await call_ai(ai_lab, "metrics", send_audio=audio, hangup=9.0, timeout=40)
+    try:
+        result = await call_ai(ai_lab, "metrics", send_audio=audio, hangup=9.0, timeout=90)
+    finally:
+        ai_lab.fake.transcribe_with(None)
     assert result.answered
 
     # The call's record: each turn's figures, and `calls show` printing them.
