@@ -180,7 +180,7 @@ def test_forget_dead_drops_only_gone_processes(tmp_path: Any) -> None:
     other = tmp_path / "counter_999999999.db"
     for f in (mine, gone, other):
         f.write_bytes(b"")
-    forget_dead(str(tmp_path))
+    forget_dead(tmp_path)
     assert mine.exists() and other.exists() and not gone.exists()
 
 

@@ -45,7 +45,7 @@ from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
-from switchboard.call.metrics import MetricsSink, forget_dead
+from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
 from switchboard.call.pin import pin_gate
 from switchboard.call.providers import Providers, build_providers
@@ -125,7 +125,6 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events = EventLog(settings.data.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
-    forget_dead()  # the live gauges of job processes that crashed (``call.metrics``)
     metrics = MetricsSink()
     events.listeners.append(metrics)
     preloaded = os.getpid() != switchboard.IMPORTED_IN

@@ -179,12 +179,11 @@ def _on_fallback(kind: str) -> Callable[[Any], None]:
     return on_change
 
 
-def forget_dead(directory: str | None = None) -> None:
+def forget_dead(folder: Path) -> None:
     """Drop the live gauges of job processes that are gone: a process that crashed never
-    took its call off ``calls_active``. Run as each call starts, so the figure heals at
-    the next call (the framework does not tell the worker's processes apart here)."""
-    folder = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not folder or not Path(folder).is_dir():
+    took its call off ``calls_active``. Each job process runs it as it starts
+    (``worker.Prewarm``), so the figure heals when the next process is warmed."""
+    if not folder.is_dir():
         return
     for name in os.listdir(folder):
         found = _FILE.fullmatch(name)
@@ -193,7 +192,7 @@ def forget_dead(directory: str | None = None) -> None:
         pid = int(found.group(1))
         if not _alive(pid):
             with contextlib.suppress(OSError):
-                multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+                multiprocess.mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:

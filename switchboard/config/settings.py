@@ -149,7 +149,7 @@ class ServerSettings:
             "",
             Folder(),
             "Where the call processes write their metrics for the worker to collect (emptied "
-            "at start: one per worker); empty: a new temporary folder",
+            "at start: one per worker); empty: metrics-<agent name> in SWITCHBOARD_STATE_DIR",
         ),
     ]
 
