@@ -58,7 +58,8 @@ def private_lab() -> Lab:
     """A lab whose state (pids, lab.env, logs) lives in .lab/bench/, not .lab/: a test
     session started meanwhile then cannot take it for a `make lab-up` lab and attach
     workers of its own to it, which would take calls meant for the benchmark's worker."""
-    return Lab(LabConfig(state_dir=ROOT / ".lab" / "bench"))
+    base = os.environ.get("LAB_STATE_DIR")  # a second lab's (its own namespace)
+    return Lab(LabConfig(state_dir=(Path(base) if base else ROOT / ".lab") / "bench"))
 
 
 def wait_for_no_lab(c: LabConfig, timeout: float = 600.0, every: float = 30.0) -> None:

@@ -1,19 +1,23 @@
-"""`python -m bench.turns`: what one conversational turn costs when the AI is instant.
+"""`python -m bench.turns`: how fast the agent answers, and how often it cuts callers off,
+with the framework's turn-taking and with ours, when the AI is instant.
 
 The AI worker runs as tests/conftest.py's ``ai_lab`` fixture starts it, its LLM and
-speech-to-text the OpenAI-compatible test double (lab/testing/fake_openai.py), which answers at
-once; the voice is espeak-ng.  Each real SIP call speaks a prompt (espeak-ng, PCMU) a few
-times, with silence between, after a lead-in that leaves the agent's greeting alone.
+speech-to-text the OpenAI-compatible test double (lab/testing/fake_openai.py), which
+answers at once; the voice is espeak-ng. Real SIP calls speak a set of caller utterances
+(``UTTERANCES``: statements, questions, yes/no answers, numbers and spelled names, and
+incomplete ones that pause mid-sentence, then go on), each with one of several espeak-ng
+voices and speeds. Calls alternate between the framework's values (the lab route
+``lab-turns-framework``, asked for by the X-Scenario header), the phone defaults of
+``[route.turn]`` (every other lab route) and the fast end of the trade-off (route
+``lab-turns-fast``: silence alone ends the turn), so all see the same machine load.
 
-A turn is measured at the caller: from the end of the caller's speech to the first
-non-silent agent audio packet after it.  The caller's audio starts with the 200 OK, so
-the end of speech is the 200 OK's time plus the offset of the last loud frame in what was
-sent (the sender starts when the phone's trace poll sees the 200 OK: up to one 20 ms poll
-later, so the figure errs high by at most that).  The fake's request times split the
-turn: end of speech -> transcription request (the VAD deciding the caller stopped),
--> first chat request (transcript back; with preemptive generation, before the turn is
-confirmed) -> first agent audio (end-of-turn decision, LLM, TTS, LiveKit, the SIP service).
-The lab runs with its state in .lab/bench/ (see ``bench.scale.private_lab``).  Writes
+A turn is measured at the caller: from the end of the caller's speech (the 200 OK's time
+plus the offset of the last loud frame sent; errs high by at most one 20 ms poll) to the
+first loud agent packet after it. An incomplete utterance is cut off (a false endpoint)
+when agent audio arrives after its first part and before its last part ends. The fake's
+transcription answers follow the audio: each request gets the text of the part that
+ended last before it arrived, so the end-of-turn model reads what the caller had said so
+far. The lab runs with its state in ``<LAB_STATE_DIR or .lab>/bench``. Writes
 bench/out/turns.json.
 """
 
@@ -21,10 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
+import contextlib
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,54 +52,163 @@ from lab.audio import (
 from lab.phone import CallResult, place_call
 from lab.procs import LabError
 from lab.stack import Lab, ai_worker_env
-from lab.testing.fake_openai import FakeOpenAI, Recorded, say
+from lab.testing.fake_openai import FakeOpenAI, say
 
 OUT = Path(__file__).resolve().parent / "out"
-PROMPT = "I would like to speak to sales"
-SCENARIO = "bench-turns"
+TUNED = "bench-turns"  # the lab's routes without a [route.turn]: the phone defaults
+FRAMEWORK = "bench-turns-framework"  # route lab-turns-framework: the framework's values
+FAST = "bench-turns-fast"  # route lab-turns-fast: silence alone, as short as it goes
+CONFIGS = (FRAMEWORK, TUNED, FAST)
 LEAD_IN = 3.0  # seconds of silence first: the greeting plays alone
-GAP = 5.0  # seconds of silence after each utterance: room for the reply
-HELD = 2.0  # a reply later than this waited for the end-of-turn detector's max_delay
+GAP = 4.0  # seconds of silence after each utterance: room for the reply
+PAUSE = 1.0  # the hesitation inside an incomplete utterance
+PER_CALL = 9  # utterances per call
+# espeak-ng voices and speeds (words per minute), taken in turn.
+VOICES = (("en-us", 165), ("en-gb", 150), ("en-us+f3", 185), ("en-gb-x-rp", 140))
+
+# (kind, parts): one part is a complete utterance; more are said with PAUSE between.
+UTTERANCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("statement", ("I would like to speak to sales.",)),
+    ("statement", ("My internet has been down since this morning.",)),
+    ("statement", ("I need to change the address on my account.",)),
+    ("statement", ("I am calling about my last invoice.",)),
+    ("statement", ("The delivery never arrived.",)),
+    ("statement", ("I want to cancel my subscription.",)),
+    ("statement", ("I got a text message asking me to call you.",)),
+    ("question", ("What time do you close today?",)),
+    ("question", ("Can you put me through to billing?",)),
+    ("question", ("Is there someone who speaks Spanish?",)),
+    ("question", ("How much does the premium plan cost?",)),
+    ("question", ("Where is my order?",)),
+    ("question", ("Could you tell me my balance please?",)),
+    ("yes_no", ("Yes.",)),
+    ("yes_no", ("No, thank you.",)),
+    ("yes_no", ("Yes please.",)),
+    ("yes_no", ("No.",)),
+    ("yes_no", ("That's right.",)),
+    ("yes_no", ("Okay.",)),
+    ("number", ("My account number is 4 7 1 9 2 3.",)),
+    ("number", ("It's 0 2 0 7 9 4 6 0 0 1 8.",)),
+    ("number", ("My postcode is S W 1 A 1 A A.",)),
+    ("number", ("The name is Smith, S M I T H.",)),
+    ("number", ("The order number is 5 5 1 2.",)),
+    ("number", ("My name is Ann, A N N.",)),
+    ("incomplete", ("I would like to speak to", "someone in billing.")),
+    ("incomplete", ("My account number is", "4 7 1 9.")),
+    ("incomplete", ("I was wondering if", "you could help me with my bill.")),
+    ("incomplete", ("The problem is that", "my phone keeps dropping calls.")),
+    ("incomplete", ("Could you", "check my order please?")),
+    ("incomplete", ("I need to talk to someone about", "a refund.")),
+    ("incomplete", ("Well, um,", "I am not sure.")),
+    ("incomplete", ("So the thing is", "I moved house last week.")),
+    ("incomplete", ("My name is", "Ann Smith.")),
+)
+
+
+Utterance = tuple[str, tuple[str, ...], tuple[str, int]]  # kind, parts, (voice, wpm)
+
+
+@dataclass(frozen=True)
+class Part:
+    text: str
+    start: float  # seconds from the answer
+    speech_end: float
+
+
+@dataclass(frozen=True)
+class Said:
+    kind: str
+    voice: str
+    parts: tuple[Part, ...]
+    next_start: float  # when the next utterance starts (or the call ends)
+
+    @property
+    def text(self) -> str:
+        return " ".join(p.text for p in self.parts)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One end-of-turn model prediction, from the worker's debug log (``--debug``)."""
+
+    at: float  # wall clock
+    probability: float
+    threshold: float
+
+
+def predictions(log: Path) -> list[Prediction]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"eot prediction' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            at = datetime.fromisoformat(row["timestamp"]).timestamp()
+            out.append(Prediction(at, float(row["probability"]), float(row["unlikely_threshold"])))
+    return out
 
 
 @dataclass(frozen=True)
 class Turn:
+    config: str
     call: int
-    index: int
-    speech_end: float  # wall clock at the caller
+    said: Said
+    speech_end: float  # wall clock at the caller: the end of the last part
+    first_end: float  # wall clock: the end of the first part (of an incomplete utterance)
     reply_at: float | None  # first loud agent packet after it, before the next utterance
-    stt_at: float | None  # transcription request reached the fake
-    llm_at: float | None  # first chat request after that
-    chats: tuple[float, ...] = ()  # every chat request until the next utterance
+    cut_off_at: float | None  # first loud agent packet inside an incomplete utterance
+    # The model's last prediction after each part (before the next part or utterance).
+    probabilities: tuple[float | None, ...] = ()
 
     @property
     def latency(self) -> float | None:
         return None if self.reply_at is None else self.reply_at - self.speech_end
 
 
-def speech_spans(pcmu: bytes) -> list[tuple[float, float]]:
-    """(start, end) seconds of each run of loud 20 ms frames; runs closer than half a
-    second are one utterance (the pauses between words)."""
-    spans: list[tuple[float, float]] = []
-    step = FRAME_SAMPLES / SAMPLE_RATE
-    for i in range(0, len(pcmu), FRAME_SAMPLES):
-        if pcmu_rms(pcmu[i : i + FRAME_SAMPLES]) <= SILENCE_RMS:
-            continue
-        start = i / SAMPLE_RATE
-        if spans and start - spans[-1][1] < 0.5:
-            spans[-1] = (spans[-1][0], start + step)
-        else:
-            spans.append((start, start + step))
-    return spans
+def loud_span(pcmu: bytes) -> tuple[float, float]:
+    """(first, end) seconds of the loud 20 ms frames of one spoken part."""
+    loud = [
+        i / SAMPLE_RATE
+        for i in range(0, len(pcmu), FRAME_SAMPLES)
+        if pcmu_rms(pcmu[i : i + FRAME_SAMPLES]) > SILENCE_RMS
+    ]
+    if not loud:
+        raise RuntimeError("a spoken prompt came out silent")
+    return loud[0], loud[-1] + FRAME_SAMPLES / SAMPLE_RATE
 
 
-def caller_audio(prompt: bytes, turns: int) -> tuple[bytes, list[tuple[float, float]]]:
-    """What the caller sends from the answer on, and where its utterances are in it."""
-    audio = silence_pcmu(LEAD_IN) + (prompt + silence_pcmu(GAP)) * turns
-    spans = speech_spans(audio)
-    if len(spans) != turns:
-        raise RuntimeError(f"expected {turns} utterances in the caller's audio, found {spans}")
-    return audio, spans
+def call_audio(utterances: Sequence[Utterance]) -> tuple[bytes, list[Said]]:
+    """What the caller sends from the answer on, and where each utterance is in it."""
+    audio = silence_pcmu(LEAD_IN)
+    said: list[tuple[str, str, list[Part]]] = []
+    for kind, texts, (voice, wpm) in utterances:
+        parts = []
+        for n, text in enumerate(texts):
+            if n:
+                audio += silence_pcmu(PAUSE)
+            pcmu = load_pcmu(prompt_pcmu(text, voice=voice, wpm=wpm))
+            _, end = loud_span(pcmu)
+            at = len(audio) / SAMPLE_RATE
+            parts.append(Part(text, at, at + end))
+            audio += pcmu
+        audio += silence_pcmu(GAP)
+        said.append((kind, f"{voice}@{wpm}", parts))
+    total = len(audio) / SAMPLE_RATE
+    starts = [p[2][0].start for p in said[1:]] + [total]
+    return audio, [Said(k, v, tuple(p), nxt) for (k, v, p), nxt in zip(said, starts, strict=True)]
+
+
+class Transcriber:
+    """The fake's speech-to-text for one call: a request gets the text of the part that
+    ended last before it arrived (the voice detector sends a part once it has ended)."""
+
+    def __init__(self, answered_at: float, said: Sequence[Said]) -> None:
+        parts = sorted((answered_at + p.speech_end, p.text) for s in said for p in s.parts)
+        self.ends, self.texts = [e for e, _ in parts], [t for _, t in parts]
+
+    def __call__(self, at: float) -> str:
+        i = bisect.bisect_right(self.ends, at) - 1
+        return self.texts[i] if i >= 0 else ""
 
 
 def first_loud(result: CallResult, after: float, before: float) -> float | None:
@@ -104,143 +222,170 @@ def first_loud(result: CallResult, after: float, before: float) -> float | None:
     )
 
 
-def first_request(requests: Sequence[Recorded], path: str, after: float) -> float | None:
-    return next((r.at for r in requests if r.path.endswith(path) and r.at > after), None)
-
-
-def turns_of(
-    call: int,
-    result: CallResult,
-    spans: list[tuple[float, float]],
-    requests: Sequence[Recorded],
-) -> list[Turn]:
+def turns_of(config: str, call: int, result: CallResult, said: Sequence[Said]) -> list[Turn]:
     if result.answered_at is None:
         return []
-    out = []
-    for i, (_, end) in enumerate(spans):
-        speech_end = result.answered_at + end
-        next_start = result.answered_at + spans[i + 1][0] if i + 1 < len(spans) else 1e12
-        stt_at = first_request(requests, "/audio/transcriptions", speech_end - 0.5)
-        llm_at = first_request(requests, "/chat/completions", stt_at) if stt_at else None
-        reply = first_loud(result, speech_end, next_start)
-        chats = tuple(
-            r.at for r in requests if r.path.endswith("/chat/completions")
-            and speech_end < r.at < next_start
-        )  # fmt: skip
-        out.append(Turn(call, i, speech_end, reply, stt_at, llm_at, chats))
+    t0, out = result.answered_at, []
+    for s in said:
+        end = t0 + s.parts[-1].speech_end
+        cut = None
+        if len(s.parts) > 1:
+            cut = first_loud(result, t0 + s.parts[0].speech_end, end)
+        reply = first_loud(result, end, t0 + s.next_start)
+        out.append(Turn(config, call, s, end, t0 + s.parts[0].speech_end, reply, cut))
     return out
 
 
-async def run_calls(
-    lab: Lab, fake: FakeOpenAI, calls: int, turns: int
-) -> tuple[list[Turn], list[CallResult]]:
-    audio, spans = caller_audio(load_pcmu(prompt_pcmu(PROMPT)), turns)
-    seconds = len(audio) / SAMPLE_RATE
-    # The greeting, then one short reply per turn (the step is the number of assistant
-    # messages so far, so replies line up with turns whatever the transcripts say).
-    fake.script(SCENARIO, [say("Hello."), *[say("Sure.") for _ in range(turns)]])
-    out: list[Turn] = []
-    results = []
-    for c in range(calls):
-        fake.hear([PROMPT] * turns)
-        result = await place_call(
-            sip_host=lab.c.server_ip, sip_port=lab.c.sip_port, to_number=lab.c.ai_number,
-            from_number=f"+4420799{c:05d}", local_ip=lab.c.phone_ip,
-            headers={"X-Scenario": SCENARIO}, send_audio=audio,
-            hangup=seconds + 1.0, timeout=seconds + 30.0,
-        )  # fmt: skip
-        results.append(result)
-        found = turns_of(c, result, spans, fake.requests)
-        missed = sum(t.reply_at is None for t in found)
-        print(f"bench.turns: call {c}: answered={result.answered} ended_by={result.ended_by} "
-              f"turns {len(found) - missed}/{turns} replied", file=sys.stderr)  # fmt: skip
-        out += found
-    return out, results
-
-
-def _gaps(turns: Sequence[Turn], a: str, b: str) -> list[float]:
-    values = []
+def with_predictions(turns: Sequence[Turn], found: Sequence[Prediction]) -> list[Turn]:
+    """Each part's last prediction before the next part starts (or the next utterance)."""
+    out = []
     for t in turns:
-        x, y = getattr(t, a), getattr(t, b)
-        if x is not None and y is not None:
-            values.append(y - x)
-    return values
+        t0 = t.speech_end - t.said.parts[-1].speech_end
+        bounds = [p.start for p in t.said.parts[1:]] + [t.said.next_start]
+        probs = []
+        for part, until in zip(t.said.parts, bounds, strict=True):
+            inside = [p for p in found if t0 + part.speech_end - 0.3 < p.at < t0 + until]
+            probs.append(inside[-1].probability if inside else None)
+        out.append(replace(t, probabilities=tuple(probs)))
+    return out
 
 
-def _ms(value: float | None, since: float) -> float | None:
-    return None if value is None else round((value - since) * 1000, 1)
+def plan(calls_per_config: int) -> list[tuple[str, list[Utterance]]]:
+    """The calls in the order placed: the configurations alternate, and each speaks the
+    utterances in the same order with the same voices, so they differ only in config."""
+    voiced = [(k, p, VOICES[i % len(VOICES)]) for i, (k, p) in enumerate(UTTERANCES)]
+    chunks = [voiced[i : i + PER_CALL] for i in range(0, len(voiced), PER_CALL)]
+    chunks = chunks[:calls_per_config] if calls_per_config else chunks
+    return [(config, chunk) for chunk in chunks for config in CONFIGS]
+
+
+async def run_calls(lab: Lab, fake: FakeOpenAI, calls_per_config: int) -> list[Turn]:
+    replies = [say("Hello."), *[say("Sure.") for _ in range(100)]]
+    for config in CONFIGS:
+        fake.script(config, replies)
+    out: list[Turn] = []
+    for c, (config, chunk) in enumerate(plan(calls_per_config)):
+        audio, said = call_audio(chunk)
+        seconds = len(audio) / SAMPLE_RATE
+        # The fake answers by time, so it learns the answer's time as the audio starts.
+        fake.transcribe_with(None)
+
+        def answered(at: float, said: Sequence[Said] = said) -> None:
+            fake.transcribe_with(Transcriber(at, said))
+
+        result = await place_call(
+            sip_host=lab.c.server_ip,
+            sip_port=lab.c.sip_port,
+            to_number=lab.c.ai_number,
+            from_number=f"+4420799{c:05d}",
+            local_ip=lab.c.phone_ip,
+            headers={"X-Scenario": config},
+            send_audio=audio,
+            on_answer=answered,
+            hangup=seconds + 1.0,
+            timeout=seconds + 30.0,
+        )
+        found = turns_of(config, c, result, said)
+        missed = sum(t.reply_at is None for t in found)
+        cut = sum(t.cut_off_at is not None for t in found)
+        print(
+            f"bench.turns: call {c} ({config}): answered={result.answered} "
+            f"replied {len(found) - missed}/{len(found)}, cut off {cut}",
+            file=sys.stderr,
+        )
+        out += found
+    fake.transcribe_with(None)
+    return out
+
+
+def _summary(turns: Sequence[Turn]) -> dict[str, Any]:
+    latencies = [t.latency for t in turns if t.latency is not None]
+    return {**summary_ms(latencies), "unanswered": len(turns) - len(latencies)}
+
+
+def figures(turns: Sequence[Turn], load: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"pause_s": PAUSE, "voices": [f"{v}@{w}" for v, w in VOICES]}
+    for config in CONFIGS:
+        mine = [t for t in turns if t.config == config]
+        complete = [t for t in mine if len(t.said.parts) == 1]
+        incomplete = [t for t in mine if len(t.said.parts) > 1]
+        kinds = sorted({t.said.kind for t in mine})
+        cut = sum(t.cut_off_at is not None for t in incomplete)
+        out[config] = {
+            "complete": _summary(complete),
+            "by_kind": {k: _summary([t for t in mine if t.said.kind == k]) for k in kinds},
+            "false_endpoints": cut,
+            "incomplete": len(incomplete),
+            "false_endpoint_rate": round(cut / len(incomplete), 3) if incomplete else None,
+        }
+    out["load_average"] = [list(x) for x in load]
+    out["turns"] = [_turn_row(t) for t in turns]
+    return out
 
 
 def _turn_row(t: Turn) -> dict[str, Any]:
+    cut = None if t.cut_off_at is None else round((t.cut_off_at - t.first_end) * 1000, 1)
     return {
+        "config": t.config,
         "call": t.call,
-        "turn": t.index,
-        "latency_ms": _ms(t.reply_at, t.speech_end),
-        "stt_after_ms": _ms(t.stt_at, t.speech_end),
-        "llm_after_ms": _ms(t.llm_at, t.speech_end),
-        "chat_requests_after_ms": [_ms(at, t.speech_end) for at in t.chats],
-    }
-
-
-def figures(turns: Sequence[Turn], calls: int, per_call: int) -> dict[str, Any]:
-    latencies = [t.latency for t in turns if t.latency is not None]
-    return {
-        "calls": calls,
-        "turns_per_call": per_call,
-        "turns_expected": calls * per_call,
-        "turns_replied": len(latencies),
-        "prompt": PROMPT,
-        "speech_end_to_first_agent_audio": summary_ms(latencies),
-        # Two populations (see RESULTS.md): the turn detector let the turn end at once, or
-        # it judged the caller unfinished and the agent waited out max_delay (3 s).
-        "turns_under_2s": summary_ms([x for x in latencies if x < HELD]),
-        "turns_over_2s": summary_ms([x for x in latencies if x >= HELD]),
-        "speech_end_to_stt_request": summary_ms(_gaps(turns, "speech_end", "stt_at")),
-        "stt_request_to_llm_request": summary_ms(_gaps(turns, "stt_at", "llm_at")),
-        "llm_request_to_first_agent_audio": summary_ms(_gaps(turns, "llm_at", "reply_at")),
-        "turns": [_turn_row(t) for t in turns],
+        "kind": t.said.kind,
+        "voice": t.said.voice,
+        "text": t.said.text,
+        "latency_ms": None if t.latency is None else round(t.latency * 1000, 1),
+        "cut_off_after_first_part_ms": cut,
+        "eot_probabilities": list(t.probabilities),
     }
 
 
 def print_table(fig: dict[str, Any]) -> None:
-    print(f"\n{fig['turns_replied']}/{fig['turns_expected']} turns replied "
-          f"({fig['calls']} calls), instant LLM/STT doubles, espeak-ng voice")  # fmt: skip
-    print(f"{'':38}{'n':>4}{'p50':>10}{'p95':>10}{'max':>10}")
-    for name in (
-        "speech_end_to_first_agent_audio",
-        "turns_under_2s",
-        "turns_over_2s",
-        "speech_end_to_stt_request",
-        "stt_request_to_llm_request",
-        "llm_request_to_first_agent_audio",
-    ):
-        row = fig[name]
-        print(f"{name:38}{row['n']:>4}{row['p50_ms']:>7.0f} ms{row['p95_ms']:>7.0f} ms"
-              f"{row['max_ms']:>7.0f} ms")  # fmt: skip
+    print(f"\n{'':34}{'n':>4}{'p50':>9}{'p95':>9}{'max':>9}  unanswered")
+    for config in CONFIGS:
+        f = fig[config]
+        rows = [("complete utterances", f["complete"]), *f["by_kind"].items()]
+        for name, row in rows:
+            print(
+                f"{config[12:] or 'defaults':>10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
+            )
+        print(f"{'':11}false endpoints: {f['false_endpoints']}/{f['incomplete']}")
+    print(f"load average (start, end): {fig['load_average']}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.turns")
-    parser.add_argument("--calls", type=int, default=4)
-    parser.add_argument("--turns-per-call", type=int, default=5)
+    parser.add_argument(
+        "--calls", type=int, default=0, help="calls per configuration (default: all utterances)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="worker at debug level: the model's predictions"
+    )
     args = parser.parse_args()
     lab = private_lab()
+    load = [os.getloadavg()]
+    started = time.monotonic()
     try:
         wait_for_no_lab(lab.c)
         env = lab.up(agent_mode=None)
         with FakeOpenAI(host="127.0.0.1", port=0) as fake:
-            lab.start_agent("start", name="agent-ai", env=ai_worker_env(env, fake.base_url))
-            turns, _ = asyncio.run(run_calls(lab, fake, args.calls, args.turns_per_call))
+            worker_env = ai_worker_env(env, fake.base_url)
+            if args.debug:
+                worker_env["LIVEKIT_LOG_LEVEL"] = "debug"
+            lab.start_agent("start", name="agent-ai", env=worker_env)
+            turns = asyncio.run(run_calls(lab, fake, args.calls))
+            if args.debug:
+                turns = with_predictions(turns, predictions(lab.c.state_dir / "logs/agent-ai.log"))
     except LabError as e:
         print(f"bench.turns: {e}", file=sys.stderr)
         return 1
     finally:
         lab.down()
-    fig = figures(turns, args.calls, args.turns_per_call)
+    load.append(os.getloadavg())
+    fig = figures(turns, load)
+    fig["wall_s"] = round(time.monotonic() - started)
     print_table(fig)
     OUT.mkdir(exist_ok=True)
     (OUT / "turns.json").write_text(json.dumps(fig, indent=1))
-    return 0 if fig["turns_replied"] == fig["turns_expected"] else 1
+    return 0 if all(t.reply_at is not None for t in turns) else 1
 
 
 if __name__ == "__main__":

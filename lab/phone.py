@@ -266,6 +266,7 @@ async def _place_call_once(
     silence_rms: float = SILENCE_RMS,
     on_refer: Literal["accept", "hangup"] = "accept",
     hangup_now: asyncio.Event | None = None,
+    on_answer: Callable[[float], None] | None = None,
     sipp: str = "sipp",
 ) -> CallResult:
     """Call ``sip:<to_number>@<sip_host>:<sip_port>`` from ``<from_number>`` and report.
@@ -279,6 +280,7 @@ async def _place_call_once(
     transferring the call) is accepted and reported done, or with ``on_refer="hangup"``
     accepted and then hung up on, as a caller who gives up during the transfer.
     Setting ``hangup_now`` hangs up at once, whatever ``hangup`` says: a test's own cue.
+    ``on_answer`` is called with the 200 OK's time (wall clock) as the audio starts.
     """
     _check(_HOST, sip_host, "SIP host")
     _check(_USER, to_number, "number to call")
@@ -317,7 +319,7 @@ async def _place_call_once(
             try:
                 reason, gave_up_at = await _drive(
                     proc, media, workdir, sipp_addr, deadline, after_audio, start_media,
-                    hangup_now,
+                    hangup_now, on_answer,
                 )  # fmt: skip
             finally:
                 await stop_sipp(proc)
@@ -376,6 +378,7 @@ async def _drive(
     after_audio: float | None,
     start_media: Callable[[tuple[str, int]], Coroutine[Any, Any, None]],
     hangup_now: asyncio.Event | None = None,
+    on_answer: Callable[[float], None] | None = None,
 ) -> tuple[EndedBy | None, float | None]:
     """Run the call until sipp exits.  Returns why we hung up (if we did) and when we gave
     up waiting for sipp (if we did)."""
@@ -394,6 +397,8 @@ async def _drive(
                 dest = _sdp_audio(ok.body) or media.peer
                 if dest is not None:
                     sender = asyncio.create_task(start_media(dest))
+                    if on_answer is not None:
+                        on_answer(ok.at)
             now = loop.time()
             hangup_in = math.inf
             if after_audio is not None and media.first_audio_at is not None:

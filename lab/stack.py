@@ -48,6 +48,7 @@ class LabConfig:
     sip_health_port: int = 8082
     rtp_ports: str = "10000-10200"
     worker_port: int = 8083
+    ai_metrics_port: int = 8084  # the AI worker's Prometheus endpoint (/metrics)
     # The guardian's webhook receiver; extra workers listen from extra_worker_port up.
     guardian_port: int = 8090
     extra_worker_port: int = 8100
@@ -403,7 +404,9 @@ class Lab:
 
 def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, str]:
     """The environment of the lab's AI worker (the number LAB_AI_NUMBER): its LLM and STT
-    are an OpenAI-compatible endpoint at ``openai_base_url`` (the tests' double)."""
+    are an OpenAI-compatible endpoint at ``openai_base_url`` (the tests' double); its
+    Prometheus metrics are on ``ai_metrics_port``."""
+    c = LabConfig()
     return {
         "SWITCHBOARD_AGENT_NAME": lab_env["LAB_AI_AGENT_NAME"],
         "SWITCHBOARD_OPENAI_BASE_URL": openai_base_url,
@@ -417,4 +420,6 @@ def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, st
         "SWITCHBOARD_OUTBOUND_TRUNK_ID": lab_env["LAB_OUTBOUND_TRUNK_ID"],
         "SWITCHBOARD_RING_TIMEOUT": "4",
         "LAB_TEST_PIN": "48151623",  # the PIN of route lab-pin in lab/routes.toml
+        "SWITCHBOARD_METRICS_PORT": str(c.ai_metrics_port),
+        "SWITCHBOARD_METRICS_DIR": str(c.state_dir / "metrics-ai"),
     }

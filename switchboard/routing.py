@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from switchboard.caller import Caller
 from switchboard.numbers import E164, region_of
+from switchboard.turn_taking import TurnTaking
 
 KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
 ROUTE_KINDS = ("sip", "standard")
@@ -73,6 +74,7 @@ class Route:
     # A PIN route chosen only by custom attributes (X- headers: the caller's to set or
     # leave out) is refused at load unless this says the operator knows (config.routes).
     allow_caller_selected_pin: bool = False
+    turn: TurnTaking = field(default_factory=TurnTaking)  # [route.turn]
 
 
 @dataclass(frozen=True, slots=True)

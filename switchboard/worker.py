@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from livekit.agents import AgentServer, JobExecutorType, JobProcess
@@ -31,6 +32,7 @@ from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils import is_given
 from livekit.plugins import silero
 
+from switchboard.call.metrics import forget_dead
 from switchboard.call.providers import warm_providers
 from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
 from switchboard.config.settings import AiSettings, Settings
@@ -107,15 +109,19 @@ class Prewarm:
     A picklable value, not a closure: the framework sends it to every job process."""
 
     ai: AiSettings
+    metrics_dir: Path | None = None  # the Prometheus folder, when metrics are on
 
     def __call__(self, proc: JobProcess) -> None:
         proc.userdata["vad"] = silero.VAD.load()
         warm_providers(self.ai)
+        if self.metrics_dir is not None:
+            forget_dead(self.metrics_dir)
 
 
 def build_server(settings: Settings) -> SwitchboardServer:
     """The worker as the settings describe it, its prewarm set."""
     s = settings.server
+    metrics = _metrics_dir(settings)
     server = SwitchboardServer(
         settings,
         job_executor_type=JobExecutorType(s.job_executor),
@@ -123,13 +129,31 @@ def build_server(settings: Settings) -> SwitchboardServer:
         load_threshold=s.load_threshold,
         load_fnc=_calls_load,
         preload_modules=PRELOAD_MODULES,
+        **(
+            {"prometheus_port": s.metrics_port, "prometheus_multiproc_dir": str(metrics)}
+            if metrics
+            else {}
+        ),
     )
 
-    server.setup_fnc = Prewarm(settings.ai)
+    server.setup_fnc = Prewarm(settings.ai, metrics)
     if s.idle_processes:
         # Each call runs in its own process; a call with no warm process waits for one.
         server.update_options(num_idle_processes=s.idle_processes)
     return server
+
+
+def _metrics_dir(settings: Settings) -> Path | None:
+    """Where the call processes write their metrics, or None: metrics off. With it, the
+    framework serves its Prometheus endpoint in multiprocess mode: it sets
+    PROMETHEUS_MULTIPROC_DIR before the forkserver starts, so every call process writes
+    there (``call.metrics``), and it sums the folder on each scrape."""
+    s = settings.server
+    if not s.metrics_port:
+        return None
+    # A fixed default, not a temporary folder: agent.py builds the server again in each
+    # job process, which must name the same folder.
+    return s.metrics_dir or settings.data.state_dir / f"metrics-{s.agent_name}"
 
 
 def _calls_load(worker: AgentServer) -> float:

@@ -22,7 +22,7 @@ import time
 import uuid
 import wave
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -111,6 +111,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()  # the state below is shared by test and server threads
         self._scripts: dict[str, list[Step]] = {}
         self._utterances: deque[str] = deque()
+        self._transcriber: Callable[[float], str] | None = None
         self._fail_count, self._fail_status, self._delay = 0, 500, 0.0
         self._requests: list[Recorded] = []
         self._audio_sizes: list[int] = []
@@ -128,6 +129,13 @@ class FakeOpenAI:
         """Queue what the next transcription requests return, one each, then ""."""
         with self._lock:
             self._utterances.extend(utterances)
+
+    def transcribe_with(self, transcriber: Callable[[float], str] | None) -> None:
+        """Answer each transcription request with ``transcriber(arrival time)`` instead
+        of the queue: for callers whose utterances the voice detector may split, where
+        the text must follow the audio (``bench.turns`` knows when it spoke what)."""
+        with self._lock:
+            self._transcriber = transcriber
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         with self._lock:
@@ -288,7 +296,12 @@ class FakeOpenAI:
         with self._lock:
             self._requests.append(Recorded(request.path, fields, at, status or 200))
             self._audio_sizes.append(len(audio))
-            text = self._utterances.popleft() if status is None and self._utterances else ""
+            if status is not None:
+                text = ""
+            elif self._transcriber is not None:
+                text = self._transcriber(at)
+            else:
+                text = self._utterances.popleft() if self._utterances else ""
         if status is not None:
             return _error(status)
         # whisper-1 is asked for verbose_json, which the SDK parses as TranscriptionVerbose

@@ -155,6 +155,9 @@ class Transcript:
     text: str  # key presses masked
     # When it began to be said (Unix time), when known.
     said_at: float | None = field(default=None, metadata={_OMIT_IF_NONE: True})
+    # The turn's figures in ms (``call.latency``); only an interrupted reply says so.
+    latency: Mapping[str, float] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
+    interrupted: bool | None = field(default=None, metadata={_OMIT_IF_NONE: True})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

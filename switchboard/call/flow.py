@@ -45,6 +45,7 @@ from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
+from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
 from switchboard.call.pin import pin_gate
 from switchboard.call.providers import Providers, build_providers
@@ -69,6 +70,7 @@ from switchboard.call.resume import (
 )
 from switchboard.call.shutdown import listen_for_shutdown
 from switchboard.call.state import CallState
+from switchboard.call.turn_taking import tune_vad, turn_handling
 from switchboard.caller import Caller
 from switchboard.config.pins import RoutePins
 from switchboard.config.policy import PolicyConfig
@@ -123,6 +125,8 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     events = EventLog(settings.data.events_file, job_id=ctx.job.id, room_id=ctx.job.room.sid)
     ctx.log_context_fields = {"job_id": ctx.job.id}
     ctx.add_shutdown_callback(lambda reason: job_ended(events, reason))
+    metrics = MetricsSink()
+    events.listeners.append(metrics)
     preloaded = os.getpid() != switchboard.IMPORTED_IN
     agent_name, ai_mode = settings.server.agent_name, settings.ai.mode
     events.emit(
@@ -136,7 +140,7 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     call = await prepare_call(ctx, config, caller, events, resume)
     if call is None:
         return
-    await start_and_greet(ctx, config, call, vad_model)
+    await start_and_greet(ctx, config, call, vad_model, metrics)
 
 
 async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog) -> Caller | None:
@@ -271,21 +275,29 @@ async def _decline(
 
 
 async def start_and_greet(
-    ctx: JobContext, config: CallConfig, call: Call, vad_model: vad.VAD
+    ctx: JobContext,
+    config: CallConfig,
+    call: Call,
+    vad_model: vad.VAD,
+    metrics: MetricsSink | None = None,
 ) -> None:
     """Start the session on the caller's audio, pass the PIN gate if the route has one,
     then greet (or, keyless, say so and hang up)."""
     settings, state = config.settings, call.state
     caller, route, events = state.caller, state.route, state.events
+    tune_vad(vad_model, route.turn)  # the route's turn-taking (routes.toml [route.turn])
     session: AgentSession[CallState] = AgentSession(
         stt=call.providers.stt or NOT_GIVEN,
         llm=call.providers.llm or NOT_GIVEN,
         tts=call.providers.tts,
         vad=vad_model,
+        turn_handling=turn_handling(route.turn),
         userdata=state,
         conn_options=SESSION_OPTIONS,
     )
     follow_the_call(ctx, session, state)
+    if metrics is not None:
+        metrics.follow(ctx, session, call.providers)
     watch_provider_faults(ctx, session, state)
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from livekit import rtc
@@ -21,6 +22,7 @@ from switchboard.call.event_types import (
 )
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import mask_keypresses
+from switchboard.call.latency import turn_figures
 from switchboard.call.lifecycle import HANGUP_GRACE_S, Action, on_call_status, on_participant_left
 from switchboard.call.state import CallState
 
@@ -119,11 +121,16 @@ def record_transcript(events: EventLog, item: object) -> None:
     # been played out, which can be after the hang-up it preceded.
     said_at = getattr(item, "created_at", None)
     if role and text:
+        metrics = getattr(item, "metrics", None)
+        figures = turn_figures(metrics) if isinstance(metrics, Mapping) else {}
+        interrupted = getattr(item, "interrupted", False) is True
         events.emit(
             Transcript(
                 role=role,
                 text=mask_keypresses(text),
                 said_at=said_at if isinstance(said_at, float) else None,
+                latency=figures or None,
+                interrupted=True if interrupted else None,
             )
         )
 

@@ -94,10 +94,13 @@ class RecordSink:
             case CallStatus(identity=who, status=status):
                 named = status if who == self.caller.identity else f"{who}: {status}"
                 r.add_status(StatusChange(named, r.now()))
-            case Transcript(role=role, text=text, said_at=said_at):
+            case Transcript(
+                role=role, text=text, said_at=said_at, latency=latency, interrupted=interrupted
+            ):
                 # Timed when it was said, so the timeline keeps a line before the
                 # hang-up that followed it, however late the framework reports it.
-                r.add_turn(Turn(role, text, r.now() if said_at is None else said_at))
+                at = r.now() if said_at is None else said_at
+                r.add_turn(Turn(role, text, at, latency or {}, bool(interrupted)))
             case ToolCalled(tool=tool, arguments=arguments, result=result):
                 r.add_tool_call(ToolCall(tool, arguments or {}, result, r.now()))
             case DialDecision(allowed=True):

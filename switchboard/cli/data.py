@@ -24,6 +24,8 @@ from switchboard.config.settings import database_url
 from switchboard.data.db import Database, DatabaseError, async_url, open_database
 from switchboard.data.directory.csv_import import CsvFileError
 from switchboard.data.directory.store import classify_failure, import_csv, lookup
+from switchboard.data.records.latency import interrupted_replies, turn_latency
+from switchboard.data.records.query import recent_calls
 from switchboard.data.records.recorder import get_call, list_calls
 from switchboard.numbers import check_region
 from switchboard.safe_text import printable, safe_json, shown as shown_text, shown_lines
@@ -35,6 +37,22 @@ _EXIT = {"found": 0, "unknown": 1, "failed": 1, "hidden": 2, "invalid": 2}
 def add_parser(subparsers: Subparsers) -> None:
     _add_directory(subparsers)
     _add_calls(subparsers)
+    _add_stats(subparsers)
+
+
+def _add_stats(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser(
+        "stats",
+        help="turn latency percentiles over the recent calls",
+        description=(
+            "Percentiles of each turn's latency (end of turn, transcription, LLM first "
+            "token, voice first audio, end to end) over the latest calls' records. "
+            "Uses DATABASE_URL."
+        ),
+    )
+    p.add_argument("--calls", type=int, default=50, help="recent calls (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.set_defaults(func=run_stats)
 
 
 def _add_directory(subparsers: Subparsers) -> None:
@@ -163,6 +181,23 @@ def run_call_show(args: argparse.Namespace) -> int:
             print(safe_json(fmt.record_json(record, unmasked=args.unmasked), indent=2))
         else:
             print(fmt.call_details(record, unmasked=args.unmasked))
+        return 0
+
+    return _with_database(work)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    if args.calls < 1:
+        print("error: --calls must be at least 1", file=sys.stderr)
+        return 2
+
+    async def work(db: Database) -> int:
+        records = await recent_calls(db, limit=args.calls)
+        stats, cut = turn_latency(records), interrupted_replies(records)
+        if args.json:
+            print(safe_json(fmt.stats_json(len(records), stats, cut), indent=2))
+        else:
+            print(fmt.stats_table(len(records), stats, cut))
         return 0
 
     return _with_database(work)

@@ -1,4 +1,4 @@
-"""Text and JSON for the `directory` and `calls` commands. Pure functions of the values.
+"""Text and JSON for the `directory`, `calls` and `stats` commands. Pure functions of the values.
 
 Names, notes, CSV header names and transcripts are untrusted text: ``printable`` escapes
 control characters and bidi overrides, so a crafted value cannot drive the operator's
@@ -17,6 +17,7 @@ from typing import Any
 
 from switchboard.data.directory.entry import thaw_json
 from switchboard.data.directory.store import DirectoryResult, ImportReport
+from switchboard.data.records.latency import FigureStats
 from switchboard.data.records.model import (
     CallRecord,
     CallSummary,
@@ -284,7 +285,9 @@ def call_details(record: CallRecord, *, unmasked: bool) -> str:
     ]
     events = [f"  {_offset(e.time - c.started_at)}  {_describe(e)}" for e in timeline(record)]
     transcript = [
-        f"  {_ROLES.get(t.role, printable(t.role))}: {printable(t.text)}" for t in record.transcript
+        f"  {_ROLES.get(t.role, printable(t.role))}: {printable(t.text)}"
+        + ("  [interrupted]" if t.interrupted else "")
+        for t in record.transcript
     ]
     return "\n".join(
         [*head, *(events or ["  (nothing)"]), "", "transcript", *(transcript or ["  (none)"])]
@@ -307,7 +310,9 @@ def _describe(event: TimelineEvent) -> str:
         status = _LEFT.sub(lambda m: f"({ended(m[1])})", e.status)
         return f"status  {printable(status)}"
     if isinstance(e, Turn):
-        return f"{_ROLES.get(e.role, printable(e.role)):<7} {printable(e.text)}"
+        cut = "  [interrupted]" if e.interrupted else ""
+        said = f"{_ROLES.get(e.role, printable(e.role)):<7} {printable(e.text)}{cut}"
+        return f"{said}\n{'':14}{latency(e.latency)}" if e.latency else said
     arguments = json.dumps(thaw_json(e.arguments), ensure_ascii=False)
     if isinstance(e.result, str) and (m := _REFUSED.fullmatch(e.result)):
         result = f"refused: {refusal_words(m[1]) or m[1]}"
@@ -323,3 +328,49 @@ def _pairs(values: Any) -> str:
         f"{k}={v if isinstance(v, str) else json.dumps(thaw_json(v))}" for k, v in values.items()
     )
     return printable(", ".join(shown))
+
+
+# How `calls show` and `stats` name the figures (records.model.TURN_FIGURES).
+_FIGURE_NAMES = {
+    "end_of_turn_ms": "end of turn",
+    "transcription_ms": "stt",
+    "llm_ttft_ms": "llm first token",
+    "tts_ttfb_ms": "tts first audio",
+    "e2e_ms": "end to end",
+}
+
+
+def latency(figures: Mapping[str, float]) -> str:
+    """One turn's figures: ``end of turn 310 ms · stt 42 ms``."""
+    return "  ·  ".join(
+        f"{_FIGURE_NAMES[k]} {figures[k]:.0f} ms" for k in _FIGURE_NAMES if k in figures
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def stats_table(calls: int, stats: Sequence[FigureStats], interrupted: int) -> str:
+    if not calls:
+        return "no calls recorded yet"
+    rows = [f"turn latency over the last {calls} call(s)", ""]
+    rows.append(f"  {'':18}{'turns':>6}{'p50':>10}{'p95':>10}{'max':>10}")
+    for s in stats:
+        rows.append(
+            f"  {_FIGURE_NAMES[s.figure]:18}{s.n:>6}{_ms(s.p50_ms):>10}{_ms(s.p95_ms):>10}"
+            f"{_ms(s.max_ms):>10}"
+        )
+    rows += ["", f"  replies interrupted by the caller: {interrupted}"]
+    return "\n".join(rows)
+
+
+def stats_json(calls: int, stats: Sequence[FigureStats], interrupted: int) -> dict[str, Any]:
+    return {
+        "calls": calls,
+        "figures": {
+            s.figure: {"n": s.n, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms, "max_ms": s.max_ms}
+            for s in stats
+        },
+        "interrupted_replies": interrupted,
+    }

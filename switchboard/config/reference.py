@@ -15,6 +15,7 @@ from switchboard.config.file_secrets import FILE_SECRETS
 from switchboard.config.settings import ENV_VARS, Settings
 from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Match, Route
+from switchboard.turn_taking import TurnTaking
 
 ROUTE_FIELDS = {
     "name": "Unique name; the last route must be `default`, with no `match`.",
@@ -37,6 +38,36 @@ ROUTE_FIELDS = {
     "`attributes`. Those come from SIP X- headers the caller sets or leaves out, so a caller "
     "skips this route (and its PIN) by leaving the header out, and lands on a later route: "
     "set it only when every later route is safe for anyone. Refused at load otherwise.",
+    "turn": "Turn-taking: when the caller is judged finished, and what stops the agent "
+    "(table below).",
+}
+# What each turn-taking setting buys and what it costs: the operator trades speed against
+# cutting callers off (bench/RESULTS.md, section 10, has the figures).
+TURN_FIELDS = {
+    "detection": '`"model"`: the end-of-turn model reads the words and waits up to '
+    "`max_endpointing_delay` when the caller sounds unfinished (fewer callers cut off; "
+    'costs up to that delay on the turns it misjudges). `"vad"`: silence alone ends the '
+    "turn (fastest and steadiest; cuts off callers who pause mid-sentence).",
+    "min_endpointing_delay": "Seconds after the caller's last sound before the turn may end. "
+    "Lower answers sooner; too low answers into a pause. Counted from the last sound, so "
+    "under `vad_min_silence` it costs nothing.",
+    "max_endpointing_delay": "Longest wait (seconds) when the model judges the caller "
+    "unfinished. Lower bounds the slow turns; too low answers callers still thinking.",
+    "vad_min_silence": "Silence (seconds) before the voice detector reports the end of "
+    "speech: the floor under every turn. Lower is faster; too low splits utterances at "
+    "short pauses.",
+    "allow_interruptions": "The caller's voice stops the agent (barge-in).",
+    "min_interruption_duration": "Seconds of caller speech before it stops the agent. "
+    "Higher ignores coughs and backchannels; costs that long of talking over each other.",
+    "min_interruption_words": "Words the transcript must hold before the agent stops "
+    "(0: voice alone). Higher ignores noise; costs a transcript's delay per barge-in.",
+    "false_interruption_timeout": "Silence (seconds) after an interruption with no words "
+    "that makes it a false one (a cough, a door).",
+    "resume_false_interruption": "After a false interruption, the agent resumes its reply "
+    "instead of staying silent.",
+    "preemptive_generation": "Start the reply from the transcript before the turn is "
+    "confirmed: saves the LLM's time to first token; costs requests thrown away when the "
+    "caller goes on.",
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',
@@ -77,6 +108,8 @@ DESTINATION_FIELDS = {
 def _default(field: Any) -> str:
     if field.name == "match":
         return "any caller"
+    if field.name == "turn":
+        return "phone defaults"
     if field.default is not MISSING:
         value = field.default
     elif field.default_factory is not MISSING:
@@ -130,6 +163,8 @@ def reference() -> str:
     out += _table(Route, ROUTE_FIELDS)
     out += ["", "## routes.toml: `[route.match]`", ""]
     out += _table(Match, MATCH_FIELDS)
+    out += ["", "## routes.toml: `[route.turn]`", ""]
+    out += _table(TurnTaking, TURN_FIELDS)
     out += ["", "## policy.toml: `[dial_policy.NAME]`", ""]
     skipped = ("name", "unsafe_allow_restricted", "own_numbers")  # not read from the table
     out += _table(DialPolicy, POLICY_FIELDS, skip=skipped)

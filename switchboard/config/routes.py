@@ -25,6 +25,7 @@ from switchboard.config.fields import (
 from switchboard.config.prompts import DEFAULT_DIR
 from switchboard.config.reader import Problems, Table, parse_toml, suggest
 from switchboard.config.shadowing import covers
+from switchboard.config.turn_taking import read_turn
 from switchboard.routing import (
     DEFAULT_PIN_ATTEMPTS,
     DEFAULT_PIN_PROMPT,
@@ -140,6 +141,7 @@ def read_route(
         pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
         allow_caller_selected_pin=caller_selected,
+        turn=read_turn(r, data.get("turn", {})),
     )
     return route if r.ok and name else None
 

@@ -143,6 +143,27 @@ class ServerSettings:
             "Load (0-1) above which the worker takes no call",
         ),
     ]
+    metrics_port: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_METRICS_PORT",
+            "0",
+            Number(0, 65535, whole=True),
+            "Serve Prometheus metrics (calls, turn latency, tools, providers) on this port "
+            "at /metrics; 0 = off. Collected from every call's process; needs "
+            "SWITCHBOARD_JOB_EXECUTOR=process (a thread's figures are not collected)",
+        ),
+    ]
+    metrics_dir: Annotated[
+        Path | None,
+        EnvVar(
+            "SWITCHBOARD_METRICS_DIR",
+            "",
+            Folder(),
+            "Where the call processes write their metrics for the worker to collect (emptied "
+            "at start: one per worker); empty: metrics-<agent name> in SWITCHBOARD_STATE_DIR",
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

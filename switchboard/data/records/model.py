@@ -10,7 +10,8 @@ needs no cleanup job: the stored row is left as it is, only its reading changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from switchboard.data.directory.entry import freeze_json
@@ -51,11 +52,21 @@ class StatusChange:
     time: float
 
 
+# What a turn's time went on, in milliseconds, as the framework measured it: on the
+# caller's turn, the end-of-turn decision after their last sound and the transcript's
+# delay; on the agent's reply, the LLM's first token, the voice's first audio and the
+# whole of it, from the caller's last sound to the agent's first audio.
+TURN_FIGURES = ("end_of_turn_ms", "transcription_ms", "llm_ttft_ms", "tts_ttfb_ms", "e2e_ms")
+_NO_FIGURES: Mapping[str, float] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     role: str  # "user" or "assistant" (the framework's names)
     text: str
     time: float
+    latency: Mapping[str, float] = field(default_factory=lambda: _NO_FIGURES)  # TURN_FIGURES
+    interrupted: bool = False  # the caller spoke over this reply and it was cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +142,22 @@ def summary_from_row(
     )
 
 
+def _turn(t: Mapping[str, Any]) -> Turn:
+    # Records written before latency was kept have neither key.
+    figures = t.get("latency") or {}
+    latency = {k: float(v) for k, v in figures.items() if k in TURN_FIGURES}
+    return Turn(
+        t["role"], t["text"], t["time"], MappingProxyType(latency), bool(t.get("interrupted"))
+    )
+
+
 def record_from_row(
     row: Mapping[Any, Any], *, now: float, stale_after_s: float = STALE_AFTER_S
 ) -> CallRecord:
     return CallRecord(
         summary=summary_from_row(row, now=now, stale_after_s=stale_after_s),
         statuses=tuple(StatusChange(s["status"], s["time"]) for s in row["statuses"]),
-        transcript=tuple(Turn(t["role"], t["text"], t["time"]) for t in row["transcript"]),
+        transcript=tuple(_turn(t) for t in row["transcript"]),
         tool_calls=tuple(
             ToolCall(c["name"], freeze_json(c["arguments"]), freeze_json(c["result"]), c["time"])
             for c in row["tool_calls"]

@@ -44,3 +44,14 @@ async def get_call(
     return (
         None if row is None else record_from_row(row._mapping, now=at, stale_after_s=stale_after_s)
     )
+
+
+async def recent_calls(
+    db: Database, limit: int = 50, *, now: float | None = None, stale_after_s: float = STALE_AFTER_S
+) -> list[CallRecord]:
+    """The latest calls in full (their transcripts hold the turns' latency), newest first."""
+    query = select(calls).order_by(calls.c.started_at.desc(), calls.c.call_id).limit(limit)
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    at = time.time() if now is None else now
+    return [record_from_row(r._mapping, now=at, stale_after_s=stale_after_s) for r in rows]

@@ -60,6 +60,15 @@ def _thawed(value: Any) -> Any:
     return value
 
 
+def _turn_row(turn: Turn) -> dict[str, Any]:
+    row: dict[str, Any] = {"role": turn.role, "text": turn.text, "time": turn.time}
+    if turn.latency:
+        row["latency"] = dict(turn.latency)
+    if turn.interrupted:
+        row["interrupted"] = True
+    return row
+
+
 class CallRecorder:
     def __init__(
         self,
@@ -152,9 +161,7 @@ class CallRecorder:
         }
         self._statuses[:0] = [{"status": c.status, "time": c.time} for c in record.statuses]
         self._statuses.append({"status": status.status, "time": status.time})
-        self._turns[:0] = [
-            {"role": t.role, "text": t.text, "time": t.time} for t in record.transcript
-        ]
+        self._turns[:0] = [_turn_row(t) for t in record.transcript]
         self._tool_calls[:0] = [
             {
                 "name": c.name,
@@ -181,7 +188,7 @@ class CallRecorder:
         self._save_soon()
 
     def add_turn(self, turn: Turn) -> None:
-        self._turns.append({"role": turn.role, "text": turn.text, "time": turn.time})
+        self._turns.append(_turn_row(turn))
         self._save_soon()
 
     def add_tool_call(self, call: ToolCall) -> None:
