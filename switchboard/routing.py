@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from switchboard.caller import Caller
+from switchboard.menu import Menu
 from switchboard.numbers import E164, region_of
 
 KNOWN_TOOLS = ("dial_out", "transfer", "list_participants", "end_call", "dtmf")
@@ -70,6 +71,8 @@ class Route:
     pin_env: str | None = None
     pin_attempts: int = DEFAULT_PIN_ATTEMPTS
     pin_prompt: str = DEFAULT_PIN_PROMPT
+    # What a caller hears when no AI can take the call: keys naming destinations.
+    menu: Menu | None = None
 
 
 @dataclass(frozen=True, slots=True)

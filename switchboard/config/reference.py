@@ -13,6 +13,7 @@ from typing import Any, get_type_hints
 
 from switchboard.config.settings import ENV_VARS, Settings
 from switchboard.dialing.policy import Destination, DialPolicy
+from switchboard.menu import Menu
 from switchboard.routing import Match, Route
 
 ROUTE_FIELDS = {
@@ -32,6 +33,17 @@ ROUTE_FIELDS = {
     "environment variable holding it, never the PIN itself.",
     "pin_attempts": "Wrong PINs allowed before the agent says goodbye and hangs up.",
     "pin_prompt": "What the agent says to ask for the PIN.",
+    "menu": "A keypad menu for calls no AI can take (keyless mode, or every provider "
+    "down mid-call): the table below.",
+}
+MENU_FIELDS = {
+    "keys": 'Key → `[destinations.NAME]`: `{ "1" = "sales", "2" = "support" }`; 0 repeats '
+    "the menu. Reached by a cold transfer (REFER), or for a `warm` destination by dialling "
+    "the person into the call, under the route's `dial_policy` and its limits.",
+    "timeout": "Seconds to wait for a key once the menu has been heard (2-60). No key, or a "
+    "wrong one, plays the menu again; the second miss ends the call with a goodbye.",
+    "prompt": "The menu's words; unset: built from the keys (English or Spanish, after "
+    "`language`; other languages must set it).",
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',
@@ -121,6 +133,8 @@ def reference() -> str:
     out += _table(Route, ROUTE_FIELDS)
     out += ["", "## routes.toml: `[route.match]`", ""]
     out += _table(Match, MATCH_FIELDS)
+    out += ["", "## routes.toml: `[route.menu]`", ""]
+    out += _table(Menu, MENU_FIELDS)
     out += ["", "## policy.toml: `[dial_policy.NAME]`", ""]
     out += _table(DialPolicy, POLICY_FIELDS, skip=("name", "unsafe_allow_restricted"))
     out += [

@@ -25,6 +25,14 @@ from switchboard.config.fields import (
 from switchboard.config.prompts import DEFAULT_DIR
 from switchboard.config.reader import Problems, Table, parse_toml, suggest
 from switchboard.config.shadowing import covers
+from switchboard.menu import (
+    DEFAULT_TIMEOUT_S,
+    MENU_KEYS,
+    REPEAT_KEY,
+    TIMEOUT_RANGE,
+    Menu,
+    words_for,
+)
 from switchboard.routing import (
     DEFAULT_PIN_ATTEMPTS,
     DEFAULT_PIN_PROMPT,
@@ -114,6 +122,7 @@ def read_route(
         fix = 'add "transfer" to tools, or remove transfer_destinations'
         r.fail("transfer_destinations", "is set but the transfer tool is not enabled", fix)
     pin_env, pin_attempts, pin_prompt = _pin(r, data)
+    menu = _menu(r, data["menu"], language or "en-US") if "menu" in data else None
     route = Route(
         name=name or "",
         match=match or Match(),
@@ -127,6 +136,7 @@ def read_route(
         pin_env=pin_env,
         pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
+        menu=menu,
     )
     return route if r.ok and name else None
 
@@ -149,6 +159,34 @@ def _pin(r: Table, data: dict[str, Any]) -> tuple[str | None, int, str | None]:
             fix = 'add pin_env = "<NAME>_PIN", or remove it'
             r.fail(key, "is set but pin_env is not, so no PIN is asked for", fix)
     return env, attempts, prompt
+
+
+MENU_FIELDS = ("keys", "timeout", "prompt")
+
+
+def _menu(r: Table, data: Any, language: str) -> Menu | None:
+    """[route.menu]: keys naming destinations (policy.toml's, checked with the policy)."""
+    if not isinstance(data, dict):
+        r.fail("menu", "expected a table", 'write [route.menu] then keys = { "1" = "sales" }')
+        return None
+    m = r.within("menu", data)
+    m.keys(MENU_FIELDS)
+    keys = m.pairs("keys")
+    example = 'keys = { "1" = "sales", "2" = "support" }'
+    if not keys:
+        m.fail("keys", "no keys: the menu would offer nothing", f"write {example}")
+    for key in keys:
+        if key == REPEAT_KEY:
+            m.fail(f"keys.{key}", "0 is the menu's own key: it repeats the menu", "use 1-9")
+        elif len(key) != 1 or key not in MENU_KEYS:
+            m.fail(f"keys.{key}", f"{key!r} is not one keypad key", f"use one of {MENU_KEYS}")
+    low, high = TIMEOUT_RANGE
+    timeout = m.integer("timeout", DEFAULT_TIMEOUT_S, low, high)
+    prompt = m.text("prompt")
+    if prompt is None and words_for(language) is None:
+        fix = 'write menu.prompt in that language, e.g. the options and "0" to repeat'
+        m.fail("prompt", f"no built-in menu words for language {language!r}", fix)
+    return Menu(keys=tuple(keys.items()), timeout=timeout, prompt=prompt) if m.ok else None
 
 
 def _match(r: Table, data: Any) -> Match | None:
