@@ -73,10 +73,10 @@ DESTINATION_FIELDS = {
     "sip_uri": "`sip:user@host[:port]`.",
     "dtmf": "Digits sent after the answer (`w` = half-second pause), e.g. `ww123#`.",
     "warm": "`true`: a warm transfer: the caller holds while the agent calls the person "
-    "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree. "
-    "Needs a server with MoveParticipant (LiveKit Cloud); the open-source livekit-server "
-    "lacks it, so there the person is hung up on and the caller is told the transfer failed. "
-    "`false`: a cold transfer (SIP REFER).",
+    "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree: "
+    "MoveParticipant where the server has it (LiveKit Cloud), else the agent bridges the two "
+    "rooms (open-source livekit-server). From a keypad menu: the person is dialled into the "
+    "caller's room. `false`: a cold transfer (SIP REFER).",
 }
 
 
