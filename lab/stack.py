@@ -63,6 +63,8 @@ class LabConfig:
     reference_agent_name: str = "switchboard-lab-reference"
     guarded_number: str = "+15105550120"
     guarded_agent_name: str = "switchboard-lab-guarded"
+    menu_number: str = "+15105550114"  # a keyless worker with keypad menus (tests)
+    menu_agent_name: str = "switchboard-lab-menu"
     telephony_file: Path = ROOT / "lab/telephony.toml"
     routes_file: Path = ROOT / "routes.toml"
 
@@ -256,6 +258,7 @@ class Lab:
             "LAB_REFERENCE_AGENT_NAME": self.c.reference_agent_name,
             "LAB_SIP_CALLEE_ADDR": f"{self.c.phone_ip}:5070",
             "LAB_GUARDED_AGENT_NAME": self.c.guarded_agent_name,
+            "LAB_MENU_AGENT_NAME": self.c.menu_agent_name,
         }
         config = load_config(self.c.telephony_file, env)
         with (self.c.state_dir / "provision.log").open("w") as out:
@@ -396,6 +399,8 @@ class Lab:
             "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],
             "LAB_GUARDED_NUMBER": c.guarded_number,
             "LAB_GUARDED_AGENT_NAME": c.guarded_agent_name,
+            "LAB_MENU_NUMBER": c.menu_number,
+            "LAB_MENU_AGENT_NAME": c.menu_agent_name,
             "LAB_GUARDIAN_URL": f"http://{c.server_ip}:{c.guardian_port}",
             "LAB_WEBHOOKS": "1" if webhooks else "0",
             "LAB_STARTED_AT": str(int(time.time())),

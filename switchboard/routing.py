@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from switchboard.caller import Caller
+from switchboard.menu import Menu
 from switchboard.numbers import E164, region_of
 from switchboard.turn_taking import TurnTaking
 
@@ -75,6 +76,8 @@ class Route:
     # leave out) is refused at load unless this says the operator knows (config.routes).
     allow_caller_selected_pin: bool = False
     turn: TurnTaking = field(default_factory=TurnTaking)  # [route.turn]
+    # What a caller hears when no AI can take the call: keys naming destinations.
+    menu: Menu | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,8 @@ def error_of(text: str, env: dict[str, str] | None = None) -> str:
 
 def test_lab_file_parses_with_defaults() -> None:
     cfg = load_config(ROOT / "lab" / "telephony.toml", env={})
-    inbound, ai_inbound, hidden, reference, guarded = cfg.inbound_trunks
+    inbound, ai_inbound, hidden, reference, guarded, menu = cfg.inbound_trunks
+    assert menu.numbers == ("+15105550114",)
     assert ai_inbound.numbers == ("+15105550111",)
     assert hidden.numbers == ("+15105550112",)
     assert reference.numbers == ("+15105550113",)
@@ -84,9 +85,10 @@ def test_lab_file_parses_with_defaults() -> None:
         ("10.0.0.0/8", "127.0.0.0/8"),
         headers_to_attributes=(("X-Customer-Id", "customer_id"), ("X-Lang", "lang")),
     )
-    ai_rule, hidden_rule, rule, guarded_rule, reference_rule = sorted(
+    ai_rule, hidden_rule, rule, guarded_rule, menu_rule, reference_rule = sorted(
         cfg.dispatch_rules, key=lambda r: r.room_prefix
     )
+    assert (menu_rule.agents, menu_rule.room_prefix) == (("switchboard-lab-menu",), "menu-")
     assert (guarded_rule.agents, guarded_rule.room_prefix) == (
         ("switchboard-lab-guarded",),
         "guarded-",

@@ -17,11 +17,11 @@ from lab.testing.fake_openai import HUMAN_SIDE, FakeOpenAI, call, say
 from switchboard.call.events import EventLog
 from switchboard.call.state import CallState
 from switchboard.caller import caller_from_participant
-from switchboard.config.policy import PolicyConfig
+from switchboard.config.policy import PolicyConfig, route_policy
 from switchboard.config.prompts import load_prompts
 from switchboard.dialing.policy import Destination, DialPolicy
 from switchboard.routing import Route
-from tools import tools_for, transfer_policy
+from tools import tools_for
 from tools.transfer import listing, transfer_tool
 from tools.warm_transfer import (
     BUSY,
@@ -106,8 +106,8 @@ def test_a_warm_dial_obeys_the_routes_policy_or_the_defaults() -> None:
     route = Route(
         "r", tools=("transfer",), dial_policy="lab", transfer_destinations=("supervisor",)
     )
-    assert transfer_policy(route, config) is lab
-    fallback = transfer_policy(Route("r", tools=("transfer",)), config)
+    assert route_policy(route, config) is lab
+    fallback = route_policy(Route("r", tools=("transfer",)), config)
     assert fallback == DialPolicy("default")  # one dial per call, three per caller per hour
     (tool,) = tools_for(route, config, cast(Any, None))
     assert isinstance(tool, llm.FunctionTool)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from livekit.agents import llm
 
-from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig
+from switchboard.config.policy import DEFAULT_POLICY, PolicyConfig, route_policy
 from switchboard.data.dial_history import SharedDialHistory
-from switchboard.dialing.policy import DialPolicy
 from switchboard.routing import Route
 from tools.dial_out import dial_out_tool
 from tools.end_call import end_call_tool
@@ -33,14 +32,7 @@ def tools_for(
         chosen.append(dial_out_tool(dial_policy, policy.destinations, history))
     if "transfer" in route.tools and route.transfer_destinations:
         named = {n: policy.destinations[n] for n in route.transfer_destinations}
-        chosen.append(transfer_tool(named, transfer_policy(route, policy), history))
+        chosen.append(transfer_tool(named, route_policy(route, policy), history))
     if "dtmf" in route.tools:
         chosen.append(send_dtmf_tool)
     return chosen
-
-
-def transfer_policy(route: Route, policy: PolicyConfig) -> DialPolicy:
-    """The dial policy a warm transfer's call obeys: the route's, or, for a route that
-    does not dial out and names none that exists, the defaults (one dial per call)."""
-    name = route.dial_policy or DEFAULT_POLICY
-    return policy.policies.get(name) or DialPolicy(name)

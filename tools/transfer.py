@@ -8,16 +8,16 @@ and a failed transfer is said out loud so the conversation goes on.
 
 # No `from __future__ import annotations`: the tool schema is read from the annotations,
 # which name values (the destinations) known only when the tool is built.
-import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from livekit import api, rtc
-from livekit.agents import RunContext, ToolError, function_tool, get_job_context
+from livekit import api
+from livekit.agents import RunContext, ToolError, function_tool
 from livekit.agents.llm import FunctionTool
 from pydantic import Field
 
+from switchboard.call.caller_watch import REFER_SETTLE_S, CallerWatch, job_room
 from switchboard.call.event_types import ToolCalled
 from switchboard.call.state import CallState
 from switchboard.data.dial_history import SharedDialHistory
@@ -43,56 +43,6 @@ def listing(destinations: Mapping[str, Destination]) -> str:
         f"- {n}: {d.description}{WARM_NOTE if d.warm else ''}"
         for n, d in sorted(destinations.items())
     )
-
-
-# How long a REFER reported as failed may take to show as the caller's leg ending.
-REFER_SETTLE_S = 3.0
-
-
-class CallerWatch:
-    """Whether the caller's leg has ended: they left the room, or their
-    ``sip.callStatus`` turned to hangup (which can come long before the leaving)."""
-
-    def __init__(
-        self, room: rtc.Room | None, identity: str, *, on_gone: Callable[[], None]
-    ) -> None:
-        self._room, self._identity, self._on_gone = room, identity, on_gone
-        self._gone = asyncio.Event()
-        if room is not None:  # None: no room to watch (a tool run outside a job)
-            room.on("participant_disconnected", self._left)
-            room.on("participant_attributes_changed", self._changed)
-
-    def _left(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self._identity:
-            self._mark()
-
-    def _changed(self, changed: dict[str, str], participant: rtc.Participant) -> None:
-        if participant.identity == self._identity and changed.get("sip.callStatus") == "hangup":
-            self._mark()
-
-    def _mark(self) -> None:
-        if not self._gone.is_set():
-            self._gone.set()
-            self._on_gone()
-
-    async def gone_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._gone.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._room is not None:
-            self._room.off("participant_disconnected", self._left)
-            self._room.off("participant_attributes_changed", self._changed)
-
-
-def _job_room() -> rtc.Room | None:
-    try:
-        return get_job_context().room
-    except RuntimeError:
-        return None
 
 
 def transfer_tool(
@@ -142,7 +92,7 @@ def transfer_tool(
         # answer the request with an error although the phone accepted the REFER (its 202
         # and NOTIFY race), and the caller is gone a moment later. Recorded from the room's
         # callback, so it stands even when the call's end cancels this tool.
-        watch = CallerWatch(_job_room(), state.caller.identity, on_gone=transferred)
+        watch = CallerWatch(job_room(), state.caller.identity, on_gone=transferred)
         try:
             await state.lk.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(

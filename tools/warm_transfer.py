@@ -8,10 +8,24 @@ the caller's room. We add what a phone line needs around it:
 - the briefing starts as soon as the person answers (the framework waits for them to speak
   first; someone who picks up and waits would hear silence, and so would the caller);
 - nothing is left ringing or connected when the transfer fails or the caller hangs up;
-- an honest failure where MoveParticipant does not exist (the open-source livekit-server
-  answers "not implemented"; LiveKit Cloud has it): the person is hung up on and the
-  caller is back with the agent;
-- one outcome word, in the call record.
+- a merge that completes where MoveParticipant does not exist (below);
+- one outcome word, in the call record, with the merge's mechanism.
+
+The merge. LiveKit Cloud moves the person's SIP leg into the caller's room
+(MoveParticipant): the agent is then out of the audio path. The open-source livekit-server
+(v1.13.5 checked) answers "not implemented", so there the agent bridges the two rooms: it
+forwards the person's audio into the caller's room and the caller's into the person's
+(``switchboard.call.bridge``), and stays until either hangs up. Why not dial the person
+into the caller's own room and keep the briefing private with subscriptions instead: the
+server can only unsubscribe a participant from a track that exists already
+(UpdateSubscriptions takes track SIDs), the SIP service subscribes each leg to every new
+audio track the moment it is published (livekit-sip v1.8.0, room.go), and only the
+publisher can restrict who subscribes to its own track; so the caller would hear the
+person's first words before any unsubscribe could land, and the person the caller's.
+The bridge keeps each side's audio in its own room until the merge, with no race, at the
+cost of the agent's process staying in the media path (the measured delay is in the
+README). The mechanism is tried in that order on every transfer, so a server that gains
+MoveParticipant is used as such without a setting.
 """
 
 # No `from __future__ import annotations`, as in the other tools modules.
@@ -19,12 +33,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import RunContext, ToolError, get_job_context
+from livekit.agents import AgentSession, RunContext, ToolError, get_job_context
 from livekit.agents.beta.workflows import WarmTransferTask
 from livekit.agents.beta.workflows.utils import WorkflowInstructions
 
+from switchboard.call.bridge import AudioBridge
 from switchboard.call.context import call_details
 from switchboard.call.dial_gate import pass_dial_gate
 from switchboard.call.event_types import ToolCalled
@@ -71,6 +87,9 @@ MERGE_UNAVAILABLE = WarmOutcome(
     "merge_unavailable", "They answered, but this phone system could not join the two calls."
 )
 MERGE_FAILED = WarmOutcome("merge_failed", "They answered, but the two calls could not be joined.")
+# How a merge went through, in the record after warm_transferred.
+MOVED = "moved"  # MoveParticipant: the person's leg joined the caller's room
+BRIDGED = "bridged"  # the agent carries the audio between the two rooms
 CALLER_LEFT = WarmOutcome("caller_left", "The caller hung up while on hold.")
 CALL_ENDED = WarmOutcome("call_ended", "The call ended during the transfer.")
 _BY_DIAL_KIND = {o.kind: o for o in (NO_ANSWER, BUSY, REFUSED, UNREACHABLE, FAILED)}
@@ -131,6 +150,9 @@ class WarmTransfer(WarmTransferTask):
         self._merged = False
         self._watched: rtc.Room | None = None
         self._person_status: str | None = None  # the person's last sip.callStatus
+        self.mechanism: str | None = None  # how the merge went through: MOVED or BRIDGED
+        self._bridge: AudioBridge | None = None
+        self._side_session: AgentSession[Any] | None = None  # kept open while bridged
 
     def _on_side_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         # A leg that rang and timed out was not answered; one that never rang is unreachable.
@@ -182,24 +204,48 @@ class WarmTransfer(WarmTransferTask):
     async def _merge_calls(self) -> None:
         try:
             await super()._merge_calls()
+            self.mechanism = MOVED
         except Exception as e:
-            if is_merge_unsupported(e):
-                self.outcome = MERGE_UNAVAILABLE
-                logger.error(
-                    "warm transfer: MoveParticipant is not available on this server (%s); "
-                    "warm transfer needs LiveKit Cloud (or a server that implements it); "
-                    "use a cold transfer destination (warm = false) here",
-                    e,
-                )
-            else:
-                self.outcome = MERGE_FAILED
-                logger.error("warm transfer: MoveParticipant failed (%s)", e)
-            await self.hang_up_human()
-            self._set_result(ToolError(self.outcome.spoken))
-            # Raised, so that connect_to_caller stops here: what follows it in the framework
-            # (deleting the caller's room when anyone leaves) is for a merged call only.
-            raise ToolError("The calls could not be joined.") from None
+            if not is_merge_unsupported(e):
+                await self._merge_failed(MERGE_FAILED, f"MoveParticipant failed ({e})")
+            logger.info("warm transfer: no MoveParticipant on this server; bridging the rooms")
+            try:
+                await self._open_bridge()
+            except Exception as bridge_error:
+                await self._merge_failed(MERGE_UNAVAILABLE, f"the bridge failed ({bridge_error})")
+            self.mechanism = BRIDGED
         self._merged = True
+
+    async def _merge_failed(self, outcome: WarmOutcome, why: str) -> None:
+        self.outcome = outcome
+        logger.error("warm transfer: %s", why)
+        await self.hang_up_human()
+        self._set_result(ToolError(outcome.spoken))
+        # Raised, so that connect_to_caller stops here: what follows it in the framework
+        # (deleting the caller's room when anyone leaves) is for a merged call only.
+        raise ToolError("The calls could not be joined.") from None
+
+    async def _open_bridge(self) -> None:
+        side = self._side_connection
+        caller_room = get_job_context().room
+        if side is None or self._human_agent_sess is None:
+            raise RuntimeError("no side room to bridge")
+        bridge = AudioBridge(caller_room, self._caller_identity, side, HUMAN_IDENTITY)
+        await bridge.open()
+        self._bridge = bridge
+        # The side session stays open (closing it deletes the side room, and the person's
+        # leg with it) but silent and deaf: the framework's completion would close it.
+        session, self._human_agent_sess = self._human_agent_sess, None
+        session.input.set_audio_enabled(False)
+        session.output.set_audio_enabled(False)
+        self._side_session = session
+        # The person hanging up ends the call for the caller, as after a move.
+        side.on("participant_disconnected", self._on_person_left)
+
+    def _on_person_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == HUMAN_IDENTITY:
+            logger.info("warm transfer: the person hung up; ending the call")
+            get_job_context().delete_room()
 
     def _on_caller_room_left(self, participant: rtc.RemoteParticipant) -> None:
         if participant.identity == self._caller_identity:
@@ -221,7 +267,9 @@ class WarmTransfer(WarmTransferTask):
             self._set_result(ToolError(outcome.spoken))
 
     async def _on_job_shutdown(self, _reason: str) -> None:
-        if not self._merged:
+        if self._bridge is not None:
+            await self._bridge.close()
+        if not self._merged or self._bridge is not None:
             await self.hang_up_human()
 
     async def hang_up_human(self) -> None:
@@ -316,8 +364,11 @@ async def warm_transfer(
         task.detach()
         # Cancelled (the call ended under us): still one record of how the transfer ended.
         outcome = outcome or task.outcome or CALL_ENDED
+        result = outcome.result
+        if outcome is TRANSFERRED and task.mechanism:
+            result += f": {task.mechanism}"
         state.events.emit(
-            ToolCalled(tool="transfer_call", arguments={"destination": name}, result=outcome.result)
+            ToolCalled(tool="transfer_call", arguments={"destination": name}, result=result)
         )
     if outcome is not TRANSFERRED:
         raise ToolError(

@@ -33,9 +33,11 @@ async def pass_dial_gate(
     history: SharedDialHistory,
     *,
     no_trunk: str,
+    needs_trunk: bool = True,
 ) -> Decision:
     """The allowed decision, with the dial counted; ToolError (words for the caller, never
-    the rule that refused) otherwise. ``no_trunk`` is said when no outbound trunk is set."""
+    the rule that refused) otherwise. ``no_trunk`` is said when no outbound trunk is set
+    and the dial needs one (a REFER does not: the caller's own network places it)."""
     call_key = state.caller.call_id or state.room_name
     now = time.time()
     decision = decide(
@@ -49,7 +51,7 @@ async def pass_dial_gate(
     state.events.emit(dial_decision_event(decision))
     if not decision.allowed or decision.target is None:
         raise ToolError(decision.spoken)
-    if not state.outbound_trunk_id:
+    if needs_trunk and not state.outbound_trunk_id:
         logger.error("no outbound trunk: set SWITCHBOARD_OUTBOUND_TRUNK_ID to dial out")
         raise ToolError(no_trunk)
     await history.record(state.caller.phone_number, call_key, now)

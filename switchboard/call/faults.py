@@ -3,12 +3,15 @@
 Retries are kept short (a caller hears every second of them as dead air). With a second
 model configured, the framework's fallback adapter switches to it; with none left, the
 agent says honestly, in its offline voice if need be, that the assistant is unavailable,
-and ends the call cleanly.
+and ends the call cleanly; or, on a route with a keypad menu, the caller hears the menu
+and can still reach a person (``fallback``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from livekit.agents import AgentSession, APIConnectOptions, JobContext
 from livekit.agents.voice.agent_session import SessionConnectOptions
@@ -28,6 +31,10 @@ SESSION_OPTIONS = SessionConnectOptions(
 )
 
 
+# Kept referenced until done (asyncio keeps only weak references to tasks).
+_menus: set[asyncio.Future[None]] = set()
+
+
 def fatal(event: ErrorEvent) -> bool:
     """An error the call cannot recover from: the LLM or STT gave up after its retries."""
     error = event.error
@@ -38,7 +45,10 @@ def fatal(event: ErrorEvent) -> bool:
 
 
 def watch_provider_faults(
-    ctx: JobContext, session: AgentSession[CallState], state: CallState
+    ctx: JobContext,
+    session: AgentSession[CallState],
+    state: CallState,
+    fallback: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     def on_error(event: ErrorEvent) -> None:
         if state.ended or not fatal(event):
@@ -46,6 +56,13 @@ def watch_provider_faults(
         state.ended = True
         kind = getattr(event.error, "type", "error")
         state.events.emit(ProviderFailed(source=kind))
+        if fallback is not None:
+            logger.error("the %s provider failed; the caller gets the keypad menu", kind)
+            session.interrupt(force=True)
+            task = asyncio.ensure_future(fallback())
+            _menus.add(task)
+            task.add_done_callback(_menus.discard)
+            return
         logger.error("the %s provider failed; apologising and ending the call", kind)
         say_then_hang_up_soon(
             ctx, session, state, state.prompts["provider_down"], "provider_failed"

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from livekit import api, rtc
@@ -45,6 +45,7 @@ from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
+from switchboard.call.menu import run_menu
 from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
 from switchboard.call.pin import pin_gate
@@ -73,7 +74,7 @@ from switchboard.call.state import CallState
 from switchboard.call.turn_taking import tune_vad, turn_handling
 from switchboard.caller import Caller
 from switchboard.config.pins import RoutePins
-from switchboard.config.policy import PolicyConfig
+from switchboard.config.policy import PolicyConfig, route_policy
 from switchboard.config.prompts import Prompts, localized
 from switchboard.config.settings import Settings
 from switchboard.data.db import Database, create_database
@@ -298,7 +299,11 @@ async def start_and_greet(
     follow_the_call(ctx, session, state)
     if metrics is not None:
         metrics.follow(ctx, session, call.providers)
-    watch_provider_faults(ctx, session, state)
+    keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
+    history = SharedDialHistory(call.db, config.dial_history)
+    keypad: list[asyncio.Task[None]] = []  # the keypad forwarder, once it runs
+    menu = _menu_runner(ctx, session, keys, state, config, history, keypad)
+    watch_provider_faults(ctx, session, state, fallback=menu)
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
@@ -307,7 +312,6 @@ async def start_and_greet(
         await call.db.close()
 
     ctx.add_shutdown_callback(close_record)
-    history = SharedDialHistory(call.db, config.dial_history)
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
     # A resumed call whose record says the PIN was verified does not ask for it again.
     needs_pin = bool(route.pin_env) and not state.pin_verified
@@ -324,7 +328,6 @@ async def start_and_greet(
         history=chat_context(restored.transcript) if restored else None,
         opening=call.opening,
     )
-    keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     # The first words are made while the caller still hears ringing (``first_words``).
     first = await _first_words(config, call, agent, greet_now)
     if greet_now:
@@ -348,16 +351,41 @@ async def start_and_greet(
     if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
     if settings.ai.keyless:
-        await _keyless_call(ctx, session, state, first)
+        await (menu() if menu else _keyless_call(ctx, session, state, first))
         return
-    _forward_keys(ctx, session, keys, state)
+    keypad.append(_forward_keys(ctx, session, keys, state))
     if not greet_now:
         agent.greet()  # after the PIN
 
 
+def _menu_runner(
+    ctx: JobContext,
+    session: AgentSession[CallState],
+    keys: DtmfCollector,
+    state: CallState,
+    config: CallConfig,
+    history: SharedDialHistory,
+    keypad: list[asyncio.Task[None]],
+) -> Callable[[], Awaitable[None]] | None:
+    """The route's keypad menu, for when no AI takes the call; None: the route has none."""
+    route_menu = state.route.menu
+    if route_menu is None:
+        return None
+    policy = route_policy(state.route, config.policy)
+
+    async def run() -> None:
+        for task in keypad:  # the caller's keys are the menu's now, not the model's
+            task.cancel()
+        await run_menu(
+            ctx, session, keys, state, route_menu, policy, config.policy.destinations, history
+        )
+
+    return run
+
+
 def _forward_keys(
     ctx: JobContext, session: AgentSession[CallState], keys: DtmfCollector, state: CallState
-) -> None:
+) -> asyncio.Task[None]:
     """Key presses become the caller's words, until the job ends."""
     keypad = asyncio.create_task(
         forward_keypresses(
@@ -369,6 +397,7 @@ def _forward_keys(
         keypad.cancel()
 
     ctx.add_shutdown_callback(stop_keypad)
+    return keypad
 
 
 async def _pin_ok(
@@ -403,6 +432,8 @@ async def _first_words(
     or the model's), or a keyless call's notice. A PIN route asks for the PIN first,
     which the PIN gate says itself."""
     settings, providers = config.settings, call.providers
+    if settings.ai.keyless and call.state.route.menu is not None:
+        return None  # the route's menu is said instead, built when it is needed
     if settings.ai.keyless:
         text: str | None = localized(call.state.prompts, "keyless", call.state.route.language)
     elif greet_now:

@@ -60,6 +60,7 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
             reason,
             caller_identity=state.caller.identity,
             dialled=frozenset(state.dialled),
+            connected=frozenset(state.connected),
         )
         events.emit(
             ParticipantLeft(

@@ -6,6 +6,8 @@ The reference table of disconnect reasons, and what a careful operator expects:
 - a dialled leg that never connected (rejected, unavailable, trunk failure) is reported
   to the caller and the call goes on;
 - a dialled leg hanging up mid-call is reported too;
+- a person the caller was handed to (connected in the caller's room, the agent silent)
+  leaving ends the call: nobody is left to talk with;
 - the room deleted (by us, or by an operator) ends the job.
 """
 
@@ -37,12 +39,17 @@ _LEG_WORDS = {
 
 
 def on_participant_left(
-    identity: str, reason: str | None, *, caller_identity: str, dialled: frozenset[str]
+    identity: str,
+    reason: str | None,
+    *,
+    caller_identity: str,
+    dialled: frozenset[str],
+    connected: frozenset[str] = frozenset(),
 ) -> Decision:
     """``reason`` is the DisconnectReason name, or None when the server gave none."""
     if reason == "ROOM_DELETED":
         return Decision(Action.END_JOB)
-    if identity == caller_identity:
+    if identity == caller_identity or identity in connected:
         return Decision(Action.END_CALL)
     if identity in dialled:
         words = _LEG_WORDS.get(reason or "", "The person you added is no longer on the call.")

@@ -56,7 +56,7 @@ _REASON = re.compile(r"[a-z][a-z_]{0,31}")
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _LEG = re.compile(r"dialled-([1-9][0-9]{0,3})")  # tools/dial_out.py's identities
 _ROLES: dict[str, Literal["user", "assistant"]] = {"user": "user", "assistant": "assistant"}
-_TRANSFERRED = frozenset({"transferred", "warm_transferred"})  # transfer_call's results
+_TRANSFERRED = frozenset({"transferred", "warm_transferred"})  # before any ": mechanism"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,10 @@ def restore_from(record: CallRecord | None) -> Restored | CallOver:
         return CallOver(f"the call ended ({record.summary.disconnect_reason or 'no reason'})")
     if "hangup" in (s.status for s in record.statuses):
         return CallOver("the caller hung up")
-    if any(c.name == "transfer_call" and c.result in _TRANSFERRED for c in record.tool_calls):
+    if any(
+        c.name == "transfer_call" and str(c.result).partition(":")[0] in _TRANSFERRED
+        for c in record.tool_calls
+    ):
         return CallOver("the call was transferred")
     statuses = [s.status for s in record.statuses]
     # Each dial passed the gate, which the record notes before dialling; a record written

@@ -30,6 +30,8 @@ class CallState:
     dialled: list[str] = field(default_factory=list)  # legs we added that answered
     dial_attempts: int = 0
     transferred_to: str | None = None
+    # people the caller was handed to in their own room: either one leaving ends the call
+    connected: list[str] = field(default_factory=list)
     on_hold: bool = False  # a warm transfer holds the caller while it briefs the person
     ended: bool = False
     pin_verified: bool = False  # the route's PIN gate let the caller through

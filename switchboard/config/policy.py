@@ -25,7 +25,7 @@ from switchboard.dialing.policy import (
     destination_problem,
     loop_number,
 )
-from switchboard.routing import RouteTable
+from switchboard.routing import Route, RouteTable
 
 OVERRIDE = "UNSAFE_ALLOW_RESTRICTED_NUMBERS"
 TOP_KEYS = ("dial_policy", "destinations", OVERRIDE)
@@ -229,6 +229,14 @@ def with_own_numbers(policy: PolicyConfig, own_numbers: frozenset[str]) -> Polic
     return replace(policy, policies=MappingProxyType(policies))
 
 
+def route_policy(route: Route, policy: PolicyConfig) -> DialPolicy:
+    """The dial policy a route's transfers obey (the agent's warm ones, the menu's): the
+    route's, or, for a route that does not dial out and names none that exists, the
+    defaults (one dial per call)."""
+    name = route.dial_policy or DEFAULT_POLICY
+    return policy.policies.get(name) or DialPolicy(name)
+
+
 def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
     """Names a route uses that the policy file does not define (pure; for start-up and
     `switchboard check`)."""
@@ -245,4 +253,8 @@ def policy_problems(routes: RouteTable, policy: PolicyConfig) -> list[Problem]:
             if dest not in policy.destinations:
                 problem = f"no [destinations.{dest}] in {policy.source}"
                 problems.add(where, "transfer_destinations", problem, f"add it or remove {dest!r}")
+        for key, dest in route.menu.keys if route.menu else ():
+            if dest not in policy.destinations:
+                problem = f"no [destinations.{dest}] in {policy.source}"
+                problems.add(where, f"menu.keys.{key}", problem, "add it, or name another one")
     return problems.items

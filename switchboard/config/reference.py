@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 from switchboard.config.file_secrets import FILE_SECRETS
 from switchboard.config.settings import ENV_VARS, Settings
 from switchboard.dialing.policy import Destination, DialPolicy
+from switchboard.menu import Menu
 from switchboard.routing import Match, Route
 from switchboard.turn_taking import TurnTaking
 
@@ -40,6 +41,8 @@ ROUTE_FIELDS = {
     "set it only when every later route is safe for anyone. Refused at load otherwise.",
     "turn": "Turn-taking: when the caller is judged finished, and what stops the agent "
     "(table below).",
+    "menu": "A keypad menu for calls no AI can take (keyless mode, or every provider "
+    "down mid-call): the table below.",
 }
 # What each turn-taking setting buys and what it costs: the operator trades speed against
 # cutting callers off (bench/RESULTS.md, section 10, has the figures).
@@ -68,6 +71,15 @@ TURN_FIELDS = {
     "preemptive_generation": "Start the reply from the transcript before the turn is "
     "confirmed: saves the LLM's time to first token; costs requests thrown away when the "
     "caller goes on.",
+}
+MENU_FIELDS = {
+    "keys": 'Key → `[destinations.NAME]`: `{ "1" = "sales", "2" = "support" }`; 0 repeats '
+    "the menu. Reached by a cold transfer (REFER), or for a `warm` destination by dialling "
+    "the person into the call, under the route's `dial_policy` and its limits.",
+    "timeout": "Seconds to wait for a key once the menu has been heard (2-60). No key, or a "
+    "wrong one, plays the menu again; the second miss ends the call with a goodbye.",
+    "prompt": "The menu's words; unset: built from the keys (English or Spanish, after "
+    "`language`; other languages must set it).",
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',
@@ -98,10 +110,10 @@ DESTINATION_FIELDS = {
     "(6 digits or fewer: a short code, refused; reach a PBX extension by a name user).",
     "dtmf": "Digits sent after the answer (`w` = half-second pause), e.g. `ww123#`.",
     "warm": "`true`: a warm transfer: the caller holds while the agent calls the person "
-    "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree. "
-    "Needs a server with MoveParticipant (LiveKit Cloud); the open-source livekit-server "
-    "lacks it, so there the person is hung up on and the caller is told the transfer failed. "
-    "`false`: a cold transfer (SIP REFER).",
+    "(a dial under the route's `dial_policy`), briefs them, and connects them once they agree: "
+    "MoveParticipant where the server has it (LiveKit Cloud), else the agent bridges the two "
+    "rooms (open-source livekit-server). From a keypad menu: the person is dialled into the "
+    "caller's room. `false`: a cold transfer (SIP REFER).",
 }
 
 
@@ -165,6 +177,8 @@ def reference() -> str:
     out += _table(Match, MATCH_FIELDS)
     out += ["", "## routes.toml: `[route.turn]`", ""]
     out += _table(TurnTaking, TURN_FIELDS)
+    out += ["", "## routes.toml: `[route.menu]`", ""]
+    out += _table(Menu, MENU_FIELDS)
     out += ["", "## policy.toml: `[dial_policy.NAME]`", ""]
     skipped = ("name", "unsafe_allow_restricted", "own_numbers")  # not read from the table
     out += _table(DialPolicy, POLICY_FIELDS, skip=skipped)

@@ -26,6 +26,14 @@ from switchboard.config.prompts import DEFAULT_DIR
 from switchboard.config.reader import Problems, Table, parse_toml, suggest
 from switchboard.config.shadowing import covers
 from switchboard.config.turn_taking import read_turn
+from switchboard.menu import (
+    DEFAULT_TIMEOUT_S,
+    MENU_KEYS,
+    REPEAT_KEY,
+    TIMEOUT_RANGE,
+    Menu,
+    words_for,
+)
 from switchboard.routing import (
     DEFAULT_PIN_ATTEMPTS,
     DEFAULT_PIN_PROMPT,
@@ -127,6 +135,7 @@ def read_route(
         if said is not None and len(said) > SPOKEN_MAX:
             problem = f"is {len(said)} characters long; at most {SPOKEN_MAX}"
             r.fail(key, problem, "shorten it: it is said aloud, in full, before anything else")
+    menu = _menu(r, data["menu"], language or "en-US") if "menu" in data else None
     route = Route(
         name=name or "",
         match=match or Match(),
@@ -142,6 +151,7 @@ def read_route(
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
         allow_caller_selected_pin=caller_selected,
         turn=read_turn(r, data.get("turn", {})),
+        menu=menu,
     )
     return route if r.ok and name else None
 
@@ -183,6 +193,34 @@ def _check_pin_selection(r: Table, match: Match, pin_env: str | None, allowed: b
             "add a condition the caller cannot set (called_number, trunk_id, rule_id), or, "
             "if every later route is safe for anyone, set allow_caller_selected_pin = true",
         )
+
+
+MENU_FIELDS = ("keys", "timeout", "prompt")
+
+
+def _menu(r: Table, data: Any, language: str) -> Menu | None:
+    """[route.menu]: keys naming destinations (policy.toml's, checked with the policy)."""
+    if not isinstance(data, dict):
+        r.fail("menu", "expected a table", 'write [route.menu] then keys = { "1" = "sales" }')
+        return None
+    m = r.within("menu", data)
+    m.keys(MENU_FIELDS)
+    keys = m.pairs("keys")
+    example = 'keys = { "1" = "sales", "2" = "support" }'
+    if not keys:
+        m.fail("keys", "no keys: the menu would offer nothing", f"write {example}")
+    for key in keys:
+        if key == REPEAT_KEY:
+            m.fail(f"keys.{key}", "0 is the menu's own key: it repeats the menu", "use 1-9")
+        elif len(key) != 1 or key not in MENU_KEYS:
+            m.fail(f"keys.{key}", f"{key!r} is not one keypad key", f"use one of {MENU_KEYS}")
+    low, high = TIMEOUT_RANGE
+    timeout = m.integer("timeout", DEFAULT_TIMEOUT_S, low, high)
+    prompt = m.text("prompt")
+    if prompt is None and words_for(language) is None:
+        fix = 'write menu.prompt in that language, e.g. the options and "0" to repeat'
+        m.fail("prompt", f"no built-in menu words for language {language!r}", fix)
+    return Menu(keys=tuple(keys.items()), timeout=timeout, prompt=prompt) if m.ok else None
 
 
 def _match(r: Table, data: Any) -> Match | None:
