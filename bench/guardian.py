@@ -6,9 +6,10 @@ times (2), each hanging up 1 s after the agent's first loud packet and giving up
 section 1: one worker answered 16 of 40). Per round: answered / refused / rang out,
 INVITE -> 200 OK p50/p95, and the guardian's re-dispatches.
 
-``kill``: ``--kills`` times (10), a call is placed, and once its agent speaks and the call
-is answered, the worker holding it is SIGKILLed (its whole process group, as a lost
-machine); the killed worker is started again before the next call. Per kill: seconds from
+``kill``: ``--kills`` times (10), a call is placed, and once its agent speaks, the call
+is answered and the job holds its call's lease, the worker holding it is SIGKILLed (its
+whole process group, as a lost machine); the killed worker is started again before the
+next call (``--executor``: the workers' SWITCHBOARD_JOB_EXECUTOR). Per kill: seconds from
 the kill to the guardian's resume dispatch, to the new agent's first words, and to the
 caller hearing it; a call is lost when no new agent speaks within 30 s.
 
@@ -40,6 +41,8 @@ from lab.procs import LabError, alive
 from lab.stack import Lab, LabConfig
 from lab.testing.calls import call_lab, worker_active_jobs
 from lab.testing.handles import LabHandle
+from lab.testing.records import lab_database
+from switchboard.data import leases
 
 OUT = Path(__file__).resolve().parent / "out"
 WORKERS = 2
@@ -56,9 +59,10 @@ async def until(what: str, timeout: float, check: Callable[[], Awaitable[T | Non
 
 
 class Bench:
-    def __init__(self, lab: LabHandle) -> None:
+    def __init__(self, lab: LabHandle, executor: str) -> None:
         self.lab = lab
         self.names: list[str] = []
+        self.env = {"SWITCHBOARD_JOB_EXECUTOR": executor}
 
     def port(self, name: str) -> int:
         return self.lab.lab.c.extra_worker_port + int(name.rsplit("-", 1)[1])
@@ -70,7 +74,7 @@ class Bench:
         todo = names or [f"agent-{i}" for i in range(1, WORKERS + 1)]
         for name in todo:
             started = self.lab.lab.start_workers(
-                1, name="agent", first=int(name.rsplit("-", 1)[1]), env={}
+                1, name="agent", first=int(name.rsplit("-", 1)[1]), env=self.env
             )
             if not names:
                 self.names += started
@@ -144,15 +148,19 @@ async def one_kill(bench: Bench, index: int) -> dict[str, Any]:
         bench.start_workers(dead)
     number = f"+4420751{index:05d}"
     started = time.time()
-    call = asyncio.create_task(call_lab(lab, from_number=number, hangup="remote", timeout=90))
+    done = asyncio.Event()  # the caller hangs up once the new agent has been heard
+    call = asyncio.create_task(
+        call_lab(lab, from_number=number, hangup="remote", hangup_now=done, timeout=90)
+    )
     try:
-        return await _kill_during(bench, call, number, started)
+        return await _kill_during(bench, call, done, number, started)
     finally:
+        done.set()
         call.cancel()
 
 
 async def _kill_during(
-    bench: Bench, call: asyncio.Task[CallResult], number: str, started: float
+    bench: Bench, call: asyncio.Task[CallResult], done: asyncio.Event, number: str, started: float
 ) -> dict[str, Any]:
     lab = bench.lab
     masked = number[:5] + "••••" + number[-4:]
@@ -188,6 +196,19 @@ async def _kill_during(
         )
 
     await until("the call answered", 20, answered)
+    call_id = next(
+        e["caller"]["call_id"]
+        for e in lab.events()
+        if e["event"] == "caller" and e["job_id"] == said["job_id"]
+    )
+
+    async def lease_held() -> bool | None:
+        async with lab_database(lab) as db:
+            found = await leases.read_leases(db, call_id)
+        return True if found and found[0].holder == f"agent-{said['job_id']}" else None
+
+    # Mid-call: the job holds its call's lease (within a second or two of its start).
+    await until("the call's lease held", 20, lease_held)
     holder = next(name for name, jobs in (await bench.jobs()).items() if jobs)
     os.killpg(bench.live()[holder], signal.SIGKILL)
     killed_at = time.time()
@@ -210,10 +231,19 @@ async def _kill_during(
         again = await until("the new agent speaking", 30, new_words)
     except TimeoutError:
         return {"killed": holder, "lost": True, "load": round(load, 1)}
+    await asyncio.sleep(3)  # the caller listens to the new agent for a moment
+    done.set()
     result = await asyncio.wait_for(call, 90)
     heard = next((a.at for a in result.arrivals if a.at >= again["ts"] and a.rms > 0), None)
     resume = next((e for e in bench.guardian_events(killed_at) if e["event"] == "resumed"), None)
+    in_room = [e for e in lab.events() if e.get("room_id") == room]
     return {
+        # Agents that spoke after the kill (1: the resume alone) and agents the guardian
+        # removed as a second one with the caller.
+        "new_agents": len(
+            {e["job_id"] for e in in_room if e["event"] == "agent_said"} - {said["job_id"]}
+        ),
+        "removed": sum(len(e["identities"]) for e in in_room if e["event"] == "agents_removed"),
         "killed": holder,
         "lost": heard is None,
         "load": round(load, 1),
@@ -246,12 +276,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=30.0, help="a caller gives up after")
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument(
+        "--executor",
+        choices=("process", "thread"),
+        default="process",
+        help="SWITCHBOARD_JOB_EXECUTOR of the workers",
+    )
     args = parser.parse_args()
     lab = Lab(LabConfig(state_dir=LabConfig().state_dir / "guardian"))
     try:
         wait_for_no_lab(lab.c)
         env = lab.up(agent_mode=None, guardian=True)
-        bench = Bench(LabHandle(env, lab))
+        bench = Bench(LabHandle(env, lab), args.executor)
         bench.start_workers()
         if args.mode == "burst":
             figures: Any = asyncio.run(burst(bench, args.calls, args.rounds, args.timeout))

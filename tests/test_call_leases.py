@@ -14,10 +14,21 @@ from switchboard.call.liveness import CallLease
 from switchboard.data import leases
 from switchboard.data.db import Database
 from switchboard.data.leases import Lease
+from switchboard.data.schema import call_leases
 from switchboard.guardian.liveness import LeaseWatch, trusted
 
 pytestmark = pytest.mark.unit
 pytest_plugins = ["lab.testing.postgres"]
+
+
+async def _silence(db: Database, call_id: str, seconds: float) -> None:
+    """As if the holder of ``call_id`` had said nothing for ``seconds`` more."""
+    async with db.write() as conn:
+        await conn.execute(
+            call_leases.update()
+            .where(call_leases.c.call_id == call_id)
+            .values(alive_at=call_leases.c.alive_at - seconds)
+        )
 
 
 async def _wait(what: str, check: object, timeout: float = 10.0) -> None:
@@ -32,11 +43,16 @@ async def _wait(what: str, check: object, timeout: float = 10.0) -> None:
 async def test_a_holder_refreshes_only_its_own_lease_and_releases_only_its_own(
     db: Database,
 ) -> None:
-    await leases.hold(db, "SCL_1", "agent-A")
+    assert await leases.hold(db, "SCL_1", "agent-A")
     assert await leases.refresh(db, "SCL_1", "agent-A")
     assert not await leases.refresh(db, "SCL_1", "agent-B")  # not B's
-    # B takes the call over (the resume): A learns it at its next refresh.
-    await leases.hold(db, "SCL_1", "agent-B")
+    # While A is alive, B (a second agent, about to be removed) cannot take the call.
+    assert not await leases.hold(db, "SCL_1", "agent-B")
+    assert await leases.hold(db, "SCL_1", "agent-A")  # holding again: still A's
+    # A silent past TAKEOVER_S (dead, or paused): B takes it over (the resume), and A
+    # learns it at its next refresh.
+    await _silence(db, "SCL_1", leases.TAKEOVER_S)
+    assert await leases.hold(db, "SCL_1", "agent-B")
     assert not await leases.refresh(db, "SCL_1", "agent-A")
     await leases.release(db, "SCL_1", "agent-A")  # A ending does not clear B's lease
     (lease,) = await leases.read_leases(db, "SCL_1")
@@ -75,7 +91,9 @@ async def test_a_job_holds_its_call_until_another_agent_takes_it_over(db: Databa
 
     await asyncio.wait_for(poll(), 10)
     assert found[0].holder == "agent-A"
-    await leases.hold(db, "SCL_1", "agent-B")  # the guardian's resume, joining
+    # Taken over (the resume, once A had been silent long enough).
+    async with db.write() as conn:
+        await conn.execute(call_leases.update().values(holder="agent-B"))
     await _wait("the job told it lost the call", lambda: lost == ["lost"])
     assert lease.lost
     await lease.close()  # B's lease stays
@@ -137,7 +155,8 @@ async def test_the_guardian_hears_of_a_silent_holder_once_and_not_at_start(
     lease = await watch.lease_of("SCL_1")
     assert lease is not None and lease.holder == "agent-A" and lease.silent_s >= 0.25
     # A new holder (the resume) falls silent too: told again (and of SCL_2, silent now).
-    await leases.hold(db, "SCL_1", "agent-C")
+    await _silence(db, "SCL_1", leases.TAKEOVER_S)
+    assert await leases.hold(db, "SCL_1", "agent-C")
     await watch.poll()
     await asyncio.sleep(0.3)
     await watch.poll()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from lab.phone import CallResult
-from lab.procs import alive, redis_hash
+from lab.procs import alive
 from lab.testing.calls import call_lab
 from lab.testing.handles import LabHandle
 
@@ -39,11 +39,7 @@ class Cluster:
 
     def placements(self) -> dict[str, str]:
         """Room name -> node ID, for the rooms that exist now."""
-        host, port = self.lab.env.get("LAB_REDIS", "127.0.0.1:6379").rsplit(":", 1)
-        return {
-            room: node.decode()
-            for room, node in redis_hash(host, int(port), "room_node_map").items()
-        }
+        return self.lab.room_nodes()
 
 
 def _node_id(log: str) -> str:

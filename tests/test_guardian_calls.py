@@ -259,6 +259,7 @@ async def _call_then_kill_its_worker(
     before = await _busy(guarded)
     call, said = await _answered_call(guarded, number)
     try:
+        await _lease_held(lab, said["job_id"])
         holder = next(
             name for name, jobs in (await _busy(guarded)).items() if jobs > before.get(name, 0)
         )
@@ -399,6 +400,18 @@ async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded
     # 5 s is the aim (typically 3.5-4.5 s); the bound leaves room for a busy machine and
     # still fails the server's way of noticing (20 s or more).
     assert heard - killed_at < 10
+
+
+async def _lease_held(lab: LabHandle, job_id: str) -> None:
+    """Mid-call: the job holds its call's lease (it takes it as its session starts)."""
+    call_id = _caller_of(lab, job_id)["call_id"]
+
+    async def held() -> bool:
+        async with lab_database(lab) as db:
+            found = await leases.read_leases(db, call_id)
+        return bool(found) and found[0].holder == f"agent-{job_id}"
+
+    await _until("the call's lease held", 20, held)
 
 
 def _caller_of(lab: LabHandle, job_id: str) -> dict[str, Any]:

@@ -292,6 +292,8 @@ async def start_and_greet(
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
     session.on("close", lambda _ev: end_room_with_session(ctx, state))
     lease = call_lease(ctx, state, call.db)
+    if lease is not None:
+        lease.start()  # before the session: a job that dies while it starts is known too
 
     async def close_record(_reason: str) -> None:
         if lease is not None:
@@ -338,8 +340,6 @@ async def start_and_greet(
         record=False,
     )
     events.emit(SessionStarted())
-    if lease is not None:
-        lease.start()
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())

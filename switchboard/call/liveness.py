@@ -65,17 +65,13 @@ class CallLease:
             if not held:
                 # Until held (the database may be slow at first), the guardian only waits
                 # for the server to notice a death.
-                held = bool(await self._write(self._hold()))
+                held = bool(await self._write(leases.hold(self._db, self._call_id, self._holder)))
             elif await self._write(leases.refresh(self._db, self._call_id, self._holder)) is False:
                 self.lost = True
                 logger.warning("another agent holds this call now: leaving it to that one")
                 self._on_lost()
                 return
             await asyncio.sleep(self._refresh_s)  # a period, not a synchronisation
-
-    async def _hold(self) -> bool:
-        await leases.hold(self._db, self._call_id, self._holder)
-        return True
 
     async def _write(self, work: Coroutine[Any, Any, T]) -> T | None:
         """The write's result, or None when it failed or was too slow (logged once)."""
@@ -103,6 +99,10 @@ def call_lease(ctx: JobContext, state: CallState, db: Database) -> CallLease | N
     call_id = state.caller.call_id
     if ctx.is_fake_job() or not call_id or not state.agent_identity:
         return None
+    if not ctx.room.isconnected():
+        # Already out of the room (removed as a second agent, say): holding the call now
+        # would take it from the agent that has it.
+        return None
 
     def lost() -> None:
         state.replaced = True
@@ -113,8 +113,10 @@ def call_lease(ctx: JobContext, state: CallState, db: Database) -> CallLease | N
 
 def end_room_with_session(ctx: JobContext, state: CallState) -> None:
     """When the session closes, the call ends with it (the room deleted, every leg with
-    it), unless the call was taken over by another agent (``state.replaced``)."""
-    if state.replaced:
-        logger.info("session closed; the room is left to the agent that took the call over")
+    it), unless the call was taken over by another agent (``state.replaced``), or this job
+    is no longer in the room: then the room is not its to end (it was removed, perhaps
+    before it could hear of it, or the room is gone already)."""
+    if state.replaced or not ctx.room.isconnected():
+        logger.info("session closed; the room is left to whoever has the call")
         return
     ctx.delete_room()

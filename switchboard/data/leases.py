@@ -25,13 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Float, delete, literal_column, select, update
+from sqlalchemy import ColumnElement, Float, delete, literal_column, or_, select, update
 
 from switchboard.data.db import Database
 from switchboard.data.schema import call_leases
 
 # How often a holder says it is alive; the guardian's silence threshold is a few of these.
 REFRESH_S = 1.0
+# A lease is taken from another holder only once that one has been silent this long: an
+# agent that joins a call whose agent is alive (a second agent, soon removed) must not take
+# the call from it.
+TAKEOVER_S = 2 * REFRESH_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +54,22 @@ def db_clock(db: Database) -> ColumnElement[float]:
     return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Float)
 
 
-async def hold(db: Database, call_id: str, holder: str) -> None:
-    """``holder`` takes the call, from whoever had it (the agent it replaces)."""
+async def hold(db: Database, call_id: str, holder: str) -> bool:
+    """``holder`` takes the call: a new lease, or the lease of an agent silent for
+    ``TAKEOVER_S`` (the one it replaces). False: another holder is alive (try again)."""
     now = db_clock(db)
     insert = db.upsert_insert()(call_leases).values(call_id=call_id, holder=holder, alive_at=now)
     statement = insert.on_conflict_do_update(
         index_elements=[call_leases.c.call_id],
         set_={"holder": insert.excluded.holder, "alive_at": now},
+        where=or_(
+            call_leases.c.holder == insert.excluded.holder,
+            now - call_leases.c.alive_at >= TAKEOVER_S,
+        ),
     )
     async with db.write() as conn:
-        await conn.execute(statement)
+        result = await conn.execute(statement)
+    return bool(result.rowcount == 1)
 
 
 async def refresh(db: Database, call_id: str, holder: str) -> bool:

@@ -92,7 +92,7 @@ class LeaseWatch:
     async def poll(self) -> None:
         began = self._clock()
         try:
-            await leases.hold(self._db, self._own, self._own)
+            await leases.hold(self._db, self._own, self._own)  # always its own
             wrote = self._clock()
             found = await leases.read_leases(self._db)
         except STORE_ERRORS as e:
