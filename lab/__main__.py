@@ -17,6 +17,12 @@ def main() -> int:
     parser.add_argument(
         "--guardian", action="store_true", help="also run the dispatch guardian (and webhooks)"
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="livekit-server nodes sharing the lab's Redis (default: 1)",
+    )
     args = parser.parse_args()
     lab = Lab()
     if args.command == "down":
@@ -28,6 +34,7 @@ def main() -> int:
             agent_mode=None if args.agent_mode == "none" else args.agent_mode,
             workers=args.workers,
             guardian=args.guardian,
+            nodes=args.nodes,
         )
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)

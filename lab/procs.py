@@ -178,6 +178,23 @@ def redis_ok(ip: str, port: int) -> bool:
         return False
 
 
+def redis_hash(ip: str, port: int, key: str) -> dict[str, bytes]:
+    """``HGETALL key`` on the lab's Redis, with the fewest means: a RESP request and a
+    reader for the one reply shape it has (an array of bulk strings)."""
+    request = f"*2\r\n$7\r\nHGETALL\r\n${len(key)}\r\n{key}\r\n".encode()
+    with socket.create_connection((ip, port), timeout=2) as s:
+        s.sendall(request)
+        reader = s.makefile("rb")
+        header = reader.readline()
+        if not header.startswith(b"*"):
+            raise LabError(f"redis: unexpected reply to HGETALL {key}: {header[:80]!r}")
+        items = []
+        for _ in range(int(header[1:])):
+            size = int(reader.readline()[1:])
+            items.append(reader.read(size + 2)[:-2])
+    return {items[i].decode(): items[i + 1] for i in range(0, len(items), 2)}
+
+
 def log_contains(path: Path, needle: str) -> bool:
     try:
         return needle in path.read_text(errors="replace")

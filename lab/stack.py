@@ -2,8 +2,9 @@
 worker, started in the lab's network namespace, probed under deadlines, provisioned
 through ``switchboard provision``'s own code, and described in ``.lab/lab.env``.
 
-Options: more agent workers (each its own process and HTTP port), and the dispatch
-guardian, to which livekit-server then sends its webhooks.
+Options: more agent workers (each its own process and HTTP port), the dispatch
+guardian, to which livekit-server then sends its webhooks, and a second livekit-server
+node on the same Redis (distributed mode: rooms are spread over the nodes).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class LabConfig:
     # The guardian's webhook receiver; extra workers listen from extra_worker_port up.
     guardian_port: int = 8090
     extra_worker_port: int = 8100
+    # Node n (2, 3...) of a cluster listens NODE_PORT_STEP * (n - 1) ports above node 1.
+    node_port_step: int = 10
     api_key: str = "devkey"
     # Not a secret: the lab listens only inside its own namespace.
     api_secret: str = "switchboard-lab-secret-not-for-production"
@@ -71,6 +74,11 @@ class LabConfig:
     @property
     def livekit_url(self) -> str:
         return f"ws://{self.server_ip}:{self.livekit_port}"
+
+    def node_ports(self, node: int) -> tuple[int, int, int]:
+        """Node ``node``'s (HTTP/WebSocket, RTC TCP, RTC UDP) ports; node 1 is the lab's."""
+        step = self.node_port_step * (node - 1)
+        return self.livekit_port + step, self.rtc_tcp_port + step, self.rtc_udp_port + step
 
     @property
     def webhook_url(self) -> str:
@@ -97,21 +105,25 @@ def _interface_of(ip: str) -> str | None:
     return None
 
 
-def livekit_yaml(c: LabConfig, *, webhooks: bool = False) -> str:
+def livekit_yaml(c: LabConfig, *, webhooks: bool = False, node: int = 1) -> str:
+    """Node ``node``'s configuration. Every node shares the lab's Redis, which makes them
+    one cluster: a room is placed on a random serving node (``node_selector``), and a
+    participant connecting to any node is relayed to its room's node."""
+    port, rtc_tcp, rtc_udp = c.node_ports(node)
     iface = _interface_of(c.server_ip)
     includes = f"\n  interfaces:\n    includes: [{iface}]" if iface else ""
     # Signed with the lab's key; the guardian refuses anything that does not verify.
     webhook = f"webhook:\n  api_key: {c.api_key}\n  urls: [{c.webhook_url}]\n" if webhooks else ""
     return f"""\
-port: {c.livekit_port}
+port: {port}
 bind_addresses: [{c.server_ip}]
 keys:
   {c.api_key}: {c.api_secret}
 redis:
   address: 127.0.0.1:{c.redis_port}
 rtc:
-  tcp_port: {c.rtc_tcp_port}
-  udp_port: {c.rtc_udp_port}
+  tcp_port: {rtc_tcp}
+  udp_port: {rtc_udp}
   use_external_ip: false
   node_ip: {c.server_ip}{includes}
   # Without this, clients are told to use public STUN servers; the lab must not even try.
@@ -119,6 +131,9 @@ rtc:
 room:
   empty_timeout: 10
   departure_timeout: 5
+node_selector:
+  kind: any
+  sort_by: random
 logging:
   level: info
 {webhook}"""
@@ -156,12 +171,15 @@ class Lab:
         workers: int = 1,
         guardian: bool = False,
         webhooks: bool = False,
+        nodes: int = 1,
     ) -> dict[str, str]:
         """Start everything; on any failure stop what was started and raise LabError.
 
         ``workers`` agent workers answer the lab's number (``agent``, ``agent-2``...);
         ``webhooks`` has livekit-server send its webhooks to the guardian's port, and
-        ``guardian`` (which implies it) starts a guardian for the lab's agent name.
+        ``guardian`` (which implies it) starts a guardian for the lab's agent name;
+        ``nodes`` livekit-server nodes share the lab's Redis (the SIP service and the
+        workers connect to node 1, which relays to the others).
         """
         if self.procs.running():
             raise LabError(
@@ -170,6 +188,8 @@ class Lab:
         self.procs.stop_all()  # forget the pids of a lab that died without `lab down`
         try:
             self._start_servers(webhooks=webhooks or guardian)
+            for node in range(2, nodes + 1):
+                self.start_node(node)
             ids = asyncio.run(self._provision())
             if agent_mode:
                 self.start_agent(agent_mode)
@@ -180,7 +200,7 @@ class Lab:
         except BaseException:
             self.down()
             raise
-        env = self._env(ids, webhooks=webhooks or guardian)
+        env = self._env(ids, webhooks=webhooks or guardian, nodes=nodes)
         self.c.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         return env
 
@@ -246,6 +266,28 @@ class Lab:
             deadline_s=30,
             what=f"health 200 on port {c.sip_health_port}",
         )
+
+    def start_node(self, node: int = 2) -> str:
+        """Start livekit-server node ``node`` (``livekit-server-<node>``) beside node 1, on
+        the same Redis, with node 1's webhooks; returns its process name. SIGTERM drains
+        it (livekit-server: no new room, then it waits for its participants to leave)."""
+        c = self.c
+        port, rtc_tcp, rtc_udp = c.node_ports(node)
+        check_port_free(c.server_ip, port)
+        check_port_free(c.server_ip, rtc_tcp)
+        check_port_free(c.server_ip, rtc_udp, socket.SOCK_DGRAM)
+        webhooks = "webhook:" in (c.state_dir / "livekit.yaml").read_text()
+        config = c.state_dir / f"livekit-{node}.yaml"
+        config.write_text(livekit_yaml(c, webhooks=webhooks, node=node))
+        name = f"livekit-server-{node}"
+        p = self.procs.start(name, [str(BIN / "livekit-server"), "--config", str(config)])
+        self.procs.wait_ready(
+            p,
+            lambda: http_ok(f"http://{c.server_ip}:{port}/"),
+            deadline_s=30,
+            what=f"HTTP 200 on port {port}",
+        )
+        return name
 
     async def _provision(self) -> dict[str, str]:
         from switchboard.telephony.config import load_config
@@ -360,6 +402,8 @@ class Lab:
             "SWITCHBOARD_EVENTS_FILE": str(c.events_file),
             "SWITCHBOARD_GUARDIAN_BIND": c.server_ip,
             "SWITCHBOARD_GUARDIAN_PORT": str(port),
+            # The workers' database: the guardian reads their call leases there.
+            "SWITCHBOARD_STATE_DIR": str(c.state_dir / "state"),
             **(env or {}),
         }
         argv = [sys.executable, "-m", "switchboard.cli.main", "guardian"]
@@ -375,8 +419,9 @@ class Lab:
     def _agent_argv(mode: str) -> list[str]:
         return [sys.executable, str(ROOT / "agent.py"), mode]
 
-    def _env(self, ids: dict[str, str], *, webhooks: bool) -> dict[str, str]:
+    def _env(self, ids: dict[str, str], *, webhooks: bool, nodes: int = 1) -> dict[str, str]:
         c = self.c
+        node_urls = [f"ws://{c.server_ip}:{c.node_ports(n)[0]}" for n in range(1, nodes + 1)]
         return {
             "LIVEKIT_URL": c.livekit_url,
             "LIVEKIT_API_KEY": c.api_key,
@@ -403,6 +448,8 @@ class Lab:
             "LAB_MENU_AGENT_NAME": c.menu_agent_name,
             "LAB_GUARDIAN_URL": f"http://{c.server_ip}:{c.guardian_port}",
             "LAB_WEBHOOKS": "1" if webhooks else "0",
+            "LAB_NODE_URLS": ",".join(node_urls),
+            "LAB_REDIS": f"127.0.0.1:{c.redis_port}",
             "LAB_STARTED_AT": str(int(time.time())),
         }
 

@@ -18,6 +18,7 @@ from google.protobuf.json_format import MessageToJson
 from livekit import api
 
 from switchboard.config.errors import ConfigError
+from switchboard.data.leases import Lease
 from switchboard.guardian.config import load_guardian_config
 from switchboard.guardian.decisions import (
     EndRoom,
@@ -249,6 +250,55 @@ def test_a_restarted_guardian_neither_doubles_a_joining_agent_nor_restarts_a_lon
     assert isinstance(resumed, SendAgent) and resumed.mark.resume
 
 
+# -- a dead agent the server still shows: its call lease is silent ----------------------------
+SILENT = replace(POLICY, agent_silence_s=2.5)
+
+
+def test_an_agent_whose_lease_is_silent_is_removed_and_resumed_at_once() -> None:
+    dead = room(CALLER, agent(), dispatches=SERVED)
+    dead = replace(dead, lease=Lease("SCL_abc", "agent-AJ_1", 2.6))
+    # No memory (a restarted guardian): the agent in the room is the one that arrived.
+    sent = decide(dead, Memory(), T0 + 100, SILENT)
+    assert isinstance(sent, SendAgent)
+    assert sent.remove == ("agent-AJ_1",)  # out of the room before the new one comes
+    assert (sent.reason, sent.previous_job) == ("agent_silent", "AJ_1")
+    # Its silence was the grace: no other wait, and the budget runs from its last word.
+    assert sent.mark == Mark(resume=True, attempt=1, since=T0 + 100 - 2.6)
+
+
+@pytest.mark.parametrize(
+    ("lease", "policy"),
+    [
+        (Lease("SCL_abc", "agent-AJ_1", 2.4), SILENT),  # not silent long enough
+        (Lease("SCL_abc", "agent-AJ_1", 60), POLICY),  # judging by leases is off
+        # Another holder's lease (the agent it replaced): a new agent not holding its
+        # lease yet is not judged by its predecessor's silence.
+        (Lease("SCL_abc", "agent-AJ_0", 60), SILENT),
+        (None, SILENT),  # no lease: only the server's word counts
+    ],
+)
+def test_an_agent_is_judged_dead_only_by_its_own_lease_silent_long_enough(
+    lease: Lease | None, policy: Policy
+) -> None:
+    alive = replace(room(CALLER, agent(), dispatches=SERVED), lease=lease)
+    assert decide(alive, Memory(), T0 + 100, policy) == Leave("an agent is with the caller")
+
+
+def test_once_the_silent_agent_is_removed_its_replacement_is_not_doubled() -> None:
+    # The guardian removed it and dispatched; the server no longer shows it, the lease is
+    # still the dead agent's. The dispatch is pending, then accepted: wait, both times.
+    resume = attempt(1, T0 + 100, since=T0 + 97.4, resume=True)
+    after = replace(room(CALLER, dispatches=(*SERVED, resume)), lease=Lease("x", "agent-AJ_1", 3))
+    memory = Memory(seen_agents=frozenset({"agent-AJ_1"}), agentless_since=T0 + 100)
+    assert isinstance(decide(after, memory, T0 + 100.5, SILENT), Wait)
+    job = Job("AJ_2", "agent-AJ_2", T0 + 100.2)
+    taken = replace(after, dispatches=(*SERVED, replace(resume, jobs=(job,))))
+    assert isinstance(decide(taken, memory, T0 + 101.5, SILENT), Wait)
+    # The new agent arrived: its predecessor's silent lease does not judge it.
+    arrived = replace(taken, people=(CALLER, agent("agent-AJ_2")))
+    assert decide(arrived, memory, T0 + 102, SILENT) == Leave("an agent is with the caller")
+
+
 def test_jobs_whose_agents_never_arrive_do_not_reset_the_budget() -> None:
     # Our attempts were accepted but their agents never joined (seen: only the first one).
     memory = Memory(seen_agents=frozenset({"agent-AJ_1"}), agentless_since=T0 + 60)
@@ -379,6 +429,20 @@ def test_the_configuration_has_defaults_and_the_api_url() -> None:
     assert config.livekit_url == "https://x.livekit.cloud"
     policy = config.policy
     assert (policy.grace_s, policy.budget_s, policy.overflow_to, config.port) == (2, 30, None, 8090)
+
+
+def test_a_dead_agent_is_judged_by_a_silence_of_at_least_two_lease_refreshes() -> None:
+    config = load_guardian_config({**BASE, "DATABASE_URL": "postgresql://u:p@db/calls"})
+    assert (config.policy.agent_silence_s, config.database_url) == (
+        2.5,
+        "postgresql://u:p@db/calls",
+    )
+    off = load_guardian_config({**BASE, "SWITCHBOARD_GUARDIAN_AGENT_SILENCE": "0"})
+    assert off.policy.agent_silence_s == 0
+    with pytest.raises(ConfigError) as e:
+        load_guardian_config({**BASE, "SWITCHBOARD_GUARDIAN_AGENT_SILENCE": "1"})
+    assert "SWITCHBOARD_GUARDIAN_AGENT_SILENCE" in str(e.value)
+    assert "set it to 0 (off) or at least 2" in str(e.value)
 
 
 def test_every_configuration_problem_is_reported_at_once() -> None:

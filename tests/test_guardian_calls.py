@@ -2,8 +2,10 @@
 mid-call is replaced, out of budget a caller is sent to the overflow (or refused while
 still ringing), and a webhook that is not signed by the server changes nothing.
 
-The calls go to the lab's guarded number, whose agent name only the two workers started
-here serve (one call each at most: SWITCHBOARD_MAX_CALLS=1), next to two guardians.
+The calls go to the lab's guarded number, whose agent name only the three workers started
+here serve (one call each at most: SWITCHBOARD_MAX_CALLS=1), next to two guardians. The
+worker-kill test takes one of them for a call that must go on untouched, one for the call
+whose worker it kills, and the third for the resume.
 """
 
 from __future__ import annotations
@@ -30,16 +32,20 @@ from lab.phone import CallResult
 from lab.procs import alive
 from lab.testing.calls import call_lab, caller_event, first_event, worker_active_jobs
 from lab.testing.handles import LabHandle
+from lab.testing.records import lab_database, wait_record
+from switchboard.data import leases
+from switchboard.data.records.query import list_calls
 from switchboard.numbers import mask_number
 
 pytestmark = pytest.mark.lab
 
-WORKERS = ("guarded-1", "guarded-2")
+WORKERS = ("guarded-1", "guarded-2", "guarded-3")
 GUARDIANS = ("guardian", "guardian-2")
 CALLER = "+442071230001"  # numbers no other test uses: they find this file's events
 CALLER_KILLED = "+442071230002"
 CALLER_RINGING = "+442071230003"
 CALLER_TRANSFERRED = "+442071230004"
+CALLER_BESIDE = "+442071230005"  # on another worker while CALLER_KILLED's is killed
 
 
 @dataclass(frozen=True)
@@ -250,7 +256,32 @@ async def _call_then_kill_its_worker(
     worker holding it (and its jobs, as a lost machine). Returns the call, the first
     agent's words, the kill time."""
     lab = guarded.lab
-    await _until("a free worker", 30, lambda: _all_free(guarded))
+    before = await _busy(guarded)
+    call, said = await _answered_call(guarded, number)
+    try:
+        await _lease_held(lab, said["job_id"])
+        holder = next(
+            name for name, jobs in (await _busy(guarded)).items() if jobs > before.get(name, 0)
+        )
+        pid = next(p.pid for p in lab.lab.procs.load() if p.name == holder)
+        os.killpg(pid, signal.SIGKILL)
+    except BaseException:
+        call.cancel()
+        raise
+    return call, said, time.time()
+
+
+async def _answered_call(
+    guarded: Guarded, number: str
+) -> tuple[asyncio.Task[CallResult], dict[str, Any]]:
+    """Place a call once a worker is free; return it once its agent spoke and the call was
+    answered, with the agent's first words."""
+    lab = guarded.lab
+
+    async def a_free_worker() -> bool:
+        return not all((await _busy(guarded)).values())
+
+    await _until("a free worker", 30, a_free_worker)
     started = time.time()
     call = asyncio.create_task(
         call_lab(
@@ -278,18 +309,23 @@ async def _call_then_kill_its_worker(
     try:
         said = await _until("the first agent speaking", 30, speaking)
         await _until("the call answered", 15, answered)
-        holder = next(name for name, jobs in (await _busy(guarded)).items() if jobs)
-        pid = next(p.pid for p in lab.lab.procs.load() if p.name == holder)
-        os.killpg(pid, signal.SIGKILL)
     except BaseException:
         call.cancel()
         raise
-    return call, said, time.time()
+    return call, said
 
 
 async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded: Guarded) -> None:
+    """The guardian knows the agent died from its call lease, not from the server (which
+    notices only after about 20 s): the caller hears a new agent within seconds, the call
+    keeps its one record, and the call on another worker is untouched."""
     lab = guarded.lab
-    call, said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_KILLED)
+    beside, beside_said = await _answered_call(guarded, CALLER_BESIDE)
+    try:
+        call, said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_KILLED)
+    except BaseException:
+        beside.cancel()
+        raise
     room_id, first_job = said["room_id"], said["job_id"]
     try:
         async with _api(lab) as lk:
@@ -299,7 +335,9 @@ async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded
                 return found[0] if found else None
 
             resume = await _until("a resume dispatch", 40, resumed)
-            assert resume["reason"] == "agent_left"
+            # The lease told it, long before the server dropped the dead agent.
+            assert resume["reason"] == "agent_silent"
+            assert resume["removed"] == [f"agent-{first_job}"]
 
             async def new_agent_speaks() -> dict[str, Any] | None:
                 return next(
@@ -328,18 +366,58 @@ async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded
                 await asyncio.sleep(0.5)
             dispatches = await lk.agent_dispatch.list_dispatch(name)
         result = await asyncio.wait_for(call, 90)
+        beside_result = await asyncio.wait_for(beside, 90)
     finally:
         call.cancel()
+        beside.cancel()
     assert result.answered
-    heard_again = [a for a in result.arrivals if a.at > again["ts"] - 1 and a.rms > 0]
-    assert heard_again, "the caller heard nothing from the new agent"
+    # What the caller heard: the new agent's first sound (after it began to speak; the
+    # SIP service still plays out the dead agent's last buffered audio for a moment).
+    heard = next((a.at for a in result.arrivals if a.at >= again["ts"] and a.rms > 0), None)
+    assert heard is not None, "the caller heard nothing from the new agent"
     resumes = [d.id for d in dispatches if json.loads(d.metadata or "{}").get("resume") is True]
     assert len(resumes) == 1, [MessageToJson(d) for d in dispatches]
+    # One record, the resume in its timeline.
+    call_id = _caller_of(lab, first_job)["call_id"]
+    async with lab_database(lab) as db:
+        record = await wait_record(db, call_id, "complete", timeout=30)
+        rows = [c for c in await list_calls(db, limit=50) if c.call_id == call_id]
+        assert not await leases.read_leases(db, call_id), "a call that ended keeps no lease"
+    assert len(rows) == 1
+    assert "resumed (agent_silent)" in [st.status for st in record.statuses]
+    # The call on the other worker: answered, its one agent throughout, never resumed.
+    assert beside_result.answered and beside_result.ended_by == "remote"
+    beside_room = beside_said["room_id"]
+    assert {
+        e["job_id"] for e in lab.events() if e.get("room_id") == beside_room and "job_id" in e
+    } == {beside_said["job_id"]}
+    assert guarded.guardian_events("resumed", beside_room) == []
     print(
         f"\nkilled worker: resume dispatch {resume['ts'] - killed_at:.1f} s after SIGKILL, new "
-        f"agent speaking {again['ts'] - killed_at:.1f} s after; load {os.getloadavg()[0]:.1f}"
+        f"agent speaking {again['ts'] - killed_at:.1f} s after, heard by the caller "
+        f"{heard - killed_at:.1f} s after; load {os.getloadavg()[0]:.1f}"
     )
-    assert again["ts"] - killed_at < 30
+    # 5 s is the aim (typically 3.5-4.5 s); the bound leaves room for a busy machine and
+    # still fails the server's way of noticing (20 s or more).
+    assert heard - killed_at < 10
+
+
+async def _lease_held(lab: LabHandle, job_id: str) -> None:
+    """Mid-call: the job holds its call's lease (it takes it as its session starts)."""
+    call_id = _caller_of(lab, job_id)["call_id"]
+
+    async def held() -> bool:
+        async with lab_database(lab) as db:
+            found = await leases.read_leases(db, call_id)
+        return bool(found) and found[0].holder == f"agent-{job_id}"
+
+    await _until("the call's lease held", 20, held)
+
+
+def _caller_of(lab: LabHandle, job_id: str) -> dict[str, Any]:
+    return next(
+        e["caller"] for e in lab.events() if e["event"] == "caller" and e["job_id"] == job_id
+    )
 
 
 async def test_out_of_budget_a_ringing_caller_is_refused_not_left_ringing(
@@ -383,6 +461,10 @@ async def test_out_of_budget_an_answered_caller_is_transferred_to_the_overflow(
     sent (REFER) to the overflow destination."""
     lab = guarded.lab
     _with_overflow(guarded)
+    await _until("the workers free", 30, lambda: _all_free(guarded))
+    live = sorted(await _busy(guarded))
+    for name in live[1:]:  # the last worker: no other can take the call after it
+        lab.lab.procs.stop(name)
     call, _said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_TRANSFERRED)
     try:
         result = await asyncio.wait_for(call, 90)

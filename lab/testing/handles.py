@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.procs import redis_hash
 from lab.stack import Lab
 from lab.testing.fake_openai import FakeOpenAI
 
@@ -25,6 +26,14 @@ class LabHandle:
     @property
     def http_url(self) -> str:
         return self.env["LIVEKIT_URL"].replace("ws://", "http://")
+
+    def room_nodes(self) -> dict[str, str]:
+        """Room name -> the ID of the livekit-server node that holds it, for the rooms that
+        exist now: Redis's ``room_node_map``, the servers' own bookkeeping (with two nodes,
+        ``Lab.start_node``, rooms are spread over both)."""
+        host, port = self.env.get("LAB_REDIS", "127.0.0.1:6379").rsplit(":", 1)
+        placed = redis_hash(host, int(port), "room_node_map")
+        return {room: node.decode() for room, node in placed.items()}
 
     def events(self) -> list[dict[str, Any]]:
         if not self.events_file.exists():

@@ -45,6 +45,7 @@ from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
+from switchboard.call.liveness import call_lease, end_room_with_session
 from switchboard.call.menu import run_menu
 from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
@@ -306,9 +307,18 @@ async def start_and_greet(
     watch_provider_faults(ctx, session, state, fallback=menu)
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
+    session.on("close", lambda _ev: end_room_with_session(ctx, state))
+    lease = call_lease(ctx, state, call.db)
+    if lease is not None:
+        lease.start()  # before the session: a job that dies while it starts is known too
 
     async def close_record(_reason: str) -> None:
-        await call.record.finish(usage_of(session))
+        if lease is not None:
+            await lease.close()
+        if state.replaced:
+            call.record.abandon()  # the agent that took the call over continues it
+        else:
+            await call.record.finish(usage_of(session))
         await call.db.close()
 
     ctx.add_shutdown_callback(close_record)
@@ -339,9 +349,9 @@ async def start_and_greet(
     await session.start(
         agent=agent,
         room=ctx.room,
-        room_options=room_io.RoomOptions(
-            participant_identity=caller.identity, delete_room_on_close=True
-        ),
+        # The room is deleted when the session closes (``end_room_with_session``), unless
+        # another agent took the call over.
+        room_options=room_io.RoomOptions(participant_identity=caller.identity),
         record=False,
     )
     events.emit(SessionStarted())

@@ -91,6 +91,10 @@ def follow_the_call(ctx: JobContext, session: AgentSession[CallState], state: Ca
 
     def on_room_gone(reason: rtc.DisconnectReason.ValueType) -> None:
         events.emit(RoomDisconnected(reason=rtc.DisconnectReason.Name(reason)))
+        if reason == rtc.DisconnectReason.PARTICIPANT_REMOVED:
+            # Removed through the server's API: by the guardian, replacing an agent it
+            # judged dead (``call.liveness``), or by an operator. The call is someone else's.
+            state.replaced = True
         # Close the session too: a speech still waiting to play out must not hold the job.
         session.shutdown(drain=False)
         ctx.shutdown("room disconnected")

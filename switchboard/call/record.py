@@ -125,6 +125,12 @@ class RecordSink:
         # room's disconnection, which must not overwrite it.
         self.disconnect_reason = self.disconnect_reason or reason
 
+    def abandon(self) -> None:
+        """Another job took the call over: the record is its to continue."""
+        if self._started is not None:
+            self._started.cancel()
+        self.recorder.abandon()
+
     async def finish(self, usage: dict[str, Any] | None) -> None:
         if self._started is not None:
             await asyncio.gather(self._started, return_exceptions=True)

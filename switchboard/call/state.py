@@ -35,6 +35,9 @@ class CallState:
     on_hold: bool = False  # a warm transfer holds the caller while it briefs the person
     ended: bool = False
     pin_verified: bool = False  # the route's PIN gate let the caller through
+    # Another agent took the call over (``call.liveness``): leave the room and the record
+    # to it.
+    replaced: bool = False
     dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)
     # the last sip.callStatus of every participant (a ringing leg is reachable)
     call_statuses: dict[str, str] = field(default_factory=dict)

@@ -587,6 +587,16 @@ class GuardianSettings:
             "guardian: seconds a transfer gets before the room is ended",
         ),
     ]
+    agent_silence_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_AGENT_SILENCE",
+            "2.5",
+            Number(0, 60),
+            "guardian: seconds an agent's call lease (in the database) may go unrefreshed "
+            "before the agent counts as dead and is replaced; 0: wait for the server",
+        ),
+    ]
     period_s: Annotated[
         float,
         EnvVar(

@@ -76,6 +76,16 @@ dials = Table(
     Column("at", Float, nullable=False),
 )
 
+# Which agent holds a call and when it last said it was alive (``data/leases.py``): the
+# guardian reads it to replace a dead agent long before the LiveKit server notices.
+call_leases = Table(
+    "call_leases",
+    metadata,
+    Column("call_id", Text, primary_key=True),  # the caller's SIP call ID
+    Column("holder", Text, nullable=False),  # the agent participant's identity
+    Column("alive_at", Float, nullable=False),  # the database's clock, Unix seconds
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -125,6 +135,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE dials ("
             " caller_key TEXT NOT NULL, call_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)",
             "CREATE INDEX dials_caller_at ON dials (caller_key, at)",
+        ),
+    ),
+    Migration(
+        4,
+        "call leases",
+        (
+            "CREATE TABLE call_leases ("
+            " call_id TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+            " alive_at DOUBLE PRECISION NOT NULL)",
         ),
     ),
 )

@@ -13,7 +13,11 @@ from pathlib import Path
 from switchboard.config.env import SOURCE
 from switchboard.config.errors import ConfigError, Problem
 from switchboard.config.settings import SUBJECT, load_settings
+from switchboard.data.leases import REFRESH_S
 from switchboard.guardian.decisions import Policy
+
+# Shorter than two refreshes, one late refresh would make a live agent "dead".
+MIN_SILENCE_S = 2 * REFRESH_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,21 +30,37 @@ class GuardianConfig:
     bind: str
     port: int
     events_file: Path | None
+    database_url: str  # where the workers' call leases are (the call records' database)
 
 
 def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
     """Read and check every variable; raise one ConfigError listing every problem."""
     settings = load_settings(env)
     s, g = settings.server, settings.guardian
+    problems = []
     if g.backoff_max_s < g.backoff_s:
-        problem = Problem(
-            SOURCE,
-            "",
-            "SWITCHBOARD_GUARDIAN_BACKOFF_MAX",
-            "is shorter than SWITCHBOARD_GUARDIAN_BACKOFF",
-            "set it to at least SWITCHBOARD_GUARDIAN_BACKOFF",
+        problems.append(
+            Problem(
+                SOURCE,
+                "",
+                "SWITCHBOARD_GUARDIAN_BACKOFF_MAX",
+                "SWITCHBOARD_GUARDIAN_BACKOFF_MAX is shorter than SWITCHBOARD_GUARDIAN_BACKOFF",
+                "set it to at least SWITCHBOARD_GUARDIAN_BACKOFF",
+            )
         )
-        raise ConfigError([problem], SUBJECT)
+    if 0 < g.agent_silence_s < MIN_SILENCE_S:
+        problems.append(
+            Problem(
+                SOURCE,
+                "",
+                "SWITCHBOARD_GUARDIAN_AGENT_SILENCE",
+                f"SWITCHBOARD_GUARDIAN_AGENT_SILENCE={g.agent_silence_s:g} is shorter than two "
+                f"lease refreshes ({MIN_SILENCE_S:g} s): a busy but live agent would be replaced",
+                f"set it to 0 (off) or at least {MIN_SILENCE_S:g}",
+            )
+        )
+    if problems:
+        raise ConfigError(problems, SUBJECT)
     return GuardianConfig(
         livekit_url=s.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1),
         api_key=s.api_key,
@@ -55,9 +75,11 @@ def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
             overflow_to=g.overflow_to or None,
             overflow_wait_s=g.overflow_wait_s,
             room_prefix=g.room_prefix,
+            agent_silence_s=g.agent_silence_s,
         ),
         period_s=g.period_s,
         bind=g.bind,
         port=g.port,
         events_file=settings.data.events_file,
+        database_url=settings.data.url,
     )

@@ -45,6 +45,9 @@ class Policy:
     overflow_to: str | None
     overflow_wait_s: float
     room_prefix: str | None = None
+    # An agent whose call lease has been silent this long is dead (0: never decided so;
+    # then only the server's noticing, about 20 s, counts).
+    agent_silence_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,12 @@ class SendAgent:
 
     caller: Person
     mark: Mark
-    reason: str  # "no_agent" (never had one) or "agent_left"
+    reason: str  # "no_agent" (never had one), "agent_left" or "agent_silent"
     previous_job: str | None
     supersede: tuple[str, ...]
+    # Agents the server still shows but whose lease says they are dead: removed first, so
+    # that the new agent is never a twin of one that was only slow.
+    remove: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,20 +143,23 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
     )
     if len(agents) > 1:
         return RemoveAgents(caller, tuple(p.identity for p in agents[1:]))
-    if agents:
+    silent = silent_agent(room, agents, policy)
+    if agents and silent is None:
         return Leave("an agent is with the caller")
 
+    # An agent still in the room (one judged dead) has arrived, whatever memory says.
+    seen = memory.seen_agents | {a.identity for a in agents}
     jobs = sorted((j for d in ours for j in d.jobs), key=lambda j: (j.started_at, j.id))
     last_job: Job | None = jobs[-1] if jobs else None
-    if last_job is not None and last_job.identity not in memory.seen_agents:
+    if last_job is not None and last_job.identity not in seen:
         arrives_by = last_job.started_at + policy.join_timeout_s
         if now < arrives_by:
             return Wait("a worker took the job; its agent is joining", arrives_by)
 
     # This caller's wait began when the last agent that served them was accepted: the one
     # we saw arrive, or, with no memory of the room (a restart), the last job accepted.
-    if memory.seen_agents:
-        seen_jobs = [j for j in jobs if j.identity in memory.seen_agents]
+    if seen:
+        seen_jobs = [j for j in jobs if j.identity in seen]
         after = seen_jobs[-1].started_at if seen_jobs else -math.inf
     else:
         after = last_job.started_at if last_job is not None else -math.inf
@@ -163,12 +172,15 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
     last_mark = attempts[-1].mark if attempts else None
     if last_mark is not None:
         since = min(d.mark.since for d in attempts if d.mark is not None)
+    elif silent is not None and room.lease is not None:
+        # Its silence was the grace: the caller has heard nothing since it began.
+        since = now - room.lease.silent_s
     elif resume:
         since = memory.agentless_since if memory.agentless_since is not None else now
     else:
         since = caller.joined_at
 
-    if last_mark is None and now < since + policy.grace_s:
+    if last_mark is None and silent is None and now < since + policy.grace_s:
         return Wait("grace period", since + policy.grace_s)
     out_of_budget = since + policy.budget_s
     if now >= out_of_budget:
@@ -181,13 +193,33 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
             return Wait("back-off", min(next_at, out_of_budget))
 
     refused = tuple(d.id for d in ours if not d.jobs and d.created_at > after)
+    if silent is not None:
+        reason = "agent_silent"
+    elif resume:
+        reason = "agent_left"
+    else:
+        reason = "no_agent"
     return SendAgent(
         caller=caller,
-        mark=Mark(resume=resume, attempt=tried + 1, since=since),
-        reason="agent_left" if resume else "no_agent",
+        mark=Mark(resume=resume or silent is not None, attempt=tried + 1, since=since),
+        reason=reason,
         previous_job=last_job.id if last_job is not None else None,
         supersede=refused,
+        remove=(silent.identity,) if silent is not None else (),
     )
+
+
+def silent_agent(room: RoomView, agents: list[Person], policy: Policy) -> Person | None:
+    """The caller's one agent, when its call lease says it is dead: the lease is that
+    agent's own (the owner check: a new agent not yet holding the lease is not judged by
+    its predecessor's) and has been silent for ``agent_silence_s``."""
+    lease = room.lease
+    if len(agents) != 1 or lease is None or policy.agent_silence_s <= 0:
+        return None
+    (agent,) = agents
+    if lease.holder != agent.identity or lease.silent_s < policy.agent_silence_s:
+        return None
+    return agent
 
 
 def _overflow(

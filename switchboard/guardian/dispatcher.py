@@ -76,7 +76,9 @@ class Dispatcher:
         return False
 
     async def send_agent(self, room: RoomView, action: SendAgent) -> None:
-        """Dispatch our agent (under this guardian's lease on the room)."""
+        """Dispatch our agent (under this guardian's lease on the room), once the agents
+        judged dead are out of the room: should one be only slow, it must not stay."""
+        await self._remove(room, action.remove)
         for dispatch_id in action.supersede:
             await self._delete(room, dispatch_id)
         metadata = dispatch_metadata(
@@ -102,18 +104,12 @@ class Dispatcher:
                 attempt=action.mark.attempt,
                 waited_s=round(created.created_at - action.mark.since, 3),
                 superseded=list(action.supersede),
+                removed=list(action.remove),
             )
         )
 
     async def remove_agents(self, room: RoomView, action: RemoveAgents) -> None:
-        for identity in action.identities:
-            try:
-                await self._lk.room.remove_participant(
-                    api.RoomParticipantIdentity(room=room.name, identity=identity)
-                )
-            except api.TwirpError as e:
-                if e.code != api.TwirpErrorCode.NOT_FOUND:  # gone already: fine
-                    raise
+        await self._remove(room, action.identities)
         self._events.emit(
             AgentsRemoved(
                 room_id=room.sid,
@@ -172,6 +168,16 @@ class Dispatcher:
                 waited_s=round(now - action.since, 3),
             )
         )
+
+    async def _remove(self, room: RoomView, identities: tuple[str, ...]) -> None:
+        for identity in identities:
+            try:
+                await self._lk.room.remove_participant(
+                    api.RoomParticipantIdentity(room=room.name, identity=identity)
+                )
+            except api.TwirpError as e:
+                if e.code != api.TwirpErrorCode.NOT_FOUND:  # gone already: fine
+                    raise
 
     async def _delete(self, room: RoomView, dispatch_id: str) -> None:
         try:

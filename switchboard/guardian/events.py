@@ -32,6 +32,7 @@ class Redispatched:
     attempt: int
     waited_s: float
     superseded: list[str] = field(default_factory=list)  # refused dispatches deleted first
+    removed: list[str] = field(default_factory=list)  # agents judged dead, removed first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

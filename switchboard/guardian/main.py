@@ -12,9 +12,11 @@ from aiohttp import web
 from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 
+from switchboard.data.db import create_database
 from switchboard.guardian.config import GuardianConfig
 from switchboard.guardian.dispatcher import Dispatcher
 from switchboard.guardian.events import GuardianEvents
+from switchboard.guardian.liveness import LeaseWatch
 from switchboard.guardian.reconcile import Guardian
 from switchboard.guardian.room import AGENT_NAME_ATTRIBUTE
 from switchboard.guardian.webhook import WEBHOOK_PATH, webhook_app
@@ -54,7 +56,17 @@ async def run_guardian(config: GuardianConfig) -> None:
     events = GuardianEvents(config.events_file)
     async with api.LiveKitAPI(config.livekit_url, config.api_key, config.api_secret) as lk:
         policy = config.policy
-        guardian = Guardian(lk, policy, Dispatcher(lk, policy, events), period_s=config.period_s)
+        watch = None
+        if policy.agent_silence_s > 0:
+            # No I/O here: a database that is down only delays the noticing of dead agents.
+            watch = LeaseWatch(
+                create_database(config.database_url),
+                policy.agent_silence_s,
+                lambda call_id: guardian.call_silent(call_id),
+            )
+        guardian = Guardian(
+            lk, policy, Dispatcher(lk, policy, events), period_s=config.period_s, leases=watch
+        )
         receiver = api.WebhookReceiver(api.TokenVerifier(config.api_key, config.api_secret))
         runner = web.AppRunner(
             webhook_app(receiver, route_event(guardian, config.policy.agent_name))
@@ -70,12 +82,23 @@ async def run_guardian(config: GuardianConfig) -> None:
             WEBHOOK_PATH,
             config.period_s,
         )
-        loop_task = asyncio.create_task(guardian.run())
+        if watch is not None:
+            logger.info(
+                "an agent whose call lease is silent for %g s is replaced (database %s)",
+                policy.agent_silence_s,
+                watch.display_url,
+            )
+        tasks = [asyncio.create_task(guardian.run())]
+        if watch is not None:
+            tasks.append(asyncio.create_task(watch.run()))
         try:
             await stop.wait()
         finally:
-            loop_task.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await loop_task
+                await asyncio.gather(*tasks)
             await guardian.aclose()
+            if watch is not None:
+                await watch.aclose()
             await runner.cleanup()

@@ -29,8 +29,10 @@ from switchboard.guardian.decisions import (
     Transfer,
     Wait,
     decide,
+    find_caller,
 )
 from switchboard.guardian.dispatcher import Dispatcher
+from switchboard.guardian.liveness import LeaseWatch
 from switchboard.guardian.room import RoomView, room_from_api
 
 logger = logging.getLogger("switchboard.guardian")
@@ -51,6 +53,7 @@ class Guardian:
         *,
         period_s: float,
         clock: Callable[[], float] = time.time,
+        leases: LeaseWatch | None = None,
     ) -> None:
         self._lk = lk
         self._policy = policy
@@ -61,6 +64,8 @@ class Guardian:
         self._locks: dict[str, asyncio.Lock] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._leases = leases
+        self._room_of_call: dict[str, str] = {}  # the caller's SIP call ID -> room name
 
     async def run(self) -> None:
         """Reconcile every ``period_s`` until cancelled."""
@@ -91,6 +96,12 @@ class Guardian:
     def wake(self, room_name: str) -> None:
         """Look at ``room_name`` now (a webhook said something changed there)."""
         self._spawn(self.check(room_name))
+
+    def call_silent(self, call_id: str) -> None:
+        """The lease of ``call_id`` fell silent: look at its room now (if known; else the
+        next reconciliation finds it)."""
+        if (room_name := self._room_of_call.get(call_id)) is not None:
+            self.wake(room_name)
 
     def saw_agent_leave(self, room_name: str, identity: str, at: float) -> None:
         memory = self._memory.get(room_name, Memory())
@@ -158,7 +169,14 @@ class Guardian:
             if e.code == api.TwirpErrorCode.NOT_FOUND:
                 return None  # the room ended while we looked
             raise
-        return room_from_api(room, people.participants, dispatches)
+        view = room_from_api(room, people.participants, dispatches)
+        caller = find_caller(view)
+        if caller is None or caller.call_id is None:
+            return view
+        self._room_of_call[caller.call_id] = room_name
+        if self._leases is None or not any(p.kind == "agent" for p in view.people):
+            return view
+        return replace(view, lease=await self._leases.lease_of(caller.call_id))
 
     def _observe(self, view: RoomView, now: float) -> Memory:
         memory = self._memory.get(view.name, Memory())
@@ -196,6 +214,8 @@ class Guardian:
             logger.warning("looking at a room failed: %s", e, exc_info=e)
 
     def _forget(self, room_name: str) -> None:
+        for call_id in [c for c, r in self._room_of_call.items() if r == room_name]:
+            del self._room_of_call[call_id]
         self._memory.pop(room_name, None)
         self._locks.pop(room_name, None)
         if timer := self._timers.pop(room_name, None):

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from livekit import api
 
+from switchboard.data.leases import Lease
+
 # Written into the metadata of every dispatch a guardian makes (see ``Mark``).
 MARK_BY = "switchboard-guardian"
 # The attribute livekit-server gives every agent participant: the worker's agent name.
@@ -83,6 +85,9 @@ class RoomView:
     agent_done: bool
     people: tuple[Person, ...]
     dispatches: tuple[Dispatch, ...]
+    # The caller's call lease (``data/leases.py``), as far as it can be trusted
+    # (``guardian/liveness.py``): None when there is none, or no lease store.
+    lease: Lease | None = None
 
 
 def dispatch_metadata(

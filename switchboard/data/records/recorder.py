@@ -235,6 +235,14 @@ class CallRecorder:
         self._usage = json_safe(dict(usage or {}))
         await self.flush()
 
+    def abandon(self) -> None:
+        """Another job took the call over and continues this record: write nothing more."""
+        for task in (self._heartbeat, self._saving):
+            if task is not None:
+                task.cancel()
+        self._heartbeat = self._saving = None
+        self._call = {}
+
     async def flush(self) -> bool:
         """Write the record as it is now; True if it was written within the write timeout."""
         if self._db is None or not self._call:
