@@ -70,6 +70,10 @@ class Route:
     pin_env: str | None = None
     pin_attempts: int = DEFAULT_PIN_ATTEMPTS
     pin_prompt: str = DEFAULT_PIN_PROMPT
+    # The call is recorded (caller left, agent right; switchboard.call.recording), after
+    # ``record_consent`` has been heard when the route has one.
+    record: bool = False
+    record_consent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

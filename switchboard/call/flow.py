@@ -19,6 +19,7 @@ from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, NotGivenOr, llm, room_io, vad
 
 import switchboard
+from switchboard.call import recording as call_recording
 from switchboard.call.context import (
     GREET,
     CallAgent,
@@ -290,7 +291,11 @@ async def start_and_greet(
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
 
+    recording: call_recording.CallRecording | None = None
+
     async def close_record(_reason: str) -> None:
+        if recording is not None:
+            await recording.close()  # first: the record then says the file is whole
         await call.record.finish(usage_of(session))
         await call.db.close()
 
@@ -299,8 +304,10 @@ async def start_and_greet(
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
     # A resumed call whose record says the PIN was verified does not ask for it again.
     needs_pin = bool(route.pin_env) and not state.pin_verified
-    # Greeted on entering, unless a PIN comes first or there is no model to talk with.
-    greet_now = not needs_pin and not settings.ai.keyless
+    # Greeted on entering, unless a PIN or a recording's consent line comes first, or there
+    # is no model to talk with.
+    consent_first = route.record and bool(route.record_consent)
+    greet_now = not needs_pin and not settings.ai.keyless and not consent_first
     restored = call.restored
     agent = build_agent(
         caller,
@@ -333,8 +340,43 @@ async def start_and_greet(
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
+    recorder = call.record.recorder
+    recording = call_recording.prepare(
+        session,
+        ctx.room,
+        route=route,
+        settings=settings,
+        recorder=recorder,
+        events=events,
+        caller_identity=caller.identity,
+        pin_gate=needs_pin,
+    )
+    # The agent's recorder starts before the PIN gate (the caller's side held silent over
+    # it); an egress, which cannot be silenced, only after.
+    record_first = recording is not None or not needs_pin
+    call_id = caller.call_id or ctx.job.id  # never the room name: it holds the number
+
+    async def begin_recording() -> None:
+        await call_recording.begin(
+            session,
+            ctx.api,
+            recording,
+            route=route,
+            settings=settings,
+            recorder=recorder,
+            events=events,
+            room=ctx.room.name,
+            call_id=call_id,
+        )
+
+    if record_first:
+        await begin_recording()
     if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
+    if recording is not None:
+        recording.hold_caller(False)
+    if not record_first:
+        await begin_recording()
     if settings.ai.keyless:
         await _keyless_call(ctx, session, state, first)
         return

@@ -33,6 +33,10 @@ ROUTE_FIELDS = {
     "environment variable holding it, never the PIN itself.",
     "pin_attempts": "Wrong PINs allowed before the agent says goodbye and hangs up.",
     "pin_prompt": "What the agent says to ask for the PIN.",
+    "record": "`true`: record the call, caller left and agent right, into "
+    "`SWITCHBOARD_RECORDINGS_DIR` (off by default).",
+    "record_consent": "Said before the recording starts (which is only once it has been "
+    'heard), e.g. `"This call is recorded."`; needs `record = true`.',
 }
 MATCH_FIELDS = {
     "kind": '`"sip"` (phone callers) or `"standard"` (web and app callers).',

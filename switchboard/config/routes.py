@@ -114,6 +114,7 @@ def read_route(
         fix = 'add "transfer" to tools, or remove transfer_destinations'
         r.fail("transfer_destinations", "is set but the transfer tool is not enabled", fix)
     pin_env, pin_attempts, pin_prompt = _pin(r, data)
+    record, consent = _recording(r, data)
     route = Route(
         name=name or "",
         match=match or Match(),
@@ -127,6 +128,8 @@ def read_route(
         pin_env=pin_env,
         pin_attempts=pin_attempts,
         pin_prompt=pin_prompt or DEFAULT_PIN_PROMPT,
+        record=record,
+        record_consent=consent,
     )
     return route if r.ok and name else None
 
@@ -149,6 +152,16 @@ def _pin(r: Table, data: dict[str, Any]) -> tuple[str | None, int, str | None]:
             fix = 'add pin_env = "<NAME>_PIN", or remove it'
             r.fail(key, "is set but pin_env is not, so no PIN is asked for", fix)
     return env, attempts, prompt
+
+
+def _recording(r: Table, data: dict[str, Any]) -> tuple[bool, str | None]:
+    """record, record_consent: a consent line on a route that records nothing would tell
+    callers something untrue."""
+    record = r.flag("record")
+    consent = r.text("record_consent")
+    if consent is not None and not record:
+        r.fail("record_consent", "is set but record is not true", "add record = true, or remove it")
+    return record, consent
 
 
 def _match(r: Table, data: Any) -> Match | None:

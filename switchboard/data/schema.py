@@ -64,6 +64,7 @@ calls = Table(
     Column("writer", Text, nullable=False),
     Column("revision", Integer, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
+    Column("recording", _JSON),  # the call's recording parts (``records.model.Recording``)
 )
 
 # Placed dial-outs, for the per-caller hourly limit: every call runs in its own process,
@@ -126,6 +127,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             " caller_key TEXT NOT NULL, call_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)",
             "CREATE INDEX dials_caller_at ON dials (caller_key, at)",
         ),
+    ),
+    Migration(
+        4,
+        "call recordings",
+        ("ALTER TABLE calls ADD COLUMN recording {json}",),
     ),
 )
 
