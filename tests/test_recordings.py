@@ -7,18 +7,20 @@ from __future__ import annotations
 import os
 import stat
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import io
 
-from switchboard.call.recording import Muting
+from switchboard.call.recording import Muting, start_egress
 from switchboard.cli.main import main
 from switchboard.config.errors import ConfigError
 from switchboard.config.routes import parse_routes
 from switchboard.config.settings import load_settings, recordings_folder
-from switchboard.data.db import Database
+from switchboard.data.db import Database, open_database
 from switchboard.data.recordings import (
     DAY_S,
     RecordingUnavailableError,
@@ -27,9 +29,10 @@ from switchboard.data.recordings import (
     prune,
     safe_id,
 )
-from switchboard.data.records.model import Recording
+from switchboard.data.records.model import CallRecord, CallSummary, Recording
 from switchboard.data.records.query import CallFilter, find_calls, get_call
 from switchboard.data.records.recorder import CallRecorder
+from switchboard.web.chart import bar_chart, latency_bars, timeline_strip
 
 pytestmark = pytest.mark.unit
 pytest_plugins = ["lab.testing.postgres"]
@@ -234,3 +237,76 @@ async def test_muting_replaces_the_callers_frames_with_silence() -> None:
     quiet = await source.__anext__()
     assert bytes(quiet.data) == bytes(320)
     assert (quiet.sample_rate, quiet.num_channels, quiet.samples_per_channel) == (16000, 1, 160)
+
+
+# --- LiveKit Egress instead -----------------------------------------------------------------
+
+
+class FakeEgress:
+    """Stands in for LiveKit's egress service (a paid/hosted part the lab cannot run)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.requests: list[api.RoomCompositeEgressRequest] = []
+
+    async def start_room_composite_egress(
+        self, start: api.RoomCompositeEgressRequest
+    ) -> api.EgressInfo:
+        self.requests.append(start)
+        if self.fail:
+            raise ConnectionError("egress not connected")
+        return api.EgressInfo(egress_id="EG_test")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_an_egress_records_the_room_or_the_record_says_why(
+    tmp_path: Path, fail: bool
+) -> None:
+    db = await open_database(f"sqlite:///{tmp_path / 'db'}")
+    recorder = CallRecorder(db, heartbeat_s=None, save_after_s=None)
+    await recorder.start(call_id="SCL_eg", route="support")
+    egress = FakeEgress(fail)
+    await start_egress(egress, recorder, "call-room", "SCL_eg", consent=True)
+    await recorder.finish("CLIENT_INITIATED")
+    record = await get_call(db, "SCL_eg")
+    await db.close()
+    (request,) = egress.requests
+    assert request.room_name == "call-room" and request.audio_only
+    assert request.file_outputs[0].filepath.startswith("recordings/")
+    assert record is not None
+    (part,) = record.summary.recordings
+    if fail:
+        assert part.file is None and part.error == "egress not started: ConnectionError"
+    else:
+        assert part.egress_id == "EG_test" and part.file and part.consent
+
+
+# --- the latency chart ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeasuredTurn:
+    """A turn as a record with per-turn latency may carry it."""
+
+    role: str
+    text: str
+    time: float
+    latency: object = None
+
+
+def test_latency_is_charted_when_the_record_has_it() -> None:
+    turns = (
+        MeasuredTurn("user", "hi", 1.0),
+        MeasuredTurn("assistant", "hello", 2.0, {"llm": 0.4, "tts": 0.2}),
+        MeasuredTurn("assistant", "more", 3.0, 1.5),
+        MeasuredTurn("assistant", "none", 4.0),
+    )
+    summary = CallSummary("SCL_1", None, None, None, None, 0.0, 0.0, 5.0, "complete", None, 4)
+    record = CallRecord(summary, (), cast(Any, turns), (), {}, {}, None)
+    bars = latency_bars(record)
+    assert [(b.label, b.total) for b in bars] == [("turn 1", pytest.approx(0.6)), ("turn 2", 1.5)]
+    svg = bar_chart(bars)
+    assert svg.startswith("<svg") and "llm: 0.40 s" in svg and "1.50 s" in svg
+    assert bar_chart([]) == ""
+    strip = timeline_strip(record)
+    assert strip.count("<rect") == 4 and "caller" in strip

@@ -9,11 +9,11 @@ is cut where the caller stopped hearing it. The framework's ``RecorderIO`` does 
 placing and encoding, in a thread of its own: the event loop that carries the call only
 queues frames.
 
-Ogg Opus, not FLAC: Opus is made for speech (a 10-minute call is a few MB, where 16 kHz
-stereo FLAC would be about 20), every browser plays it in an ``<audio>`` element, and an
-Ogg stream is written as pages that each stand alone, so a job that dies leaves a file
-that plays up to its last few seconds. Libopus comes with PyAV, which the framework
-already needs.
+Ogg Opus, not FLAC: Opus is made for speech (about 0.6 MB a minute as the framework
+encodes it, where 16 kHz stereo FLAC takes about three times that), every browser plays
+it in an ``<audio>`` element, and an Ogg stream is written as pages that each stand
+alone, so a job that dies leaves a file that plays up to its last few seconds. Libopus
+comes with PyAV, which the framework already needs.
 
 What is never in the file: the caller's side while the PIN gate is open (``hold_caller``,
 silence from the first prompt to the verified PIN), and the half second after each key
@@ -40,7 +40,7 @@ from switchboard.call.event_types import AgentSaid
 from switchboard.call.events import EventLog
 from switchboard.config.settings import Settings, recordings_folder
 from switchboard.data.recordings import RecordingUnavailableError, create_file, safe_id
-from switchboard.data.records.model import Recording
+from switchboard.data.records.model import Recording, StatusChange
 from switchboard.data.records.recorder import CallRecorder
 from switchboard.routing import Route
 
@@ -48,7 +48,12 @@ logger = logging.getLogger("switchboard.recording")
 
 SAMPLE_RATE = 16_000  # wide-band: a phone call is 8 kHz, a web caller's speech fits in 16
 KEY_MUTE_S = 0.5  # a keypad tone lasts 100-250 ms; muted with a margin after each key
-CLOSE_TIMEOUT_S = 5.0  # the encoder's last pages; the record is finished after it anyway
+CLOSE_TIMEOUT_S = 5.0
+# Timeline entries (never a sip.callStatus value, nor "identity: ...": unforgeable).
+RECORDING_STARTED = "recording started"
+RECORDING_UNAVAILABLE = (
+    "recording unavailable"  # the encoder's last pages; the record is finished after it anyway
+)
 
 
 class Muting(io.AudioInput):
@@ -142,12 +147,14 @@ class CallRecording:
             self._unavailable(now, str(e), consent)
             return False
         self._recorder.add_recording(Recording(self.path.name, now, consent=consent))
+        self._recorder.add_status(StatusChange(RECORDING_STARTED, now))
         logger.info("recording to %s", self.path.name)
         return True
 
     def _unavailable(self, now: float, why: str, consent: bool) -> None:
         logger.warning("no recording: %s (the call goes on)", why)
         self._recorder.add_recording(Recording(None, now, error=why, consent=consent))
+        self._recorder.add_status(StatusChange(RECORDING_UNAVAILABLE, now))
 
     async def close(self) -> None:
         """Write the last pages and mark the recording whole in the record."""

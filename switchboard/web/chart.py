@@ -83,26 +83,30 @@ def bar_chart(bars: list[Bar]) -> str:
 
 
 def timeline_strip(record: CallRecord) -> str:
-    """The call from its start to its end: a tick per status change, turn and tool call."""
+    """The call from its start to its end: a tick per status change, turn and tool call,
+    one row each for the call's statuses, the caller, the agent and the tools."""
     start = record.summary.started_at
     times = [s.time for s in record.statuses] + [t.time for t in record.transcript]
     times += [c.time for c in record.tool_calls]
     end = record.summary.ended_at or max(times, default=start)
     span = max(end - start, 1.0)
-    usable = WIDTH - 20
-    marks = []
+    usable = WIDTH - LABEL_W - 20
     rows = {"status": 4, "user": 22, "assistant": 40, "tool": 58}
+    names = {"status": "status", "user": "caller", "assistant": "agent", "tool": "tools"}
+    marks = [
+        f'<text x="0" y="{y + 11}" class="lbl">{names[kind]}</text>' for kind, y in rows.items()
+    ]
     entries = [("status", s.time, s.status) for s in record.statuses]
     entries += [(t.role if t.role in rows else "user", t.time, t.text) for t in record.transcript]
     entries += [("tool", c.time, c.name) for c in record.tool_calls]
     for kind, at, text in entries:
-        x = 10 + (min(max(at, start), end) - start) / span * usable
+        x = LABEL_W + (min(max(at, start), end) - start) / span * usable
         marks.append(
             f'<rect x="{x:.1f}" y="{rows[kind]}" width="4" height="14" '
             f'fill="{KIND_COLOURS[kind]}"><title>{escape(f"+{at - start:.1f} s {text}")}'
             "</title></rect>"
         )
-    axis = f'<text x="10" y="88" class="lbl">0 s</text><text x="{WIDTH - 60}" y="88" '
+    axis = f'<text x="{LABEL_W}" y="88" class="lbl">0 s</text><text x="{WIDTH - 50}" y="88" '
     axis += f'class="lbl">{span:.0f} s</text>'
     return _svg(92, "call timeline", "".join(marks) + axis)
 
