@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from livekit import api, rtc
 from livekit.agents import io
 
+from lab.testing.recordings import dominant_hz, loud_seconds, read_stereo
 from switchboard.call.recording import Muting, start_egress
 from switchboard.cli.main import main
 from switchboard.config.errors import ConfigError
@@ -310,3 +313,33 @@ def test_latency_is_charted_when_the_record_has_it() -> None:
     assert bar_chart([]) == ""
     strip = timeline_strip(record)
     assert strip.count("<rect") == 4 and "caller" in strip
+
+
+# --- a job that dies ----------------------------------------------------------------------------
+
+
+def test_a_killed_recorder_leaves_a_playable_file(tmp_path: Path) -> None:
+    """The recorder is killed (SIGKILL, no clean-up) mid-call: the file it leaves decodes
+    and holds the caller's audio up to a few seconds before the kill."""
+    path = tmp_path / "call.ogg"
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("recording_crash_child.py")), str(path)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"recording\n"
+        # Wait (under a deadline) until 8 s of audio must have been encoded and written.
+        deadline = time.monotonic() + 120
+        while (size := path.stat().st_size if path.exists() else 0) < 40_000:  # about 4 s
+            assert time.monotonic() < deadline, f"only {size} bytes written"
+            assert child.poll() is None, "the recorder died by itself"
+            time.sleep(0.2)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    left = read_stereo(path)
+    assert left.seconds > 2.0
+    assert loud_seconds(left.left, left.rate) > 2.0
+    assert abs(dominant_hz(left.left, left.rate) - 440) < 10
+    assert loud_seconds(left.right, left.rate) == 0.0
