@@ -76,6 +76,27 @@ async def test_a_recorded_call_has_the_caller_left_and_the_agent_right(ai_lab: A
     assert any(t.role == "assistant" and t.text == greeting for t in record.transcript)
 
 
+async def test_without_a_consent_line_the_greeting_is_recorded_whole(ai_lab: AiLab) -> None:
+    """The greeting is made while the caller still rings (``call.first_words``), and
+    waits for the recording to start: it is in the file from its first word."""
+    greeting = "Hello, you are through to the recorded line. How can I help?"
+    ai_lab.fake.script("record-plain", [say(greeting)])
+    result = await call_ai(ai_lab, "record-plain", hangup=12.0, timeout=60)
+    assert result.answered, result.sipp_log_tail
+    caller = caller_event(ai_lab.lab, result)
+    said = ai_lab.lab.wait_event(
+        event="transcript", job_id=caller["job_id"], role="assistant", text=greeting
+    )
+    record, path = await recorded(ai_lab, caller["caller"]["call_id"])
+    audio_file = read_stereo(path)
+    agent_at = first_loud(audio_file.right, audio_file.rate)
+    assert agent_at is not None and agent_at < 3.0, agent_at
+    # About 4 s of espeak; a greeting cut at its start would be shorter.
+    assert loud_seconds(audio_file.right, audio_file.rate) > 2.5
+    assert loud_seconds(audio_file.left, audio_file.rate) == 0.0  # the caller said nothing
+    assert said["ts"] > record.summary.recordings[0].started_at
+
+
 async def test_the_pin_gate_is_silent_in_the_recording(ai_lab: AiLab) -> None:
     ai_lab.fake.script("record-pin", [say("You are verified. How can I help?")])
     # The caller's phone is loud all through the PIN prompt (a tone), keys the PIN in,

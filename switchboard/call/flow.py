@@ -304,10 +304,11 @@ async def start_and_greet(
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
     # A resumed call whose record says the PIN was verified does not ask for it again.
     needs_pin = bool(route.pin_env) and not state.pin_verified
-    # Greeted on entering, unless a PIN or a recording's consent line comes first, or there
-    # is no model to talk with.
-    consent_first = route.record and bool(route.record_consent)
-    greet_now = not needs_pin and not settings.ai.keyless and not consent_first
+    # Greeted on entering, unless a PIN comes first, the call is recorded (the greeting
+    # waits for the recording to start, and for its consent line), or there is no model
+    # to talk with.
+    greets = not needs_pin and not settings.ai.keyless
+    greet_now = greets and not route.record
     restored = call.restored
     agent = build_agent(
         caller,
@@ -321,8 +322,8 @@ async def start_and_greet(
     )
     keys = DtmfCollector(ctx.room)  # from here on, every participant's key presses are kept
     # The first words are made while the caller still hears ringing (``first_words``).
-    first = await _first_words(config, call, agent, greet_now)
-    if greet_now:
+    first = await _first_words(config, call, agent, greets)
+    if greets:
         agent.first_words = first
     if needs_pin:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
@@ -382,7 +383,7 @@ async def start_and_greet(
         return
     _forward_keys(ctx, session, keys, state)
     if not greet_now:
-        agent.greet()  # after the PIN
+        agent.greet()  # after the PIN gate, or once the recording has started
 
 
 def _forward_keys(
