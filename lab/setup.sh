@@ -11,7 +11,8 @@ LIVEKIT_SIP_VERSION=v1.8.0
 CACHE=${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}
 BIN=$CACHE/bin
 APT_PACKAGES=(redis-server sip-tester espeak-ng iproute2 libportaudio2 pkg-config gcc
-              libopus-dev libopusfile-dev libsoxr-dev postgresql sox prometheus)
+              libopus-dev libopusfile-dev libsoxr-dev postgresql sox prometheus
+              chromium)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

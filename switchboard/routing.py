@@ -78,6 +78,10 @@ class Route:
     turn: TurnTaking = field(default_factory=TurnTaking)  # [route.turn]
     # What a caller hears when no AI can take the call: keys naming destinations.
     menu: Menu | None = None
+    # The call is recorded (caller left, agent right; switchboard.call.recording), after
+    # ``record_consent`` has been heard when the route has one.
+    record: bool = False
+    record_consent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ its call, how full the worker says it is, and how it drains on a deploy.
   num_idle_processes`` of load instead, so two calls arriving together on an idle worker
   filled it, and the server does not retry a refused dispatch: the caller rang on.
 - Drain (SIGTERM): calls in progress finish or hear a goodbye (``call.shutdown``).
+- Retention: once a day (and at start) the worker deletes recordings past
+  ``SWITCHBOARD_RECORDINGS_RETENTION_DAYS``, as `switchboard recordings prune` does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +38,8 @@ from livekit.plugins import silero
 from switchboard.call.metrics import forget_dead
 from switchboard.call.providers import warm_providers
 from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
-from switchboard.config.settings import AiSettings, Settings
+from switchboard.config.settings import AiSettings, Settings, recordings_folder
+from switchboard.data.recordings import DAY_S, prune
 
 logger = logging.getLogger("switchboard.worker")
 
@@ -70,6 +74,31 @@ class SwitchboardServer(AgentServer):
         """Calls running and starting, as a share of ``SWITCHBOARD_MAX_CALLS``."""
         starting = self._reserved_slots  # accepted, no process yet: private, pinned API
         return min((len(self.active_jobs) + starting) / self._settings.calls.max_calls, 1.0)
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        pruning = asyncio.create_task(self._prune_daily())
+        try:
+            await super().run(devmode=devmode, unregistered=unregistered)
+        finally:
+            pruning.cancel()
+
+    async def _prune_daily(self) -> None:
+        folder = recordings_folder(self._settings.data, self._settings.recording)
+        days = self._settings.recording.retention_days
+        while True:
+            try:
+                done = await asyncio.to_thread(prune, folder, days, time.time())
+            except OSError as e:  # a folder we cannot read: say so, try again tomorrow
+                logger.warning("recordings not pruned: %s", e)
+            else:
+                if done.deleted or done.failed:
+                    logger.info(
+                        "recordings pruned: %d deleted, %d kept, %d not deletable",
+                        len(done.deleted),
+                        done.kept,
+                        len(done.failed),
+                    )
+            await asyncio.sleep(DAY_S)  # a daily timer, not a synchronisation
 
     def _get_effective_load(self) -> float:
         # What the framework compares with load_threshold before it accepts a job.

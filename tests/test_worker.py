@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from switchboard.config.settings import CALLS_PER_CPU, load_settings
+from switchboard.data.recordings import DAY_S, create_file
 from switchboard.worker import Prewarm, build_server
 
 pytestmark = pytest.mark.unit
@@ -93,3 +96,19 @@ def test_a_missing_configuration_file_names_its_variable(tmp_path: Path) -> None
     assert "SWITCHBOARD_ROUTES at the file" in done.stderr
     assert "SWITCHBOARD_POLICY at the file" in done.stderr
     assert "Errno" not in done.stderr
+
+
+async def test_the_worker_prunes_old_recordings(tmp_path: Path) -> None:
+    old = create_file(tmp_path, "SCL_old", time.time())
+    new = create_file(tmp_path, "SCL_new", time.time())
+    os.utime(old, (time.time() - 31 * DAY_S,) * 2)
+    server = build_server(load_settings({**ENV, "SWITCHBOARD_RECORDINGS_DIR": str(tmp_path)}))
+    pruning = asyncio.create_task(server._prune_daily())
+    try:
+        deadline = time.monotonic() + 30
+        while old.exists():  # the first pass runs at once, then one a day
+            assert time.monotonic() < deadline, "the old recording was not pruned"
+            await asyncio.sleep(0.05)
+    finally:
+        pruning.cancel()
+    assert new.exists()

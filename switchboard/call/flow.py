@@ -19,6 +19,7 @@ from livekit import api, rtc
 from livekit.agents import NOT_GIVEN, AgentSession, JobContext, NotGivenOr, llm, room_io, vad
 
 import switchboard
+from switchboard.call import recording as call_recording
 from switchboard.call.context import (
     GREET,
     CallAgent,
@@ -312,9 +313,13 @@ async def start_and_greet(
     if lease is not None:
         lease.start()  # before the session: a job that dies while it starts is known too
 
+    recording: call_recording.CallRecording | None = None
+
     async def close_record(_reason: str) -> None:
         if lease is not None:
             await lease.close()
+        if recording is not None:
+            await recording.close()  # first: the record then says the file is whole
         if state.replaced:
             call.record.abandon()  # the agent that took the call over continues it
         else:
@@ -325,8 +330,11 @@ async def start_and_greet(
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)
     # A resumed call whose record says the PIN was verified does not ask for it again.
     needs_pin = bool(route.pin_env) and not state.pin_verified
-    # Greeted on entering, unless a PIN comes first or there is no model to talk with.
-    greet_now = not needs_pin and not settings.ai.keyless
+    # Greeted on entering, unless a PIN comes first, the call is recorded (the greeting
+    # waits for the recording to start, and for its consent line), or there is no model
+    # to talk with.
+    greets = not needs_pin and not settings.ai.keyless
+    greet_now = greets and not route.record
     restored = call.restored
     agent = build_agent(
         caller,
@@ -339,8 +347,8 @@ async def start_and_greet(
         opening=call.opening,
     )
     # The first words are made while the caller still hears ringing (``first_words``).
-    first = await _first_words(config, call, agent, greet_now)
-    if greet_now:
+    first = await _first_words(config, call, agent, greets)
+    if greets:
         agent.first_words = first
     if needs_pin:
         # Nothing the caller says reaches the model before the PIN is right (pin_gate turns
@@ -358,14 +366,49 @@ async def start_and_greet(
     if not ctx.is_fake_job():  # console has no worker to shut down under it
         listen_for_shutdown(ctx, session, state)
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
+    recorder = call.record.recorder
+    recording = call_recording.prepare(
+        session,
+        ctx.room,
+        route=route,
+        settings=settings,
+        recorder=recorder,
+        events=events,
+        caller_identity=caller.identity,
+        pin_gate=needs_pin,
+    )
+    # The agent's recorder starts before the PIN gate (the caller's side held silent over
+    # it); an egress, which cannot be silenced, only after.
+    record_first = recording is not None or not needs_pin
+    call_id = caller.call_id or ctx.job.id  # never the room name: it holds the number
+
+    async def begin_recording() -> None:
+        await call_recording.begin(
+            session,
+            ctx.api,
+            recording,
+            route=route,
+            settings=settings,
+            recorder=recorder,
+            events=events,
+            room=ctx.room.name,
+            call_id=call_id,
+        )
+
+    if record_first:
+        await begin_recording()
     if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
         return
+    if recording is not None:
+        recording.hold_caller(False)
+    if not record_first:
+        await begin_recording()
     if settings.ai.keyless:
         await (menu() if menu else _keyless_call(ctx, session, state, first))
         return
     keypad.append(_forward_keys(ctx, session, keys, state))
     if not greet_now:
-        agent.greet()  # after the PIN
+        agent.greet()  # after the PIN gate, or once the recording has started
 
 
 def _menu_runner(

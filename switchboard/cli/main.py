@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from dotenv import load_dotenv
 
 from switchboard.cli import (
+    console as cli_console,
     data as cli_data,
     guardian as cli_guardian,
     policy as cli_policy,
     provision as cli_provision,
+    recordings as cli_recordings,
     routes as cli_routes,
 )
 from switchboard.config.reference import reference
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_data.add_parser(subparsers)
     cli_policy.add_parser(subparsers)
     cli_guardian.add_parser(subparsers)
+    cli_recordings.add_parser(subparsers)
+    cli_console.add_parser(subparsers)
     env = subparsers.add_parser("env-example", help="print .env.example (every variable)")
     env.set_defaults(func=_print_env_example)
     ref = subparsers.add_parser(

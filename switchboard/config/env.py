@@ -83,6 +83,19 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Flag:
+    accepts: str = "true or false"
+
+    def __call__(self, raw: str) -> bool:
+        value = raw.strip().lower()
+        if value in ("true", "1", "yes"):
+            return True
+        if value in ("false", "0", "no", ""):
+            return False
+        raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True, slots=True)
 class Url:
     schemes: tuple[str, ...]
     hint: str  # what to write, e.g. "start with wss://"

@@ -43,6 +43,10 @@ ROUTE_FIELDS = {
     "(table below).",
     "menu": "A keypad menu for calls no AI can take (keyless mode, or every provider "
     "down mid-call): the table below.",
+    "record": "`true`: record the call, caller left and agent right, into "
+    "`SWITCHBOARD_RECORDINGS_DIR` (off by default).",
+    "record_consent": "Said before the recording starts (which is only once it has been "
+    'heard), e.g. `"This call is recorded."`; needs `record = true`.',
 }
 # What each turn-taking setting buys and what it costs: the operator trades speed against
 # cutting callers off (bench/RESULTS.md, section 10, has the figures).

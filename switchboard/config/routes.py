@@ -136,6 +136,7 @@ def read_route(
             problem = f"is {len(said)} characters long; at most {SPOKEN_MAX}"
             r.fail(key, problem, "shorten it: it is said aloud, in full, before anything else")
     menu = _menu(r, data["menu"], language or "en-US") if "menu" in data else None
+    record, consent = _recording(r, data)
     route = Route(
         name=name or "",
         match=match or Match(),
@@ -152,6 +153,8 @@ def read_route(
         allow_caller_selected_pin=caller_selected,
         turn=read_turn(r, data.get("turn", {})),
         menu=menu,
+        record=record,
+        record_consent=consent,
     )
     return route if r.ok and name else None
 
@@ -221,6 +224,16 @@ def _menu(r: Table, data: Any, language: str) -> Menu | None:
         fix = 'write menu.prompt in that language, e.g. the options and "0" to repeat'
         m.fail("prompt", f"no built-in menu words for language {language!r}", fix)
     return Menu(keys=tuple(keys.items()), timeout=timeout, prompt=prompt) if m.ok else None
+
+
+def _recording(r: Table, data: dict[str, Any]) -> tuple[bool, str | None]:
+    """record, record_consent: a consent line on a route that records nothing would tell
+    callers something untrue."""
+    record = r.flag("record")
+    consent = r.text("record_consent")
+    if consent is not None and not record:
+        r.fail("record_consent", "is set but record is not true", "add record = true, or remove it")
+    return record, consent
 
 
 def _match(r: Table, data: Any) -> Match | None:

@@ -21,6 +21,7 @@ from switchboard.config.env import (
     SOURCE,
     Choice,
     EnvVar,
+    Flag,
     Folder,
     Number,
     OrNone,
@@ -420,6 +421,87 @@ class DataSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    """Call recordings (routes with ``record = true``): where they go, how long they stay."""
+
+    folder: Annotated[
+        Path | None,
+        EnvVar(
+            "SWITCHBOARD_RECORDINGS_DIR",
+            "",
+            Folder(),
+            "Where call recordings are written (created 0700, files 0600); empty: "
+            "recordings/ in SWITCHBOARD_STATE_DIR",
+        ),
+    ]
+    retention_days: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_RECORDINGS_RETENTION_DAYS",
+            "30",
+            Number(1, 3650, whole=True),
+            "Days a recording is kept; older ones are deleted by `switchboard recordings "
+            "prune` and by the worker once a day",
+        ),
+    ]
+    mode: Annotated[
+        Literal["agent", "egress"],
+        EnvVar(
+            "SWITCHBOARD_RECORDING_MODE",
+            "agent",
+            Choice(("agent", "egress")),
+            "Who records: agent = the agent itself, into SWITCHBOARD_RECORDINGS_DIR (any "
+            "LiveKit server); egress = a room-composite audio egress started through the API "
+            "(needs LiveKit Egress, e.g. LiveKit Cloud, and its storage)",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """`switchboard web`, the read-only call console."""
+
+    token: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_WEB_TOKEN",
+            "",
+            Text(),
+            "The console's password (at least 16 characters); `switchboard web` refuses to "
+            "start without one",
+        ),
+    ]
+    host: Annotated[
+        str,
+        EnvVar(
+            "SWITCHBOARD_WEB_HOST",
+            "127.0.0.1",
+            Text(),
+            "Address the console listens on (put it behind a TLS proxy before exposing it)",
+        ),
+    ]
+    port: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_WEB_PORT",
+            "8090",
+            Number(1, 65535, whole=True),
+            "Port the console listens on",
+        ),
+    ]
+    allow_unmasked: Annotated[
+        bool,
+        EnvVar(
+            "SWITCHBOARD_WEB_ALLOW_UNMASKED",
+            "false",
+            Flag(),
+            "Let the console show stored full numbers when asked (?unmasked=1); numbers are "
+            "masked otherwise",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class FileSettings:
     """The configuration files, all read and checked at start."""
 
@@ -648,6 +730,8 @@ class Settings:
     shutdown: ShutdownSettings
     console: ConsoleSettings
     guardian: GuardianSettings
+    recording: RecordingSettings
+    web: WebSettings
 
 
 def _declared() -> tuple[EnvVar, ...]:
@@ -708,6 +792,8 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         shutdown=_part(ShutdownSettings, env, problems),
         console=_part(ConsoleSettings, env, problems),
         guardian=_part(GuardianSettings, env, problems),
+        recording=_part(RecordingSettings, env, problems),
+        web=_part(WebSettings, env, problems),
     )
     if problems:
         raise ConfigError(problems, SUBJECT)
@@ -793,6 +879,11 @@ def read_one(name: str, env: Mapping[str, str]) -> Any:
     if problems:
         raise ConfigError(problems, SUBJECT)
     return value
+
+
+def recordings_folder(data: DataSettings, recording: RecordingSettings) -> Path:
+    """``SWITCHBOARD_RECORDINGS_DIR``, or recordings/ in the state directory."""
+    return recording.folder or data.state_dir / "recordings"
 
 
 def database_url(env: Mapping[str, str]) -> str:

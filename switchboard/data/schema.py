@@ -64,6 +64,7 @@ calls = Table(
     Column("writer", Text, nullable=False),
     Column("revision", Integer, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
+    Column("recording", _JSON),  # the call's recording parts (``records.model.Recording``)
 )
 
 # Placed dial-outs, for the per-caller hourly limit: every call runs in its own process,
@@ -145,6 +146,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             " call_id TEXT PRIMARY KEY, holder TEXT NOT NULL,"
             " alive_at DOUBLE PRECISION NOT NULL)",
         ),
+    ),
+    Migration(
+        5,
+        "call recordings",
+        ("ALTER TABLE calls ADD COLUMN recording {json}",),
     ),
 )
 

@@ -78,6 +78,37 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Recording:
+    """One stretch of the call's recording (a resumed call has one per job): its file in
+    the recordings folder, or why there is none (``error``: the call went on without)."""
+
+    file: str | None
+    started_at: float
+    ended_at: float | None = None
+    error: str | None = None
+    consent: bool = False  # the route's consent line was heard before it started
+    egress_id: str | None = None  # recorded by LiveKit Egress instead (its storage has it)
+
+
+def recordings_from(value: Any) -> tuple[Recording, ...]:
+    """The stored parts (None on rows written before recordings existed)."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        Recording(
+            file=p.get("file"),
+            started_at=p.get("started_at", 0.0),
+            ended_at=p.get("ended_at"),
+            error=p.get("error"),
+            consent=bool(p.get("consent", False)),
+            egress_id=p.get("egress_id"),
+        )
+        for p in value
+        if isinstance(p, Mapping)
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CallSummary:
     call_id: str
     room: str | None
@@ -90,6 +121,7 @@ class CallSummary:
     status: CallStatus
     disconnect_reason: str | None
     turns: int
+    recordings: tuple[Recording, ...] = ()
 
     @property
     def duration_s(self) -> float | None:
@@ -139,6 +171,7 @@ def summary_from_row(
         ),
         disconnect_reason=row["disconnect_reason"],
         turns=row["turns"],
+        recordings=recordings_from(row.get("recording")),
     )
 
 

@@ -32,6 +32,7 @@ from switchboard.data.records.model import (
     HEARTBEAT_S,
     SAVE_AFTER_S,
     CallRecord,
+    Recording,
     StatusChange,
     ToolCall,
     Turn,
@@ -69,6 +70,17 @@ def _turn_row(turn: Turn) -> dict[str, Any]:
     return row
 
 
+def _recording_row(part: Recording) -> dict[str, Any]:
+    return {
+        "file": part.file,
+        "started_at": part.started_at,
+        "ended_at": part.ended_at,
+        "error": part.error,
+        "consent": part.consent,
+        "egress_id": part.egress_id,
+    }
+
+
 class CallRecorder:
     def __init__(
         self,
@@ -94,6 +106,7 @@ class CallRecorder:
         self._tool_calls: list[dict[str, Any]] = []
         self._providers: dict[str, Any] = {}
         self._usage: dict[str, Any] = {}
+        self._recording: list[dict[str, Any]] = []
         self._revision = 0
         self._lock = asyncio.Lock()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -174,6 +187,7 @@ class CallRecorder:
         self._providers = {**json_safe(record.providers), **self._providers}
         self._providers.update(json_safe(dict(providers or {})))
         self._usage = json_safe(record.usage)
+        self._recording[:0] = [_recording_row(p) for p in record.summary.recordings]
         await self.flush()
         if self._db is not None and self._heartbeat_s:
             self._heartbeat = asyncio.create_task(self._beat(self._heartbeat_s))
@@ -201,6 +215,17 @@ class CallRecorder:
             }
         )
         self._save_soon()
+
+    def add_recording(self, part: Recording) -> None:
+        """A stretch of recording started (or could not: ``part.error`` says why)."""
+        self._recording.append(_recording_row(part))
+        self._save_soon()
+
+    def end_recording(self, ended_at: float) -> None:
+        """The latest stretch of recording is closed: its file is whole."""
+        if self._recording and self._recording[-1].get("ended_at") is None:
+            self._recording[-1]["ended_at"] = ended_at
+            self._save_soon()
 
     def _save_soon(self) -> None:
         """Write within ``save_after_s``: entries added meanwhile share the write."""
@@ -255,6 +280,7 @@ class CallRecorder:
             "tool_calls": list(self._tool_calls),
             "providers": dict(self._providers),
             "usage": dict(self._usage),
+            "recording": [dict(p) for p in self._recording],
             "turns": len(self._turns),
             "writer": self._writer,
             "revision": self._revision,

@@ -1,0 +1,1 @@
+"""`switchboard web`: a small read-only console over the call records and recordings."""
