@@ -9,9 +9,7 @@ import stat
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from livekit import api, rtc
@@ -32,7 +30,7 @@ from switchboard.data.recordings import (
     prune,
     safe_id,
 )
-from switchboard.data.records.model import CallRecord, CallSummary, Recording
+from switchboard.data.records.model import CallRecord, CallSummary, Recording, Turn
 from switchboard.data.records.query import CallFilter, find_calls, get_call
 from switchboard.data.records.recorder import CallRecorder
 from switchboard.web.chart import bar_chart, latency_bars, timeline_strip
@@ -287,29 +285,22 @@ async def test_an_egress_records_the_room_or_the_record_says_why(
 # --- the latency chart ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MeasuredTurn:
-    """A turn as a record with per-turn latency may carry it."""
-
-    role: str
-    text: str
-    time: float
-    latency: object = None
-
-
 def test_latency_is_charted_when_the_record_has_it() -> None:
     turns = (
-        MeasuredTurn("user", "hi", 1.0),
-        MeasuredTurn("assistant", "hello", 2.0, {"llm": 0.4, "tts": 0.2}),
-        MeasuredTurn("assistant", "more", 3.0, 1.5),
-        MeasuredTurn("assistant", "none", 4.0),
+        Turn("user", "hi", 1.0, {"end_of_turn_ms": 300.0, "transcription_ms": 200.0}),
+        Turn("assistant", "hello", 2.0, {"llm_ttft_ms": 400.0, "tts_ttfb_ms": 200.0}),
+        Turn("assistant", "more", 3.0, {"llm_ttft_ms": 300.0, "e2e_ms": 1500.0}),
+        Turn("assistant", "none", 4.0),
     )
     summary = CallSummary("SCL_1", None, None, None, None, 0.0, 0.0, 5.0, "complete", None, 4)
-    record = CallRecord(summary, (), cast(Any, turns), (), {}, {}, None)
+    record = CallRecord(summary, (), turns, (), {}, {}, None)
     bars = latency_bars(record)
-    assert [(b.label, b.total) for b in bars] == [("turn 1", pytest.approx(0.6)), ("turn 2", 1.5)]
+    assert [b.label for b in bars] == ["turn 1", "turn 2"]
+    assert [round(b.total, 6) for b in bars] == [0.6, 1.5]
+    stage, seconds = bars[1].parts[0]
+    assert stage == "turn end and transcript" and abs(seconds - 1.2) < 1e-9
     svg = bar_chart(bars)
-    assert svg.startswith("<svg") and "llm: 0.40 s" in svg and "1.50 s" in svg
+    assert svg.startswith("<svg") and "LLM first token: 0.40 s" in svg and "1.50 s" in svg
     assert bar_chart([]) == ""
     strip = timeline_strip(record)
     assert strip.count("<rect") == 4 and "caller" in strip

@@ -3,7 +3,6 @@ call's timeline strip. Pure functions of the record; every text in the SVG is es
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 
@@ -27,18 +26,20 @@ class Bar:
         return sum(s for _, s in self.parts)
 
 
+# An agent turn's stages as the record keeps them (``records.model.TURN_FIGURES``, in ms):
+# the model's first token, then the voice's first audio; the rest of the end-to-end
+# figure is the wait for the caller's turn to end and its transcript.
+_STAGES = (("LLM first token", "llm_ttft_ms"), ("voice first audio", "tts_ttfb_ms"))
+
+
 def turn_latency(turn: Turn) -> tuple[tuple[str, float], ...]:
-    """A turn's measured latency, if its record has one: seconds, or seconds by stage."""
-    value = getattr(turn, "latency", None)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (("total", float(value)),) if value >= 0 else ()
-    if isinstance(value, Mapping):
-        return tuple(
-            (str(k), float(v))
-            for k, v in value.items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-        )
-    return ()
+    """An agent turn's measured latency in seconds by stage, if its record has figures."""
+    figures = turn.latency
+    stages = [(name, figures[key] / 1000) for name, key in _STAGES if key in figures]
+    if "e2e_ms" in figures:
+        rest = figures["e2e_ms"] / 1000 - sum(s for _, s in stages)
+        stages.insert(0, ("turn end and transcript", max(rest, 0.0)))
+    return tuple(stages)
 
 
 def latency_bars(record: CallRecord) -> list[Bar]:
