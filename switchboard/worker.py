@@ -158,6 +158,9 @@ def build_server(settings: Settings) -> SwitchboardServer:
         load_threshold=s.load_threshold,
         load_fnc=_calls_load,
         preload_modules=PRELOAD_MODULES,
+        # The framework's default in console and dev is DEBUG, which floods the terminal
+        # with every SQL statement; --log-level or LIVEKIT_LOG_LEVEL still ask for more.
+        log_level="INFO",
         **(
             {"prometheus_port": s.metrics_port, "prometheus_multiproc_dir": str(metrics)}
             if metrics

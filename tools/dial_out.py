@@ -95,7 +95,7 @@ async def _dial(state: CallState, target: str, identity: str, dtmf: str | None) 
     )
     request.ringing_timeout.FromSeconds(int(state.ring_timeout))
     try:
-        await state.lk.sip.create_sip_participant(request, timeout=state.ring_timeout + 10)
+        await state.server().sip.create_sip_participant(request, timeout=state.ring_timeout + 10)
         return ANSWERED
     except Exception as e:
         return outcome_for_dial_error(e, state.call_statuses.get(identity))

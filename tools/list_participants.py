@@ -25,7 +25,7 @@ Numbers come back masked; never guess the hidden digits.
 async def list_participants(context: RunContext[CallState]) -> str:
     state = context.userdata
     try:
-        listing = await state.lk.room.list_participants(
+        listing = await state.server().room.list_participants(
             api.ListParticipantsRequest(room=state.room_name)
         )
     except Exception:

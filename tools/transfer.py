@@ -94,7 +94,7 @@ def transfer_tool(
         # callback, so it stands even when the call's end cancels this tool.
         watch = CallerWatch(job_room(), state.caller.identity, on_gone=transferred)
         try:
-            await state.lk.sip.transfer_sip_participant(
+            await state.server().sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(
                     room_name=state.room_name,
                     participant_identity=state.caller.identity,

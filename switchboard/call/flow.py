@@ -20,6 +20,7 @@ from livekit.agents import NOT_GIVEN, AgentSession, JobContext, NotGivenOr, llm,
 
 import switchboard
 from switchboard.call import recording as call_recording
+from switchboard.call.console import leave_console
 from switchboard.call.context import (
     GREET,
     CallAgent,
@@ -150,7 +151,7 @@ async def identify_caller(ctx: JobContext, settings: Settings, events: EventLog)
     """The caller (a simulated one in console mode), or None: the job has been ended."""
     try:
         caller = (
-            console_caller(settings)
+            console_caller(settings, run_id=ctx.job.id)
             if ctx.is_fake_job()
             else await wait_for_caller(ctx, settings.calls.participant_timeout)
         )
@@ -209,7 +210,8 @@ async def prepare_call(
         room_name=ctx.room.name,
         agent_identity=ctx.room.local_participant.identity if not ctx.is_fake_job() else "",
         events=events,
-        lk=ctx.api,
+        # ctx.api needs a server (console has none: LIVEKIT_URL may be empty there).
+        lk=None if ctx.is_fake_job() else ctx.api,
         outbound_trunk_id=settings.calls.outbound_trunk_id,
         ring_timeout=settings.calls.ring_timeout,
         prompts=config.prompts,
@@ -315,7 +317,7 @@ async def start_and_greet(
 
     recording: call_recording.CallRecording | None = None
 
-    async def close_record(_reason: str) -> None:
+    async def close_record(reason: str) -> None:
         if lease is not None:
             await lease.close()
         if recording is not None:
@@ -325,6 +327,8 @@ async def start_and_greet(
         else:
             await call.record.finish(usage_of(session))
         await call.db.close()
+        if ctx.is_fake_job():
+            leave_console(reason)
 
     ctx.add_shutdown_callback(close_record)
     tools = () if settings.ai.keyless else config.tools_for(route, config.policy, history)

@@ -30,10 +30,12 @@ CALLER_KINDS = [
 ]
 
 
-def console_caller(settings: Settings) -> Caller:
+def console_caller(settings: Settings, run_id: str) -> Caller:
     """Console mode has no SIP participant: a simulated caller stands in, described by the
-    settings, so the same routing runs in the terminal."""
+    settings, so the same routing runs in the terminal. Its call ID is the run's (the
+    framework's simulated job ID), so each console run leaves a record of its own."""
     attributes = {
+        "sip.callID": f"console-{run_id}",
         "sip.phoneNumber": settings.console.caller,
         "sip.trunkPhoneNumber": settings.console.called,
         "sip.callStatus": "active",

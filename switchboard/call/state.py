@@ -23,7 +23,7 @@ class CallState:
     room_name: str
     agent_identity: str
     events: EventLog
-    lk: api.LiveKitAPI
+    lk: api.LiveKitAPI | None  # None in console mode: there is no server to ask
     prompts: Prompts  # read at start: a call never reads the disk for its words
     outbound_trunk_id: str | None = None
     ring_timeout: float = 25.0
@@ -41,3 +41,13 @@ class CallState:
     dtmf_sent: int = 0  # keys pressed on dialled legs, bounded per call (switchboard.dtmf)
     # the last sip.callStatus of every participant (a ringing leg is reachable)
     call_statuses: dict[str, str] = field(default_factory=dict)
+
+    def server(self) -> api.LiveKitAPI:
+        """The LiveKit server's API, for the telephony tools; console mode has none."""
+        if self.lk is None:
+            raise NoServerError("console mode has no LiveKit server: telephony is not available")
+        return self.lk
+
+
+class NoServerError(RuntimeError):
+    """A telephony action in console mode, where no LiveKit server exists."""
