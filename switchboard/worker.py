@@ -18,6 +18,10 @@ its call, how full the worker says it is, and how it drains on a deploy.
 - Drain (SIGTERM): calls in progress finish or hear a goodbye (``call.shutdown``).
 - Retention: once a day (and at start) the worker deletes recordings past
   ``SWITCHBOARD_RECORDINGS_RETENTION_DAYS``, as `switchboard recordings prune` does.
+- Registration: the health endpoint answers 503 whenever the worker is not registered
+  with the LiveKit server (the framework's said 200 while it retried), and a worker that
+  stays unregistered ``SWITCHBOARD_CONNECT_TIMEOUT`` seconds, or whose credentials the
+  server refuses, exits with code 1 and one line saying why (``switchboard.registration``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +46,13 @@ from switchboard.call.providers import warm_providers
 from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
 from switchboard.config.settings import AiSettings, Settings, recordings_folder
 from switchboard.data.recordings import DAY_S, prune
+from switchboard.registration import Failure, give_up
 
 logger = logging.getLogger("switchboard.worker")
+
+EXIT_NOT_REGISTERED = 1
+# How often the registration watch looks; the window itself is a setting.
+WATCH_INTERVAL_S = 0.5
 
 # Imported once in the forkserver, inherited by every job process (see the module doc):
 # what agent.py imports, and the database drivers SQLAlchemy would import at first use.
@@ -67,20 +78,95 @@ class SwitchboardServer(AgentServer):
     calls goodbye."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(drain_timeout=settings.shutdown.drain_timeout, **kwargs)
+        window = settings.server.connect_timeout
+        # The framework's own retries (2 s apart and more) outlast the window: the watch,
+        # not the framework, decides when to give up.
+        retries = int(window / 2) + 2
+        super().__init__(drain_timeout=settings.shutdown.drain_timeout, max_retry=retries, **kwargs)
         self._settings = settings
+        self._registered = False
+        self._unregistered_since = time.monotonic()
+        self._connect_errors = _ConnectErrors()
+
+    # The framework's health endpoint answers 503 only when this is true, which it sets
+    # once its retries are exhausted; here it is true whenever the worker is not
+    # registered: before the first registration, and while a lost connection is retried.
+    @property
+    def _connection_failed(self) -> bool:
+        return self._gave_up or not self._registered
+
+    @_connection_failed.setter
+    def _connection_failed(self, value: bool) -> None:
+        self._gave_up = value
+
+    async def _run_ws(self, ws: Any) -> None:
+        # The framework runs this once the server has accepted the registration, until
+        # the connection ends.
+        self._registered = True
+        try:
+            await super()._run_ws(ws)
+        finally:
+            self._registered = False
+            self._unregistered_since = time.monotonic()
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        pruning = asyncio.create_task(self._prune_daily())
+        try:
+            await self._run(devmode=devmode, unregistered=unregistered)
+        finally:
+            pruning.cancel()
+
+    async def _run(self, *, devmode: bool, unregistered: bool) -> None:
+        if unregistered:  # console: no server to register with
+            await super().run(devmode=devmode, unregistered=True)
+            return
+        framework = logging.getLogger("livekit.agents")
+        framework.addFilter(self._connect_errors)
+        watches: list[asyncio.Task[None]] = []
+
+        def started() -> None:
+            # The window runs from the first connection attempt: a slow start (warm
+            # processes on a busy machine) is not the server's fault.
+            self._unregistered_since = time.monotonic()
+            watches.append(asyncio.create_task(self._watch_registration()))
+
+        self.once("worker_started", started)
+        try:
+            await super().run(devmode=devmode, unregistered=False)
+        finally:
+            for watch in watches:
+                watch.cancel()
+            framework.removeFilter(self._connect_errors)
+
+    async def _watch_registration(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)  # a watch's period, not a synchronisation
+            if self._registered:
+                continue
+            failure = give_up(
+                error=self._connect_errors.last,
+                url=self._settings.server.url,
+                unregistered_for=time.monotonic() - self._unregistered_since,
+                window=self._settings.server.connect_timeout,
+                active_calls=len(self.active_jobs),
+            )
+            if failure is not None:
+                await self._exit(failure)
+
+    async def _exit(self, failure: Failure) -> None:
+        """One line saying why, what is running stopped, then exit code 1 (the framework's
+        CLI would exit 0 after its own shutdown)."""
+        sys.stderr.write(f"switchboard: worker not registered: {failure.reason}\n")
+        sys.stderr.flush()
+        try:
+            await asyncio.wait_for(self.aclose(), timeout=10)
+        finally:
+            os._exit(EXIT_NOT_REGISTERED)
 
     def calls_load(self) -> float:
         """Calls running and starting, as a share of ``SWITCHBOARD_MAX_CALLS``."""
         starting = self._reserved_slots  # accepted, no process yet: private, pinned API
         return min((len(self.active_jobs) + starting) / self._settings.calls.max_calls, 1.0)
-
-    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
-        pruning = asyncio.create_task(self._prune_daily())
-        try:
-            await super().run(devmode=devmode, unregistered=unregistered)
-        finally:
-            pruning.cancel()
 
     async def _prune_daily(self) -> None:
         folder = recordings_folder(self._settings.data, self._settings.recording)
@@ -129,6 +215,24 @@ class SwitchboardServer(AgentServer):
         jobs = self.active_jobs
         if jobs:
             await tell_calls_goodbye(jobs, self._settings)
+
+
+class _ConnectErrors(logging.Filter):
+    """Keeps the error of the framework's last failed connection attempt, which it only
+    logs ("failed to connect to livekit, retrying", the exception in the record's
+    ``error``); lets every record through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: BaseException | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = getattr(record, "error", None)
+        if isinstance(error, BaseException) and record.getMessage().startswith(
+            "failed to connect to livekit"
+        ):
+            self.last = error
+        return True
 
 
 @dataclass(frozen=True)

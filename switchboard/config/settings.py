@@ -165,6 +165,17 @@ class ServerSettings:
             "at start: one per worker); empty: metrics-<agent name> in SWITCHBOARD_STATE_DIR",
         ),
     ]
+    connect_timeout: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_CONNECT_TIMEOUT",
+            "60",
+            Number(1, 3600),
+            "Seconds the worker may stay unregistered with the LiveKit server (at start, or "
+            "after losing it with no call in progress) before it exits (code 1) with the "
+            "reason and the fix; credentials the server refuses end it at once",
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
