@@ -27,8 +27,9 @@ evals:
 demo: setup
 	$(IN_LAB) $(PY) -m lab.demo
 
+# AI=1 also runs the worker of the lab's AI number (its AI: lab/testing/fake_openai.py).
 lab-up: setup
-	$(IN_LAB) $(PY) -m lab up
+	$(IN_LAB) $(PY) -m lab up $(if $(AI),--ai)
 
 lab-down:
 	$(PY) -m lab down

@@ -52,6 +52,7 @@ class LabConfig:
     ai_metrics_port: int = 8084  # the AI worker's Prometheus endpoint (/metrics)
     # The guardian's webhook receiver; extra workers listen from extra_worker_port up.
     guardian_port: int = 8090
+    ai_double_port: int = 8095  # lab/testing/fake_openai.py, for `lab up --ai`
     extra_worker_port: int = 8100
     # Node n (2, 3...) of a cluster listens NODE_PORT_STEP * (n - 1) ports above node 1.
     node_port_step: int = 10
@@ -91,6 +92,11 @@ class LabConfig:
     @property
     def env_file(self) -> Path:
         return self.state_dir / "lab.env"
+
+    @property
+    def database_url(self) -> str:
+        """Where the lab's workers keep the call records (their SWITCHBOARD_STATE_DIR)."""
+        return f"sqlite:///{self.state_dir / 'state' / 'switchboard.db'}"
 
 
 def _interface_of(ip: str) -> str | None:
@@ -415,6 +421,25 @@ class Lab:
             what=f"health 200 on port {port}",
         )
 
+    def start_ai(self, lab_env: dict[str, str], mode: str = "start") -> None:
+        """The worker that answers LAB_AI_NUMBER, its LLM and STT the OpenAI-compatible
+        test double (``lab/testing/fake_openai.py``) run as a process of the lab: what the
+        tests run for themselves, left running for a person to call."""
+        c = self.c
+        check_port_free("127.0.0.1", c.ai_double_port)
+        argv = [sys.executable, "-m", "lab.testing.fake_openai", "--port", str(c.ai_double_port)]
+        p = self.procs.start("fake-openai", argv)
+        self.procs.wait_ready(
+            p,
+            lambda: http_ok(f"http://127.0.0.1:{c.ai_double_port}/v1/models"),
+            deadline_s=30,
+            what=f"HTTP 200 on port {c.ai_double_port}",
+        )
+        base_url = f"http://127.0.0.1:{c.ai_double_port}/v1"
+        self.start_agent(mode, name="agent-ai", env=ai_worker_env(lab_env, base_url))
+        with self.c.env_file.open("a") as env_file:
+            env_file.write("LAB_AI_WORKER=1\n")
+
     @staticmethod
     def _agent_argv(mode: str) -> list[str]:
         return [sys.executable, str(ROOT / "agent.py"), mode]
@@ -438,7 +463,10 @@ class Lab:
             "LAB_CALLEE_ADDR": f"{c.phone_ip}:5070",
             "LAB_NETNS": c.netns,
             "LAB_EVENTS_FILE": str(c.events_file),
-            "LAB_DATABASE_URL": f"sqlite:///{c.state_dir / 'state' / 'switchboard.db'}",
+            "LAB_DATABASE_URL": c.database_url,
+            # Under its own name too: with the lab's env loaded, `switchboard calls` (and
+            # every command that reads the records) shows the lab's calls.
+            "DATABASE_URL": c.database_url,
             "LAB_INBOUND_TRUNK_ID": ids["inbound"],
             "LAB_DISPATCH_RULE_ID": ids["rule"],
             "LAB_OUTBOUND_TRUNK_ID": ids["outbound"],

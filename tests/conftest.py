@@ -58,6 +58,10 @@ def lab() -> Iterator[LabHandle]:
 
 @pytest.fixture(scope="session")
 def ai_lab(lab: LabHandle) -> Iterator[AiLab]:
+    if lab.env.get("LAB_AI_WORKER") == "1":
+        # Two workers under one agent name would share the calls, and the lab's own does
+        # not play the tests' scripts.
+        pytest.fail("the running lab has its own AI worker (make lab-up AI=1): restart it without")
     with FakeOpenAI(host="127.0.0.1", port=0) as fake:
         lab.lab.start_agent(
             "start",

@@ -13,6 +13,7 @@ the request's ``messages``, so the conversation state lives in the request, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -311,3 +312,25 @@ class FakeOpenAI:
             lang = fields.get("language", "en")
             return web.json_response({"text": text, "language": lang, "duration": seconds})
         return web.json_response({"text": text})
+
+
+def main() -> None:
+    """``python -m lab.testing.fake_openai``: the double as a server of its own (the lab's
+    AI worker with ``lab up --ai``), replying with its default script until stopped."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m lab.testing.fake_openai")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeOpenAI(args.host, args.port) as fake:
+        print(f"fake OpenAI-compatible endpoint on {fake.base_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
+if __name__ == "__main__":
+    main()
