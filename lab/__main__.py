@@ -21,15 +21,24 @@ from lab.procs import LabError
 from lab.report import RECORD_WAIT_S, caller_event, events, record_line, report, wait_for_record
 from lab.stack import Lab
 
-# Shown only when their worker runs: nothing answers these numbers otherwise.
+# Numbers shown only when their worker runs (nothing answers them otherwise): the AI
+# worker's with --ai; the tests and benchmarks start the others' for themselves.
 AI_KEYS = ("LAB_AI_NUMBER", "LAB_AI_AGENT_NAME")
+TEST_ONLY_KEYS = (
+    "LAB_REFERENCE_NUMBER",
+    "LAB_REFERENCE_AGENT_NAME",
+    "LAB_GUARDED_NUMBER",
+    "LAB_GUARDED_AGENT_NAME",
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m lab")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the lab")
-    up.add_argument("--agent-mode", default="dev", choices=["dev", "start", "none"])
+    # start, not dev: its job processes are warm before the lab says it is up, so the
+    # first call does not wait for them (dev starts one per call, seconds on a busy host).
+    up.add_argument("--agent-mode", default="start", choices=["dev", "start", "none"])
     up.add_argument("--workers", type=int, default=1, help="agent workers (default: 1)")
     up.add_argument(
         "--guardian", action="store_true", help="also run the dispatch guardian (and webhooks)"
@@ -87,13 +96,13 @@ def _up(lab: Lab, args: argparse.Namespace) -> int:
     env = lab.up(agent_mode=mode, workers=args.workers, guardian=args.guardian, nodes=args.nodes)
     if args.ai:
         try:
-            lab.start_ai(env, mode or "start")
+            lab.start_ai(env)
         except BaseException:
             lab.down()
             raise
     print(f"lab: up; wrote {lab.c.env_file}")
     for key, value in env.items():
-        if args.ai or key not in AI_KEYS:
+        if key not in TEST_ONLY_KEYS and (args.ai or key not in AI_KEYS):
             print(f"  {key}={value}")
     print(
         "lab: call it with `lab/netns.sh exec .venv/bin/python -m lab call "

@@ -358,7 +358,7 @@ class Lab:
         self.procs.wait_ready(
             p,
             lambda: log_contains(p.log, "registered worker"),
-            deadline_s=60,
+            deadline_s=90,
             what="registered with the LiveKit server",
         )
 
