@@ -5,7 +5,6 @@ This file only wires things together; the call flow lives in `switchboard/call/f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -27,7 +26,6 @@ from switchboard.config.prompts import load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
 from switchboard.config.startup import ai_summary, keyless_language_warnings
-from switchboard.data.db import open_database
 from switchboard.telephony.config import line_numbers
 from switchboard.worker import build_server
 from tools import tools_for
@@ -115,27 +113,7 @@ async def entrypoint(ctx: JobContext) -> None:
     await handle_call(ctx, CONFIG, ctx.proc.userdata["vad"])
 
 
-def _prepare_database() -> None:
-    """Create or migrate the schema once, before any call: calls then only read and write.
-
-    A database that is down must not stop the phone from being answered: we say so once,
-    loudly, and calls go on as unknown callers without records until it is back.
-    """
-
-    async def migrate() -> None:
-        db = await open_database(SETTINGS.data.url)
-        await db.close()
-
-    try:
-        asyncio.run(asyncio.wait_for(migrate(), timeout=15))
-    except Exception as e:
-        logging.getLogger("switchboard").error(
-            "the database is not usable; calls go on without caller lookup and records: %s",
-            type(e).__name__,
-        )
-
-
+# `uv run agent.py console|dev|start`; the LiveKit CLI (`lk agent console|dev`) imports
+# this file through `python -m livekit.agents` instead and runs `server` itself.
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("console", "dev", "start"):
-        _prepare_database()
     cli.run_app(server)

@@ -45,12 +45,14 @@ from switchboard.call.metrics import forget_dead
 from switchboard.call.providers import warm_providers
 from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
 from switchboard.config.settings import AiSettings, Settings, recordings_folder
+from switchboard.data.db import open_database
 from switchboard.data.recordings import DAY_S, prune
 from switchboard.registration import Failure, give_up
 
 logger = logging.getLogger("switchboard.worker")
 
 EXIT_NOT_REGISTERED = 1
+MIGRATE_TIMEOUT_S = 15
 # How often the registration watch looks; the window itself is a setting.
 WATCH_INTERVAL_S = 0.5
 
@@ -110,6 +112,8 @@ class SwitchboardServer(AgentServer):
             self._unregistered_since = time.monotonic()
 
     async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        # Here, not in agent.py's __main__: `lk agent dev` imports agent.py instead.
+        await prepare_database(self._settings.data.url)
         pruning = asyncio.create_task(self._prune_daily())
         try:
             await self._run(devmode=devmode, unregistered=unregistered)
@@ -145,7 +149,7 @@ class SwitchboardServer(AgentServer):
                 continue
             failure = give_up(
                 error=self._connect_errors.last,
-                url=self._settings.server.url,
+                url=self._ws_url,  # the one it dials: `lk agent dev` passes it as --url
                 unregistered_for=time.monotonic() - self._unregistered_since,
                 window=self._settings.server.connect_timeout,
                 active_calls=len(self.active_jobs),
@@ -215,6 +219,26 @@ class SwitchboardServer(AgentServer):
         jobs = self.active_jobs
         if jobs:
             await tell_calls_goodbye(jobs, self._settings)
+
+
+async def prepare_database(url: str) -> None:
+    """Create or migrate the schema once, before any call: calls then only read and write.
+
+    A database that is down must not stop the phone from being answered: we say so once,
+    loudly, and calls go on as unknown callers without records until it is back.
+    """
+
+    async def migrate() -> None:
+        db = await open_database(url)
+        await db.close()
+
+    try:
+        await asyncio.wait_for(migrate(), timeout=MIGRATE_TIMEOUT_S)
+    except Exception as e:
+        logger.error(
+            "the database is not usable; calls go on without caller lookup and records: %s",
+            type(e).__name__,
+        )
 
 
 class _ConnectErrors(logging.Filter):
