@@ -113,17 +113,20 @@ def _up(lab: Lab, args: argparse.Namespace) -> int:
     return 0
 
 
-def _lab_env(lab: Lab) -> dict[str, str]:
+def _lab_env(lab: Lab, *, running: bool = True) -> dict[str, str]:
     path = lab.c.env_file
-    if not lab.procs.running() or not path.exists():
+    if (running and not lab.procs.running()) or not path.exists():
         raise LabError("no lab is running: start one with `make lab-up`")
     lines = path.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
 def _env(lab: Lab) -> int:
-    for key, value in _lab_env(lab).items():
+    # Also after the lab has stopped (`make demo`): its records outlive it.
+    for key, value in _lab_env(lab, running=False).items():
         print(f"export {key}={shlex.quote(value)}")
+    if not lab.procs.running():
+        print("lab: not running; its records are still where DATABASE_URL says", file=sys.stderr)
     return 0
 
 
