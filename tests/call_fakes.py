@@ -63,6 +63,9 @@ class Job:
         done.set_result(None)
         return done
 
+    def is_fake_job(self) -> bool:
+        return False  # a phone call, not the console's simulated one
+
     def shutdown(self, reason: str = "user requested") -> None:
         self.shutdowns.append(reason)
         if not self._ended.done():

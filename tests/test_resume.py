@@ -558,7 +558,6 @@ async def prepare_resumed(
     room.local_participant = SimpleNamespace(identity="agent-AJ_new")  # type: ignore[attr-defined]
     room.metadata = '{"kept": 1}'  # type: ignore[attr-defined]
     job = Job(room)
-    job.is_fake_job = lambda: False  # type: ignore[attr-defined]
     job.api = SimpleNamespace(room=RoomService())  # type: ignore[attr-defined]
     seen: list[ev.CallEvent] = []
     events = EventLog(None, job_id="AJ_new")

@@ -47,4 +47,6 @@ async def hang_up(ctx: JobContext, state: CallState, reason: str, why: str) -> N
     if ctx.room.isconnected() and state.caller.identity in ctx.room.remote_participants:
         state.events.emit(AgentHangup(reason=reason))
         await ctx.delete_room()
+    elif ctx.is_fake_job():  # console: the simulated caller is in no room, but hung up on
+        state.events.emit(AgentHangup(reason=reason))
     ctx.shutdown(why)
