@@ -129,7 +129,7 @@ async def _refer(ctx: JobContext, state: CallState, name: str, target: Destinati
     """A cold transfer: the caller's network connects them, and they leave the room."""
     watch = CallerWatch(ctx.room, state.caller.identity, on_gone=lambda: None)
     try:
-        await state.lk.sip.transfer_sip_participant(
+        await state.server().sip.transfer_sip_participant(
             api.TransferSIPParticipantRequest(
                 room_name=state.room_name,
                 participant_identity=state.caller.identity,
@@ -170,7 +170,7 @@ async def _dial_in(
     # Registered before the answer: a person who hangs up at once still ends the call.
     state.connected.append(identity)
     try:
-        await state.lk.sip.create_sip_participant(request)
+        await state.server().sip.create_sip_participant(request)
     except Exception as e:
         state.connected.remove(identity)
         outcome = dialing.outcome_for_dial_error(e, state.call_statuses.get(identity))
