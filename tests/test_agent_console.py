@@ -1,4 +1,5 @@
-"""`uv run agent.py console --text` as the README gives it: no LiveKit server, no AI keys.
+"""`uv run agent.py console --text` as the README gives it: no LiveKit server, with no AI
+keys (keyless) and with an AI (the OpenAI-compatible test double in place of a paid one).
 
 The real console in a pseudo-terminal: what the user sees, that it ends with the call, and
 the record the run leaves. Real processes on this machine only (no lab, no network); in the
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from lab.testing.fake_openai import DEFAULT, FakeOpenAI, say
 from lab.testing.terminal import Terminal
 from switchboard.config.prompts import load_prompts
 from switchboard.data.db import open_database
@@ -58,7 +61,7 @@ def test_keyless_console_greets_ends_and_leaves_its_own_record(tmp_path: Path) -
         [sys.executable, "agent.py", "console", "--text"], cwd=ROOT, env=console_env(tmp_path)
     )
     try:
-        terminal.wait_for("running keyless", timeout=60)
+        terminal.wait_for("running keyless", timeout=150)  # imports, on a busy machine
         # The words the caller hears, shown on the screen (the event line carries them).
         terminal.wait_for(" ".join(words.split()), timeout=120)
         # One run is one call: the console ends with it instead of waiting at a dead prompt.
@@ -77,6 +80,7 @@ def test_keyless_console_greets_ends_and_leaves_its_own_record(tmp_path: Path) -
     (call,) = calls
     assert call.call_id.startswith("console-")
     assert call.status == "complete"
+    assert call.disconnect_reason == "AGENT_HANGUP"
 
 
 async def _calls(path: Path) -> list[CallSummary]:
@@ -85,3 +89,28 @@ async def _calls(path: Path) -> list[CallSummary]:
         return await list_calls(db)
     finally:
         await db.close()
+
+
+def test_console_with_an_ai_holds_a_conversation(tmp_path: Path) -> None:
+    # The AI: an OpenAI-compatible endpoint (the test double: no paid AI is reachable here).
+    with FakeOpenAI() as fake:
+        fake.script(DEFAULT, [say("Welcome to the switchboard."), say("You said hello, noted.")])
+        env = {
+            **console_env(tmp_path),
+            "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url,
+            "OPENAI_API_KEY": "test-double",
+            "SWITCHBOARD_LLM_MODEL": "fake",
+            "SWITCHBOARD_TTS": "espeak",
+        }
+        terminal = Terminal([sys.executable, "agent.py", "console", "--text"], cwd=ROOT, env=env)
+        try:
+            terminal.wait_for("Welcome to the switchboard.", timeout=180)  # the greeting
+            terminal.type("hello\r")
+            terminal.wait_for("You said hello, noted.", timeout=120)  # the reply, printed
+            os.kill(terminal.pid, signal.SIGTERM)  # the user leaves (Ctrl+C in a terminal)
+            assert terminal.wait_exit(timeout=60) == 0
+        finally:
+            terminal.close()
+    assert "Traceback" not in terminal.seen
+    (call,) = asyncio.run(_calls(tmp_path / "state" / "switchboard.db"))
+    assert call.turns >= 2
