@@ -387,6 +387,8 @@ async def start_and_greet(
     call_id = caller.call_id or ctx.job.id  # never the room name: it holds the number
 
     async def begin_recording() -> None:
+        if ctx.is_fake_job():
+            return  # console: no call audio to keep, and no server (ctx.api) for an egress
         await call_recording.begin(
             session,
             ctx.api,
