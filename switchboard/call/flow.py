@@ -50,7 +50,8 @@ from switchboard.call.liveness import call_lease, end_room_with_session
 from switchboard.call.menu import run_menu
 from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
-from switchboard.call.pin import pin_gate
+from switchboard.call.pin import LockoutCheck, pin_gate
+from switchboard.call.pin_lockout import CallerLockout, locked_out_line
 from switchboard.call.providers import Providers, build_providers
 from switchboard.call.record import Continuation, RecordSink
 from switchboard.call.resume import (
@@ -71,7 +72,7 @@ from switchboard.call.resume import (
     resume_status,
     resumed_line,
 )
-from switchboard.call.shutdown import listen_for_shutdown
+from switchboard.call.shutdown import GOODBYE_KEY, listen_for_shutdown
 from switchboard.call.state import CallState
 from switchboard.call.turn_taking import tune_vad, turn_handling
 from switchboard.caller import Caller
@@ -364,7 +365,7 @@ async def start_and_greet(
     )
     events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
-        listen_for_shutdown(ctx, session, state)
+        listen_for_shutdown(ctx, session, state, ctx.proc.userdata.get(GOODBYE_KEY))
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
     recorder = call.record.recorder
     recording = call_recording.prepare(
@@ -397,7 +398,13 @@ async def start_and_greet(
 
     if record_first:
         await begin_recording()
-    if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
+    lockout = LockoutCheck(
+        CallerLockout(
+            call.db, caller.phone_number, settings.server.api_secret, settings.pin_lockout
+        ),
+        locked_out_line(config.prompts, route),
+    )
+    if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins, lockout):
         return
     if recording is not None:
         recording.hold_caller(False)
@@ -459,8 +466,10 @@ async def _pin_ok(
     keys: DtmfCollector,
     state: CallState,
     pins: RoutePins,
+    lockout: LockoutCheck,
 ) -> bool:
-    """The route's PIN gate; a caller who fails it is told goodbye and the call ends."""
+    """The route's PIN gate; a caller who fails it (or whose number is locked out) is told
+    goodbye and the call ends."""
     route, events = state.route, state.events
     verified = await pin_gate(
         session,
@@ -470,6 +479,7 @@ async def _pin_ok(
         attempts=route.pin_attempts,
         prompt=route.pin_prompt,
         events=events,
+        lockout=lockout,
     )
     if verified:
         state.pin_verified = True
