@@ -60,7 +60,7 @@ def test_wrong_pins_below_the_limit_only_count() -> None:
 def test_the_limit_within_the_window_locks_the_number_out() -> None:
     now = standing(wrong(0, 10, 20), T0 + 30, RULE)
     assert now.locked and now.locked_until == T0 + 20 + 60
-    assert now.lockouts == 1
+    assert now.lockouts == 1 and now.lockout_s == 60
 
 
 def test_wrong_pins_older_than_the_window_do_not_count() -> None:
@@ -104,8 +104,9 @@ def test_attempts_during_a_lockout_do_not_extend_it() -> None:
 
 def test_the_order_of_the_log_does_not_matter() -> None:
     history = [*wrong(20, 0), Attempt(T0 + 5, ok=True), *wrong(10, 30)]
-    assert standing(history, T0 + 31, RULE) == standing(sorted(history, key=lambda a: a.at),
-                                                        T0 + 31, RULE)  # fmt: skip
+    assert standing(history, T0 + 31, RULE) == standing(
+        sorted(history, key=lambda a: a.at), T0 + 31, RULE
+    )
     assert standing(history, T0 + 31, RULE).locked  # 10, 20, 30 after the right one
 
 
@@ -236,11 +237,15 @@ async def test_the_gate_locks_out_mid_call_and_then_asks_nothing(
     session = FakeSession(room, answers=["1111#", "2222#", "3333#", PIN + "#"])
     ok, events = await gate(session, lockout_for(db, CALLER, clock))
     assert not ok  # the right PIN came too late: the number was locked out by then
-    assert session.said == [PROMPT, f"{PIN_WRONG} {PROMPT}", f"{PIN_WRONG} {PROMPT}",
-                            f"{PIN_WRONG} {LOCKED}"]  # fmt: skip
+    assert session.said == [
+        PROMPT,
+        f"{PIN_WRONG} {PROMPT}",
+        f"{PIN_WRONG} {PROMPT}",
+        f"{PIN_WRONG} {LOCKED}",
+    ]
     assert [e.result for e in events.of(PinAttempt)] == ["wrong"] * 3
     (started,) = events.of(PinLockout)
-    assert (started.until, started.lockouts) == (T0 + 60, 1)
+    assert (started.until, started.seconds, started.lockouts) == (T0 + 60, 60, 1)
     assert events.seen[-1] == PinRefused(reason="locked_out", attempts=3)
 
     clock.now += 30  # the next call, still locked out: told so, asked nothing

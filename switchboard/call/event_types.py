@@ -240,7 +240,7 @@ class PinLockout:
 
     name: ClassVar[str] = "pin_lockout"
     until: float  # Unix time
-    seconds: float
+    seconds: float  # how long it lasts
     lockouts: int  # counting this one: the back-off's step
 
 

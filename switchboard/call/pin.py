@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -156,12 +155,10 @@ async def pin_gate(
             if lockout is not None and entered:
                 after = await lockout.lockout.standing()
                 if after.locked_until is not None:
-                    started = after.locked_until - time.time()
+                    seconds = after.lockout_s or 0.0
                     emit(
                         PinLockout(
-                            until=after.locked_until,
-                            seconds=round(started, 1),
-                            lockouts=after.lockouts,
+                            until=after.locked_until, seconds=seconds, lockouts=after.lockouts
                         )
                     )
                     emit(PinRefused(reason="locked_out", attempts=attempt))

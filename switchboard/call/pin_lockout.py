@@ -46,6 +46,7 @@ class Standing:
     # The end of the number's last lockout when nothing was tried since: the first call
     # after a lockout, which notes its end in the record.
     lockout_ended: float | None = None
+    lockout_s: float | None = None  # how long the lockout in force lasts, start to end
 
     @property
     def locked(self) -> bool:
@@ -63,6 +64,7 @@ def standing(history: Sequence[Attempt], now: float, rule: PinLockoutSettings) -
     wrong: list[float] = []  # the wrong attempts counting towards the next lockout
     lockouts = 0
     until: float | None = None  # the end of the last lockout
+    length = 0.0  # and how long it lasts
     last_at: float | None = None
     for attempt in sorted(history, key=lambda a: a.at):
         if attempt.at > now:
@@ -75,11 +77,12 @@ def standing(history: Sequence[Attempt], now: float, rule: PinLockoutSettings) -
             continue
         wrong = [t for t in wrong if t > attempt.at - rule.window_s] + [attempt.at]
         if len(wrong) >= rule.attempts:
-            until = attempt.at + lockout_seconds(lockouts, rule)
+            length = lockout_seconds(lockouts, rule)
+            until = attempt.at + length
             lockouts += 1
             wrong = []
     if until is not None and now < until:
-        return Standing(locked_until=until, wrong=0, lockouts=lockouts)
+        return Standing(locked_until=until, wrong=0, lockouts=lockouts, lockout_s=length)
     counting = sum(1 for t in wrong if t > now - rule.window_s)
     ended = until if until is not None and (last_at is None or last_at < until) else None
     return Standing(locked_until=None, wrong=counting, lockouts=lockouts, lockout_ended=ended)

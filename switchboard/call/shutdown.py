@@ -54,7 +54,7 @@ GOODBYE_VALID_S = 30.0
 # A message longer than this is not ours: not even parsed.
 _MAX_MESSAGE = 512
 # Ignored messages reported per call: enough to see an attempt, too few to fill a disk.
-_REPORTED = 5
+_REPORTED = 20
 # Where the prewarm leaves the worker's key in each job process's ``proc.userdata``.
 GOODBYE_KEY = "switchboard.goodbye_key"
 
