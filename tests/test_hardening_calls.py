@@ -126,7 +126,8 @@ def agent_of(room: rtc.Room) -> str:
 
 async def test_no_participant_can_make_the_agent_say_the_shutdown_goodbye(ai_lab: AiLab) -> None:
     lab = ai_lab.lab
-    ai_lab.fake.script("forge-goodbye", [say("Hello, I am listening.")])
+    # Whatever the caller's line makes the model say next, it has an answer.
+    ai_lab.fake.script("forge-goodbye", [say("Hello, I am listening.")] + [say("Go on.")] * 5)
     number = fresh_number()
     since = time.time()
     placing = asyncio.create_task(
@@ -263,16 +264,27 @@ async def database_dump(lab: LabHandle) -> str:
 async def test_no_full_number_in_the_events_logs_or_database(ai_lab: AiLab) -> None:
     lab = ai_lab.lab
     caller, dialled = fresh_number(), "+15105550177"  # the lab's policy allows +1510555...
+    # The greeting (made before the session, without tools), then the caller's key press
+    # is their turn, which the model answers by dialling.
     ai_lab.fake.script(
         "masking",
         [
+            say("Hello, who shall I add?"),
             call("add_participant", {"destination": dialled}, text="Calling +1 510 555 0177."),
             say(f"I added {dialled} to the call."),
         ],
     )
     async with Callee("answer", ip=ai_lab.env["LAB_PHONE_IP"], port=5070) as callee:
         # Time for the model's turn and the dial, on a busy machine, before the caller hangs up.
-        result = await call_ai(ai_lab, "masking", from_number=caller, hangup=30.0, timeout=120)
+        result = await call_ai(
+            ai_lab,
+            "masking",
+            from_number=caller,
+            send_dtmf="1",
+            dtmf_delay=DTMF_DELAY,
+            hangup=30.0,
+            timeout=120,
+        )
         await callee.wait_for_invite(timeout=5)
     assert result.answered, result.sipp_log_tail
     job = caller_event(lab, result)["job_id"]
