@@ -398,13 +398,7 @@ async def start_and_greet(
 
     if record_first:
         await begin_recording()
-    lockout = LockoutCheck(
-        CallerLockout(
-            call.db, caller.phone_number, settings.server.api_secret, settings.pin_lockout
-        ),
-        locked_out_line(config.prompts, route),
-    )
-    if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins, lockout):
+    if needs_pin and not await _pin_ok(ctx, session, keys, state, config, call.db):
         return
     if recording is not None:
         recording.hold_caller(False)
@@ -465,21 +459,24 @@ async def _pin_ok(
     session: AgentSession[CallState],
     keys: DtmfCollector,
     state: CallState,
-    pins: RoutePins,
-    lockout: LockoutCheck,
+    config: CallConfig,
+    db: Database,
 ) -> bool:
     """The route's PIN gate; a caller who fails it (or whose number is locked out) is told
     goodbye and the call ends."""
-    route, events = state.route, state.events
+    route, events, s = state.route, state.events, config.settings
     verified = await pin_gate(
         session,
         keys,
         state.caller.identity,
-        expected=pins.get(route.name),
+        expected=config.pins.get(route.name),
         attempts=route.pin_attempts,
         prompt=route.pin_prompt,
         events=events,
-        lockout=lockout,
+        lockout=LockoutCheck(
+            CallerLockout(db, state.caller.phone_number, s.server.api_secret, s.pin_lockout),
+            locked_out_line(config.prompts, route),
+        ),
     )
     if verified:
         state.pin_verified = True
