@@ -81,18 +81,15 @@ class SwitchboardServer(AgentServer):
         self._settings = settings
         self._goodbye_key = goodbye_key
 
-    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
-        # The framework has set its log handlers up by now (cli.run_app), and its job
-        # processes send their records to them.
-        mask_log_handlers()
-        await super().run(devmode=devmode, unregistered=unregistered)
-
     def calls_load(self) -> float:
         """Calls running and starting, as a share of ``SWITCHBOARD_MAX_CALLS``."""
         starting = self._reserved_slots  # accepted, no process yet: private, pinned API
         return min((len(self.active_jobs) + starting) / self._settings.calls.max_calls, 1.0)
 
     async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        # The framework has set its log handlers up by now (cli.run_app), and its job
+        # processes send their records to them.
+        mask_log_handlers()
         pruning = asyncio.create_task(self._prune_daily())
         try:
             await super().run(devmode=devmode, unregistered=unregistered)
