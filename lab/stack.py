@@ -502,4 +502,7 @@ def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, st
         "LAB_TEST_PIN": "48151623",  # the PIN of route lab-pin in lab/routes.toml
         "SWITCHBOARD_METRICS_PORT": str(c.ai_metrics_port),
         "SWITCHBOARD_METRICS_DIR": str(c.state_dir / "metrics-ai"),
+        # A lockout a test can wait out (tests/test_hardening_calls.py); the count and
+        # window keep their defaults.
+        "SWITCHBOARD_PIN_LOCKOUT": "45",
     }

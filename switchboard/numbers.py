@@ -89,20 +89,46 @@ def region_of(number: str | None) -> str | None:
 
 
 _DIGITS = re.compile(r"\d")
+# A full international number has 11 digits or more; shorter ones keep at most half.
+_LONG = 11
+# What ``mask_number`` makes: at most 4 digits either side of the dots, nothing else.
+_MASKED = re.compile(r"\+?\d{0,4}•+\d{0,4}")
+# A number inside free text: 7 digits or more, maybe with a "+" and the spaces, hyphens and
+# brackets people write between groups. Not dots, and not next to a decimal point: a
+# timestamp (``1795959970.79``) is not a number to hide.
+_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(?<!\d\.)\+?\d(?:[ ()\-]{0,2}\d){6,}(?!\d)(?!\.\d)")
 
 
 def mask_number(number: str | None) -> str | None:
-    """Mask a phone number for logs and listings: keep the country prefix and last 4 digits.
+    """Mask a phone number for logs and listings.
 
-    ``+442071234567`` becomes ``+4420••••4567``. Short numbers keep only their last two
-    digits, so a masked value never reveals a whole number.
+    ``+442071234567`` becomes ``+4420••••4567``: a full international number (11 digits or
+    more) keeps its country prefix and last 4 digits. A shorter one (a national number, an
+    extension, a short code) keeps at most half its digits, the last ones
+    (``5551234`` becomes ``••••234``), so a masked value never reveals a whole number, nor
+    most of one.
     """
     if not number:
         return None
+    if _MASKED.fullmatch(number):
+        return number  # masked already (a stored record's): masking it again would hide more
     digits = _DIGITS.findall(number)
     if not digits:
         return "•••"  # a SIP user name rather than a number: still not ours to print
-    if len(digits) <= 6:
-        return "•" * max(len(digits) - 2, 0) + "".join(digits[-2:])
-    prefix = "+" if number.strip().startswith("+") else ""
-    return prefix + "".join(digits[:4]) + "••••" + "".join(digits[-4:])
+    plus = "+" if number.strip().startswith("+") else ""
+    n = len(digits)
+    if n >= _LONG:
+        return plus + "".join(digits[:4]) + "••••" + "".join(digits[-4:])
+    shown = n // 2
+    tail = min(4, shown)
+    head = "".join(digits[: shown - tail])
+    hidden = "••••" if n >= 7 else "•" * (n - shown)
+    return plus + head + hidden + ("".join(digits[-tail:]) if tail else "")
+
+
+def mask_numbers_in(text: str) -> str:
+    """``text`` with every phone number in it masked (``mask_number``): for what comes
+    from outside and is kept (transcripts, tool arguments, participant identities such
+    as ``sip_+447700900123``, log lines). Numbers spoken as words ("plus four four...")
+    are not recognised."""
+    return _NUMBER_IN_TEXT.sub(lambda m: mask_number(m[0]) or "", text)

@@ -15,7 +15,11 @@ its call, how full the worker says it is, and how it drains on a deploy.
   still starting. The framework charges each starting job ``load_threshold /
   num_idle_processes`` of load instead, so two calls arriving together on an idle worker
   filled it, and the server does not retry a refused dispatch: the caller rang on.
-- Drain (SIGTERM): calls in progress finish or hear a goodbye (``call.shutdown``).
+- Logs: every line the worker writes, its job processes' and the framework's included,
+  has the phone numbers in it masked (``log_masking``).
+- Drain (SIGTERM): calls in progress finish or hear a goodbye (``call.shutdown``), asked
+  in a message signed with a key the worker draws at start and hands to its job processes
+  through the prewarm (a picklable value the framework sends to each of them).
 - Retention: once a day (and at start) the worker deletes recordings past
   ``SWITCHBOARD_RECORDINGS_RETENTION_DAYS``, as `switchboard recordings prune` does.
 - Registration: the health endpoint answers 503 whenever the worker is not registered
@@ -32,7 +36,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,10 +47,16 @@ from livekit.plugins import silero
 
 from switchboard.call.metrics import forget_dead
 from switchboard.call.providers import warm_providers
-from switchboard.call.shutdown import goodbye_delay, tell_calls_goodbye
+from switchboard.call.shutdown import (
+    GOODBYE_KEY,
+    goodbye_delay,
+    new_goodbye_key,
+    tell_calls_goodbye,
+)
 from switchboard.config.settings import AiSettings, Settings, recordings_folder
 from switchboard.data.db import open_database
 from switchboard.data.recordings import DAY_S, prune
+from switchboard.log_masking import mask_log_handlers
 from switchboard.registration import Failure, give_up
 
 logger = logging.getLogger("switchboard.worker")
@@ -79,13 +89,14 @@ class SwitchboardServer(AgentServer):
     """The framework's AgentServer with capacity counted in calls and a drain that tells
     calls goodbye."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, goodbye_key: bytes, **kwargs: Any) -> None:
         window = settings.server.connect_timeout
         # The framework's own retries (2 s apart and more) outlast the window: the watch,
         # not the framework, decides when to give up.
         retries = int(window / 2) + 2
         super().__init__(drain_timeout=settings.shutdown.drain_timeout, max_retry=retries, **kwargs)
         self._settings = settings
+        self._goodbye_key = goodbye_key
         self._registered = False
         self._unregistered_since = time.monotonic()
         self._connect_errors = _ConnectErrors()
@@ -112,6 +123,9 @@ class SwitchboardServer(AgentServer):
             self._unregistered_since = time.monotonic()
 
     async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        # The framework has set its log handlers up by now (cli.run_app), and its job
+        # processes send their records to them.
+        mask_log_handlers()
         # Here, not in agent.py's __main__: `lk agent dev` imports agent.py instead.
         await prepare_database(self._settings.data.url)
         pruning = asyncio.create_task(self._prune_daily())
@@ -218,7 +232,7 @@ class SwitchboardServer(AgentServer):
         await asyncio.sleep(delay)  # a deadline to wait for, not a synchronisation
         jobs = self.active_jobs
         if jobs:
-            await tell_calls_goodbye(jobs, self._settings)
+            await tell_calls_goodbye(jobs, self._settings, self._goodbye_key)
 
 
 async def prepare_database(url: str) -> None:
@@ -263,13 +277,17 @@ class _ConnectErrors(logging.Filter):
 class Prewarm:
     """Each job process, before its call: the VAD, and what the call's models share.
 
-    A picklable value, not a closure: the framework sends it to every job process."""
+    A picklable value, not a closure: the framework sends it to every job process, and
+    with it the worker's goodbye key (``call.shutdown``): the job processes of this
+    worker, and nobody else, can check what the worker signs."""
 
     ai: AiSettings
     metrics_dir: Path | None = None  # the Prometheus folder, when metrics are on
+    goodbye_key: bytes = field(default_factory=new_goodbye_key, repr=False)
 
     def __call__(self, proc: JobProcess) -> None:
         proc.userdata["vad"] = silero.VAD.load()
+        proc.userdata[GOODBYE_KEY] = self.goodbye_key
         warm_providers(self.ai)
         if self.metrics_dir is not None:
             forget_dead(self.metrics_dir)
@@ -279,8 +297,10 @@ def build_server(settings: Settings) -> SwitchboardServer:
     """The worker as the settings describe it, its prewarm set."""
     s = settings.server
     metrics = _metrics_dir(settings)
+    prewarm = Prewarm(settings.ai, metrics)
     server = SwitchboardServer(
         settings,
+        prewarm.goodbye_key,
         job_executor_type=JobExecutorType(s.job_executor),
         port=s.worker_port,
         load_threshold=s.load_threshold,
@@ -296,7 +316,7 @@ def build_server(settings: Settings) -> SwitchboardServer:
         ),
     )
 
-    server.setup_fnc = Prewarm(settings.ai, metrics)
+    server.setup_fnc = prewarm
     if s.idle_processes:
         # Each call runs in its own process; a call with no warm process waits for one.
         server.update_options(num_idle_processes=s.idle_processes)

@@ -48,11 +48,25 @@ class Room(rtc.EventEmitter[str]):
         return self.connected
 
 
+@dataclass(frozen=True)
+class RoomInfo:
+    sid: str = "RM_call1"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the handlers read of the job's ``proto.agent.Job``."""
+
+    id: str = "AJ_call1"
+    room: RoomInfo = field(default_factory=RoomInfo)
+
+
 class Job:
     """The parts of a ``JobContext`` a call's handlers use, with what they were asked."""
 
     def __init__(self, room: Room) -> None:
         self.room = room
+        self.job = JobInfo()
         self.rooms_deleted = 0
         self.shutdowns: list[str] = []
         self._ended = asyncio.get_running_loop().create_future()

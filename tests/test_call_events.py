@@ -88,7 +88,7 @@ async def test_a_calls_events_make_its_record(db: Database, tmp_path: Path) -> N
     assert record.summary.caller_number == "+1510••••0123"
     assert [(t.role, t.text) for t in record.transcript] == [
         ("assistant", "Hello, how can I help?"),
-        ("user", "Call +1 900 555 0100 for me."),
+        ("user", "Call +1900••••0100 for me."),  # a dictated number, masked
     ]
     calls = [(c.name, dict(c.arguments), c.result) for c in record.tool_calls]
     assert calls == [
@@ -208,9 +208,13 @@ LINES: list[tuple[Callable[..., ev.CallEvent], str, dict[str, Any]]] = [
     (ev.AgentHangup, "agent_hangup", {"reason": "pin"}),
     (ev.ProviderFailed, "provider_failed", {"source": "llm_error"}),
     (ev.ShutdownGoodbye, "shutdown_goodbye", {}),
+    (ev.ShutdownIgnored, "shutdown_ignored", {"reason": "unsigned"}),
     (ev.PinAttempt, "pin_attempt", {"attempt": 1, "result": "wrong"}),
     (ev.PinAccepted, "pin_accepted", {"attempt": 2}),
     (ev.PinRefused, "pin_refused", {"reason": "attempts", "attempts": 3}),
+    (ev.PinLockout, "pin_lockout", {"until": 1_800_000_900.0, "seconds": 900.0, "lockouts": 1}),
+    (ev.PinLockedOut, "pin_locked_out", {"until": 1_800_000_900.0}),
+    (ev.PinLockoutEnded, "pin_lockout_ended", {"ended_at": 1_800_000_900.0}),
     (
         ev.ToolCalled,
         "tool_call",
@@ -235,6 +239,31 @@ def test_each_events_line_keeps_its_name_and_fields(
 ) -> None:
     line = line_of(kind(**fields), tmp_path / "events.jsonl")
     assert line == {"event": name, **CONTEXT, **fields}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev.CallStatus(identity="sip_+447700900123", status="active"),
+        ev.ParticipantLeft(identity="sip_+447700900123", reason=None, action="end_call"),
+        ev.Keypress(identity="sip_+447700900123", digits="•", ignored=False),
+        ev.Transcript(role="user", text="Please call 07700 900123."),
+        ev.ToolCalled(
+            tool="add_participant", arguments={"destination": "+447700900123"}, result="ok"
+        ),
+    ],
+    ids=lambda e: e.name,
+)
+def test_no_line_carries_a_full_number(event: ev.CallEvent, tmp_path: Path) -> None:
+    line = json.dumps(line_of(event, tmp_path / "events.jsonl"), ensure_ascii=False)
+    assert "••••0123" in line  # masked, not dropped
+    assert "7700900123" not in line.replace(" ", "")
+
+
+def test_a_masked_identity_is_still_the_callers_for_the_listeners() -> None:
+    # The event keeps the identity (the record compares it with the caller's); only its
+    # line is masked.
+    assert ev.CallStatus(identity="sip_+447700900123", status="x").identity == "sip_+447700900123"
 
 
 def test_every_event_type_has_its_line_checked() -> None:

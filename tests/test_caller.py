@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from switchboard.caller import SIP_ATTRIBUTES, caller_from_participant
-from switchboard.numbers import mask_number
+from switchboard.numbers import mask_number, mask_numbers_in
 
 pytestmark = pytest.mark.unit
 
@@ -84,12 +84,42 @@ def test_log_fields_mask_the_number() -> None:
     [
         ("+442071234567", "+4420••••4567"),
         ("+15105550100", "+1510••••0100"),
-        ("5551234", "5551••••1234"),
-        ("112", "•12"),
+        ("5551234", "••••234"),  # short numbers keep at most half their digits
+        ("12345678", "••••5678"),
+        ("+46812345", "+••••2345"),
+        ("5105550100", "5••••0100"),
+        ("112", "••2"),
+        ("12", "•2"),
         ("alice", "•••"),
+        ("+4420••••4567", "+4420••••4567"),  # masked already: as it is
+        ("+447700900123•", "+4477••••0123"),  # but a dot is no way round the mask
         (None, None),
         ("", None),
     ],
 )
 def test_mask_number(number: str | None, masked: str | None) -> None:
     assert mask_number(number) == masked
+
+
+@pytest.mark.parametrize("digits", range(1, 16))
+def test_a_masked_number_hides_at_least_half_of_a_short_one(digits: int) -> None:
+    number = "".join(str(i % 10) for i in range(1, digits + 1))
+    shown = sum(ch.isdigit() for ch in mask_number(number) or "")
+    assert shown <= (digits // 2 if digits < 11 else digits - 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("sip_+447700900123", "sip_+4477••••0123"),  # a SIP participant's identity
+        ("call-_+442071234567_Xy12", "call-_+4420••••4567_Xy12"),  # a room name
+        ("Call +1 900 555 0100 for me.", "Call +1900••••0100 for me."),
+        ("dial 020-7946-0123 now", "dial 0207••••0123 now"),
+        ("sip:5551234@pbx", "sip:••••234@pbx"),
+        ("dialled-1", "dialled-1"),
+        ("room 42, 3 people, 123456", "room 42, 3 people, 123456"),  # too short to be one
+        ("at 1795959970.794996", "at 1795959970.794996"),  # a timestamp, not a number
+    ],
+)
+def test_numbers_inside_text_are_masked(text: str, masked: str) -> None:
+    assert mask_numbers_in(text) == masked

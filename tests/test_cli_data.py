@@ -201,3 +201,30 @@ def test_database_down(
     monkeypatch.setenv("DATABASE_URL", down_url)
     code, _, err = run(capsys, "calls")
     assert code == 1 and "cannot open the database" in err
+
+
+async def _old_record(url: str) -> None:
+    """A record written before transcripts and tool arguments were masked."""
+    db = await open_database(url)
+    try:
+        recorder = CallRecorder(db, heartbeat_s=None)
+        await recorder.start(call_id="SCL_old", caller_number="+442071234567", room="r2")
+        recorder.add_turn(Turn("user", "Call +1 510 555 0177 please", recorder.now()))
+        recorder.add_tool_call(
+            ToolCall("add_participant", {"destination": "+15105550177"}, "answered", 1.0)
+        )
+        await recorder.finish("CLIENT_INITIATED", usage=None)
+    finally:
+        await db.close()
+
+
+def test_calls_show_masks_numbers_in_old_records(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asyncio.run(_old_record(env))
+    for argv in (("calls", "show", "SCL_old"), ("calls", "show", "SCL_old", "--json")):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0
+        assert "5550177" not in out and "+1510••••0177" in out
+    code, out, _ = run(capsys, "calls", "show", "SCL_old", "--unmasked")
+    assert "+15105550177" in out

@@ -19,7 +19,7 @@ import pytest
 from livekit import api, rtc
 
 from lab.callee import Callee
-from lab.testing.calls import call_lab, caller_event, rooms
+from lab.testing.calls import call_lab, caller_event, fresh_number, rooms
 from lab.testing.fake_openai import call, say
 from lab.testing.handles import AiLab, LabHandle
 
@@ -78,6 +78,7 @@ async def test_wrong_pin_three_times_hangs_up(ai_lab: AiLab) -> None:
     ai_lab.fake.script("pin-bad", [say("This must never be said.")])
     result = await call_lab(
         ai_lab.lab,
+        from_number=fresh_number(),  # wrong PINs count per number, across calls
         to_number=ai_lab.env["LAB_AI_NUMBER"],
         headers={"X-Scenario": "pin-bad"},
         send_dtmf="#".join(WRONG) + "#",  # typed ahead: each attempt takes the next one

@@ -37,6 +37,16 @@ def test_the_prewarm_reaches_job_processes() -> None:
     assert pickle.loads(pickle.dumps(server.setup_fnc)) == server.setup_fnc
 
 
+def test_job_processes_get_the_key_the_worker_signs_goodbyes_with() -> None:
+    server = build_server(load_settings(ENV))
+    assert isinstance(server.setup_fnc, Prewarm)
+    sent = pickle.loads(pickle.dumps(server.setup_fnc))  # as a job process receives it
+    assert len(sent.goodbye_key) == 32
+    assert sent.goodbye_key == server._goodbye_key  # private: what the drain signs with
+    # A key per worker, drawn at its start: no other worker's (nor a guess) matches.
+    assert build_server(load_settings(ENV))._goodbye_key != server._goodbye_key
+
+
 PROBE = """
 import json, runpy, sys, time
 from switchboard.worker import PRELOAD_MODULES

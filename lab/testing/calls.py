@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,12 @@ async def call_lab(
         local_ip=lab.env["LAB_PHONE_IP"],
         **kwargs,
     )
+
+
+def fresh_number() -> str:
+    """A caller number no earlier run used (PIN attempts are counted per number for a
+    week, in the lab's database too): a London number with 8 random digits."""
+    return f"+4420{secrets.randbelow(10**8):08d}"
 
 
 async def call_ai(ai_lab: AiLab, scenario: str, **kwargs: Any) -> CallResult:

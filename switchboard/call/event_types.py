@@ -4,6 +4,12 @@ Each event's ``name`` and fields are its line in the events file (``wire_fields`
 our lab tests, the bench and operators read by name and field: renaming one is a change
 of that format, not a refactor. Fields marked ``omit_if_none`` are left out of the line
 when None, as they always were (a tool call without arguments has no "arguments" key).
+
+No full phone number leaves in a line: a participant's identity can hold one (the SIP
+service names callers ``sip_+447700900123``), so fields marked ``masked`` have the numbers
+in them masked on the way out (the event itself keeps the identity: listeners compare
+it), and what came from outside as free text (transcripts, tool arguments) is masked
+when the event is made, so the call record gets it masked too.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from switchboard.data.directory.store import FailureKind, LookupStatus
+from switchboard.numbers import mask_numbers_in
 
 _OMIT_IF_NONE = "omit_if_none"  # a field's metadata key: no key in the line when None
+_MASKED = "masked"  # a field's metadata key: numbers in it masked in the line
+_IDENTITY = field(metadata={_MASKED: True})
 
 # --- the job and the caller -------------------------------------------------------------
 
@@ -124,14 +133,14 @@ class CallStatus:
     """A participant's ``sip.callStatus`` changed."""
 
     name: ClassVar[str] = "call_status"
-    identity: str
+    identity: str = _IDENTITY
     status: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParticipantLeft:
     name: ClassVar[str] = "participant_left"
-    identity: str
+    identity: str = _IDENTITY
     reason: str | None  # the server's DisconnectReason name, when it gave one
     action: str  # lifecycle.Action's value
 
@@ -152,18 +161,21 @@ class RoomDisconnected:
 class Transcript:
     name: ClassVar[str] = "transcript"
     role: str  # "user" or "assistant" (the framework's names)
-    text: str  # key presses masked
+    text: str  # key presses masked, and numbers (a caller dictating one)
     # When it began to be said (Unix time), when known.
     said_at: float | None = field(default=None, metadata={_OMIT_IF_NONE: True})
     # The turn's figures in ms (``call.latency``); only an interrupted reply says so.
     latency: Mapping[str, float] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
     interrupted: bool | None = field(default=None, metadata={_OMIT_IF_NONE: True})
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", mask_numbers_in(self.text))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Keypress:
     name: ClassVar[str] = "keypress"
-    identity: str
+    identity: str = _IDENTITY
     digits: str  # masked
     ignored: bool  # pressed while on hold
 
@@ -195,6 +207,14 @@ class ShutdownGoodbye:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ShutdownIgnored:
+    """A goodbye message the call did not obey: someone other than our worker sent it."""
+
+    name: ClassVar[str] = "shutdown_ignored"
+    reason: str  # participant (a visible sender) | unsigned (no or a wrong signature)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PinAttempt:
     name: ClassVar[str] = "pin_attempt"
     attempt: int
@@ -210,16 +230,48 @@ class PinAccepted:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PinRefused:
     name: ClassVar[str] = "pin_refused"
-    reason: str  # attempts | not_configured
+    reason: str  # attempts | not_configured | locked_out
     attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinLockout:
+    """This call's wrong PIN locked its caller number out (``call.pin_lockout``)."""
+
+    name: ClassVar[str] = "pin_lockout"
+    until: float  # Unix time
+    seconds: float  # how long it lasts
+    lockouts: int  # counting this one: the back-off's step
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinLockedOut:
+    """The caller number was locked out when the call came: no PIN was asked."""
+
+    name: ClassVar[str] = "pin_locked_out"
+    until: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinLockoutEnded:
+    """The caller number's last lockout is over: this is its first try since."""
+
+    name: ClassVar[str] = "pin_lockout_ended"
+    ended_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCalled:
     name: ClassVar[str] = "tool_call"
     tool: str
+    # The model's words, from the caller's: a dictated number is masked.
     arguments: Mapping[str, str] | None = field(default=None, metadata={_OMIT_IF_NONE: True})
     result: str
+
+    def __post_init__(self) -> None:
+        if self.arguments is not None:
+            masked = {k: mask_numbers_in(v) for k, v in self.arguments.items()}
+            object.__setattr__(self, "arguments", masked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,9 +319,13 @@ CallEvent = (
     | AgentHangup
     | ProviderFailed
     | ShutdownGoodbye
+    | ShutdownIgnored
     | PinAttempt
     | PinAccepted
     | PinRefused
+    | PinLockout
+    | PinLockedOut
+    | PinLockoutEnded
     | ToolCalled
     | ToolFailed
     | DialDecision
@@ -279,7 +335,7 @@ CallEvent = (
 def wire_fields(event: CallEvent) -> dict[str, Any]:
     """The event's fields as its events-file line carries them, in declaration order."""
     return {
-        f.name: value
+        f.name: mask_numbers_in(value) if f.metadata.get(_MASKED) else value
         for f in dataclasses.fields(event)
         if (value := getattr(event, f.name)) is not None or not f.metadata.get(_OMIT_IF_NONE)
     }

@@ -51,7 +51,8 @@ from switchboard.call.liveness import call_lease, end_room_with_session
 from switchboard.call.menu import run_menu
 from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
-from switchboard.call.pin import pin_gate
+from switchboard.call.pin import LockoutCheck, pin_gate
+from switchboard.call.pin_lockout import CallerLockout, locked_out_line
 from switchboard.call.providers import Providers, build_providers
 from switchboard.call.record import Continuation, RecordSink
 from switchboard.call.resume import (
@@ -72,7 +73,7 @@ from switchboard.call.resume import (
     resume_status,
     resumed_line,
 )
-from switchboard.call.shutdown import listen_for_shutdown
+from switchboard.call.shutdown import GOODBYE_KEY, listen_for_shutdown
 from switchboard.call.state import CallState
 from switchboard.call.turn_taking import tune_vad, turn_handling
 from switchboard.caller import Caller
@@ -368,7 +369,7 @@ async def start_and_greet(
     )
     events.emit(SessionStarted())
     if not ctx.is_fake_job():  # console has no worker to shut down under it
-        listen_for_shutdown(ctx, session, state)
+        listen_for_shutdown(ctx, session, state, ctx.proc.userdata.get(GOODBYE_KEY))
     call.record.start(room=ctx.room.name, route=route.name, providers=call.providers.describe())
     recorder = call.record.recorder
     recording = call_recording.prepare(
@@ -403,7 +404,7 @@ async def start_and_greet(
 
     if record_first:
         await begin_recording()
-    if needs_pin and not await _pin_ok(ctx, session, keys, state, config.pins):
+    if needs_pin and not await _pin_ok(ctx, session, keys, state, config, call.db):
         return
     if recording is not None:
         recording.hold_caller(False)
@@ -464,18 +465,24 @@ async def _pin_ok(
     session: AgentSession[CallState],
     keys: DtmfCollector,
     state: CallState,
-    pins: RoutePins,
+    config: CallConfig,
+    db: Database,
 ) -> bool:
-    """The route's PIN gate; a caller who fails it is told goodbye and the call ends."""
-    route, events = state.route, state.events
+    """The route's PIN gate; a caller who fails it (or whose number is locked out) is told
+    goodbye and the call ends."""
+    route, events, s = state.route, state.events, config.settings
     verified = await pin_gate(
         session,
         keys,
         state.caller.identity,
-        expected=pins.get(route.name),
+        expected=config.pins.get(route.name),
         attempts=route.pin_attempts,
         prompt=route.pin_prompt,
         events=events,
+        lockout=LockoutCheck(
+            CallerLockout(db, state.caller.phone_number, s.server.api_secret, s.pin_lockout),
+            locked_out_line(config.prompts, route),
+        ),
     )
     if verified:
         state.pin_verified = True

@@ -2,7 +2,9 @@
 
 The PIN is read from the caller's own key presses only (``switchboard.call.keypad``
 keeps one buffer per participant), compared in constant time, and never logged: events
-carry the outcome of an attempt, not its digits, not even how many.
+carry the outcome of an attempt, not its digits, not even how many. Wrong PINs also count
+against the caller's number across calls (``call.pin_lockout``): a locked-out number is
+told to call back later and asked for nothing.
 """
 
 from __future__ import annotations
@@ -10,11 +12,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from switchboard.call.event_types import CallEvent, PinAccepted, PinAttempt, PinRefused
+from switchboard.call.event_types import (
+    CallEvent,
+    PinAccepted,
+    PinAttempt,
+    PinLockedOut,
+    PinLockout,
+    PinLockoutEnded,
+    PinRefused,
+)
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import DtmfCollector
+from switchboard.call.pin_lockout import Standing
 
 PIN_MAX_DIGITS = 16  # read past the longest PIN, so the read never ends at its length
 PIN_TIMEOUT_S = 10.0  # for the first key after the prompt has been heard
@@ -55,6 +67,22 @@ class AudioSwitch(Protocol):
     def set_audio_enabled(self, enable: bool) -> None: ...
 
 
+class Lockout(Protocol):
+    """Where the caller's number stands (``pin_lockout.CallerLockout``)."""
+
+    async def standing(self) -> Standing: ...
+
+    async def record(self, ok: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class LockoutCheck:
+    """The lockout the gate consults, and what a locked-out caller hears."""
+
+    lockout: Lockout
+    locked_line: str
+
+
 class Speaker(Protocol):
     """What the gate needs of an AgentSession (a Protocol, so tests can pass a fake)."""
 
@@ -77,6 +105,7 @@ async def pin_gate(
     timeout_s: float = PIN_TIMEOUT_S,
     inter_digit_s: float = PIN_INTER_DIGIT_S,
     events: EventLog | None = None,
+    lockout: LockoutCheck | None = None,
 ) -> bool:
     """Ask for the PIN up to ``attempts`` times; True once the caller keyed it in.
 
@@ -93,6 +122,15 @@ async def pin_gate(
             emit(PinRefused(reason="not_configured", attempts=0))
             await _say(session, PIN_UNAVAILABLE)
             return False
+        if lockout is not None:
+            now = await lockout.lockout.standing()
+            if now.locked_until is not None:
+                emit(PinLockedOut(until=now.locked_until))
+                emit(PinRefused(reason="locked_out", attempts=0))
+                await _say(session, lockout.locked_line)
+                return False
+            if now.lockout_ended is not None:
+                emit(PinLockoutEnded(ended_at=now.lockout_ended))
         text = prompt
         for attempt in range(1, attempts + 1):
             await _say(session, text)
@@ -107,11 +145,25 @@ async def pin_gate(
             # Only the outcome: not the digits, not even how many (that is half a PIN).
             result = "accepted" if ok else "wrong" if entered else "nothing"
             emit(PinAttempt(attempt=attempt, result=result))
+            if lockout is not None and entered:  # a silence guesses nothing: not counted
+                await lockout.lockout.record(ok)
             if ok:
                 emit(PinAccepted(attempt=attempt))
                 if session.input.audio is not None:
                     session.input.set_audio_enabled(True)
                 return True
+            if lockout is not None and entered:
+                after = await lockout.lockout.standing()
+                if after.locked_until is not None:
+                    seconds = after.lockout_s or 0.0
+                    emit(
+                        PinLockout(
+                            until=after.locked_until, seconds=seconds, lockouts=after.lockouts
+                        )
+                    )
+                    emit(PinRefused(reason="locked_out", attempts=attempt))
+                    await _say(session, f"{PIN_WRONG} {lockout.locked_line}")
+                    return False
             text = f"{PIN_WRONG if entered else PIN_NOTHING} {prompt}"
         emit(PinRefused(reason="attempts", attempts=attempts))
         await _say(session, PIN_GOODBYE)

@@ -21,6 +21,9 @@ from switchboard.call.event_types import (
     DialDecision,
     ParticipantLeft,
     PinAccepted,
+    PinLockedOut,
+    PinLockout,
+    PinLockoutEnded,
     RoomDisconnected,
     ToolCalled,
     Transcript,
@@ -28,6 +31,7 @@ from switchboard.call.event_types import (
 from switchboard.caller import Caller
 from switchboard.data.records.model import CallRecord, StatusChange, ToolCall, Turn
 from switchboard.data.records.recorder import CallRecorder
+from switchboard.numbers import mask_numbers_in
 
 logger = logging.getLogger("switchboard.records")
 
@@ -92,7 +96,9 @@ class RecordSink:
         r = self.recorder
         match event:
             case CallStatus(identity=who, status=status):
-                named = status if who == self.caller.identity else f"{who}: {status}"
+                # Another participant is named, by an identity that may hold a number.
+                other = who != self.caller.identity
+                named = f"{mask_numbers_in(who)}: {status}" if other else status
                 r.add_status(StatusChange(named, r.now()))
             case Transcript(
                 role=role, text=text, said_at=said_at, latency=latency, interrupted=interrupted
@@ -107,6 +113,12 @@ class RecordSink:
                 r.add_status(StatusChange(DIAL_ALLOWED, r.now()))
             case PinAccepted():
                 r.add_status(StatusChange(PIN_VERIFIED, r.now()))
+            case PinLockout(seconds=seconds):
+                r.add_status(StatusChange(f"pin lockout ({seconds:.0f} s)", r.now()))
+            case PinLockedOut():
+                r.add_status(StatusChange("pin locked out", r.now()))
+            case PinLockoutEnded():
+                r.add_status(StatusChange("pin lockout ended", r.now()))
             case DialDecision(allowed=False, policy=policy, reason=reason):
                 refused = ToolCall(
                     "add_participant", {"policy": policy}, f"refused: {reason}", r.now()
@@ -114,7 +126,8 @@ class RecordSink:
                 r.add_tool_call(refused)
             case ParticipantLeft(identity=who, reason=reason) if who != self.caller.identity:
                 # A dialled leg's end, with the server's reason, belongs in the call's timeline.
-                r.add_status(StatusChange(f"{who}: left ({reason or 'UNKNOWN'})", r.now()))
+                left = f"{mask_numbers_in(who)}: left ({reason or 'UNKNOWN'})"
+                r.add_status(StatusChange(left, r.now()))
             case CallerLeft(reason=reason) | RoomDisconnected(reason=reason):
                 self._ended(reason)
             case AgentHangup():

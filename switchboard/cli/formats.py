@@ -27,7 +27,7 @@ from switchboard.data.records.model import (
     timeline,
 )
 from switchboard.dialing.reason_words import refusal_words
-from switchboard.numbers import mask_number
+from switchboard.numbers import mask_number, mask_numbers_in
 from switchboard.safe_text import printable
 
 _ROLES = {"user": "caller", "assistant": "agent"}
@@ -258,13 +258,21 @@ def record_json(record: CallRecord, *, unmasked: bool) -> dict[str, Any]:
         **summary_json(record.summary, unmasked=unmasked),
         "providers": thaw_json(record.providers),
         "usage": {"models": models} if models else thaw_json(record.usage),
-        "timeline": [_event_json(e) for e in timeline(record)],
+        "timeline": [_event_json(e, unmasked) for e in timeline(record)],
     }
 
 
-def _event_json(event: TimelineEvent) -> dict[str, Any]:
+def _event_json(event: TimelineEvent, unmasked: bool) -> dict[str, Any]:
     fields = {k: thaw_json(getattr(event.event, k)) for k in event.event.__slots__}
+    if not unmasked:
+        fields = json.loads(_masked(json.dumps(fields, ensure_ascii=False), unmasked))
     return {"kind": event.kind, **fields, "time": iso(event.time)}
+
+
+def _masked(text: str, unmasked: bool) -> str:
+    # Records keep transcripts, statuses and tool arguments masked since they are written
+    # so; one written before, or by a recorder told to keep full numbers, is masked here.
+    return text if unmasked else mask_numbers_in(text)
 
 
 def call_details(record: CallRecord, *, unmasked: bool) -> str:
@@ -283,9 +291,12 @@ def call_details(record: CallRecord, *, unmasked: bool) -> str:
         "",
         "timeline",
     ]
-    events = [f"  {_offset(e.time - c.started_at)}  {_describe(e)}" for e in timeline(record)]
+    events = [
+        f"  {_offset(e.time - c.started_at)}  {_masked(_describe(e), unmasked)}"
+        for e in timeline(record)
+    ]
     transcript = [
-        f"  {_ROLES.get(t.role, printable(t.role))}: {printable(t.text)}"
+        f"  {_ROLES.get(t.role, printable(t.role))}: {printable(_masked(t.text, unmasked))}"
         + ("  [interrupted]" if t.interrupted else "")
         for t in record.transcript
     ]

@@ -20,6 +20,7 @@ from switchboard.cli import (
 )
 from switchboard.config.reference import reference
 from switchboard.config.settings import env_example
+from switchboard.log_masking import mask_log_handlers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(".env.local", override=False)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    mask_log_handlers()  # the guardian's log lines name rooms, which carry numbers
     code: int = args.func(args)
     return code
 

@@ -577,6 +577,50 @@ class ShutdownSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PinLockoutSettings:
+    """Wrong PINs counted per caller number across calls, by every worker (the database):
+    too many lock the number out, for longer each time (``call.pin_lockout``)."""
+
+    attempts: Annotated[
+        int,
+        EnvVar(
+            "SWITCHBOARD_PIN_LOCKOUT_ATTEMPTS",
+            "5",
+            Number(1, 100, whole=True),
+            "Wrong PINs from one caller number, over all its calls, that lock it out",
+        ),
+    ]
+    window_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_PIN_LOCKOUT_WINDOW",
+            "3600",
+            Number(60, 7 * 86400),
+            "Seconds a wrong PIN counts towards a lockout",
+        ),
+    ]
+    lockout_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_PIN_LOCKOUT",
+            "900",
+            Number(10, 7 * 86400),
+            "Seconds of a caller number's first lockout; each further one (within a week, "
+            "without a right PIN between) lasts twice the one before",
+        ),
+    ]
+    lockout_max_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_PIN_LOCKOUT_MAX",
+            "86400",
+            Number(10, 7 * 86400),
+            "Longest a lockout lasts, seconds",
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class ConsoleSettings:
     """The simulated caller of ``agent.py console``."""
 
@@ -743,6 +787,7 @@ class Settings:
     guardian: GuardianSettings
     recording: RecordingSettings
     web: WebSettings
+    pin_lockout: PinLockoutSettings
 
 
 def _declared() -> tuple[EnvVar, ...]:
@@ -805,6 +850,7 @@ def load_settings(env: Mapping[str, str], *, need_server: bool = True) -> Settin
         guardian=_part(GuardianSettings, env, problems),
         recording=_part(RecordingSettings, env, problems),
         web=_part(WebSettings, env, problems),
+        pin_lockout=_part(PinLockoutSettings, env, problems),
     )
     if problems:
         raise ConfigError(problems, SUBJECT)

@@ -88,6 +88,17 @@ call_leases = Table(
 )
 
 
+# PIN attempts, for the lockout across calls (``call.pin_lockout``): shared by every worker
+# like the dial log. The caller is a keyed hash of the number (``data.pin_attempts``).
+pin_attempts = Table(
+    "pin_attempts",
+    metadata,
+    Column("caller_key", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("ok", Integer, nullable=False),  # 1: the right PIN, 0: a wrong one
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -151,6 +162,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "call recordings",
         ("ALTER TABLE calls ADD COLUMN recording {json}",),
+    ),
+    Migration(
+        6,
+        "pin attempts",
+        (
+            "CREATE TABLE pin_attempts ("
+            " caller_key TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, ok INTEGER NOT NULL)",
+            "CREATE INDEX pin_attempts_caller_at ON pin_attempts (caller_key, at)",
+        ),
     ),
 )
 
