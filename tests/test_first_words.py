@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from livekit.agents import APIConnectOptions, function_tool
@@ -34,6 +35,19 @@ def model(fake: FakeOpenAI) -> lk_openai.LLM:
     return lk_openai.LLM(base_url=fake.base_url, api_key="test", model="fake")
 
 
+async def greeting(fake: FakeOpenAI, **options: Any) -> FirstWords | None:
+    """The model's greeting, asked with the call's instructions and no retry."""
+    return await prepare_first_words(
+        voice=EspeakTTS(),
+        text=None,
+        model=model(fake),
+        instructions=INSTRUCTIONS,
+        greet=GREET,
+        conn_options=NO_RETRY,
+        **options,
+    )
+
+
 async def drained(words: FirstWords) -> tuple[str, float]:
     """All the words' text, and the seconds of audio they made."""
     text = "".join([piece async for piece in words.text])
@@ -58,14 +72,7 @@ async def test_the_models_greeting_is_asked_with_the_calls_instructions(
     fake: FakeOpenAI,
 ) -> None:
     fake.script(DEFAULT, [say("Hi, Acme here. How can I help?")])
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        conn_options=NO_RETRY,
-    )
+    words = await greeting(fake)
     assert words is not None and words.source == "model"
     text, seconds = await drained(words)
     assert text == "Hi, Acme here. How can I help?"
@@ -78,14 +85,7 @@ async def test_the_models_greeting_is_asked_with_the_calls_instructions(
 
 async def test_a_failing_model_gives_none_so_the_call_greets_as_usual(fake: FakeOpenAI) -> None:
     fake.fail_next(1, status=500)
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        conn_options=NO_RETRY,
-    )
+    words = await greeting(fake)
     assert words is None
     assert [r.status for r in fake.requests] == [500]
 
@@ -96,15 +96,7 @@ async def test_words_late_past_the_budget_are_still_said_when_they_come(
     fake.script(DEFAULT, [say("Sorry to keep you.")])
     fake.delay(1.5)
     started = time.monotonic()
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        conn_options=NO_RETRY,
-        budget_s=0.3,
-    )
+    words = await greeting(fake, budget_s=0.3)
     assert time.monotonic() - started < 1.4  # back at the budget, not after the model
     assert words is not None and words.ready_ms is None
     text, seconds = await drained(words)
@@ -117,15 +109,7 @@ async def test_late_words_that_fail_say_so_for_the_greeting_to_be_made_anew(
 ) -> None:
     fake.delay(1.0)
     fake.fail_next(1, status=500)
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        conn_options=NO_RETRY,
-        budget_s=0.2,
-    )
+    words = await greeting(fake, budget_s=0.2)
     assert words is not None and words.ready_ms is None
     assert await words.made_nothing()
     assert await drained(words) == ("", 0.0)
@@ -147,15 +131,7 @@ async def test_the_greeting_is_offered_the_tools_an_on_enter_reply_would_be(
     fake: FakeOpenAI,
 ) -> None:
     fake.script(DEFAULT, [say("Hello.")])
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        tools=[look_up, hang_up],
-        conn_options=NO_RETRY,
-    )
+    words = await greeting(fake, tools=[look_up, hang_up])
     assert words is not None
     (request,) = fake.requests
     assert [t["function"]["name"] for t in request.body["tools"]] == ["look_up"]
@@ -163,13 +139,5 @@ async def test_the_greeting_is_offered_the_tools_an_on_enter_reply_would_be(
 
 async def test_a_greeting_that_calls_a_tool_is_left_to_the_session(fake: FakeOpenAI) -> None:
     fake.script(DEFAULT, [call("look_up", {"account": "42"}, text="One moment.")])
-    words = await prepare_first_words(
-        voice=EspeakTTS(),
-        text=None,
-        model=model(fake),
-        instructions=INSTRUCTIONS,
-        greet=GREET,
-        tools=[look_up],
-        conn_options=NO_RETRY,
-    )
+    words = await greeting(fake, tools=[look_up])
     assert words is None  # the session asks again, and runs the tool
