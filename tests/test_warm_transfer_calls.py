@@ -168,8 +168,10 @@ async def test_the_person_is_briefed_then_the_two_are_connected(ai_lab: AiLab) -
         assert result.ended_at is not None and bye.at - result.ended_at < HANG_UP_S
         await until("no room left", lambda: _none_left(lk, room, side))
     assert result.answered, result.sipp_log_tail
-    # On hold, the caller heard the hold music; after the merge, their own voice back.
-    assert loud_seconds(result, invite.at, outcome["ts"]) > 2.0
+    # On hold, the caller heard the hold music; after the merge, their own voice back. How
+    # long the hold lasts is the briefing's business (the echoing phone can agree early on
+    # a quiet machine): that there was music is what counts.
+    assert loud_seconds(result, invite.at, outcome["ts"]) > 0.5
     delays = echo_delays(result, outcome["ts"] + 1.0)
     assert len(delays) >= 3, f"the caller's pulses did not come back: {delays}"
     print(f"\nwarm transfer, bridged: round trip {sorted(delays)}")
