@@ -105,7 +105,11 @@ def test_console_with_an_ai_holds_a_conversation(tmp_path: Path) -> None:
         terminal = Terminal([sys.executable, "agent.py", "console", "--text"], cwd=ROOT, env=env)
         try:
             terminal.wait_for("Welcome to the switchboard.", timeout=180)  # the greeting
-            terminal.type("hello\r")
+            terminal.wait_for("Type to talk to your agent", timeout=120)  # the prompt
+            # The console drops keys typed while it is not reading (CI lost a whole line so):
+            # type until they are echoed, then press Enter until the turn is under way.
+            terminal.type_until("hello", shown="\u276f hello", timeout=90)
+            terminal.type_until("\r", shown="You", timeout=90)
             terminal.wait_for("You said hello, noted.", timeout=120)  # the reply, printed
             os.kill(terminal.pid, signal.SIGTERM)  # the user leaves (Ctrl+C in a terminal)
             assert terminal.wait_exit(timeout=60) == 0

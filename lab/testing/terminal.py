@@ -62,6 +62,31 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self._fd, text.encode())
 
+    def type_until(self, text: str, shown: str, *, timeout: float, every: float = 5.0) -> None:
+        """Type ``text`` until ``shown`` appears after it; fails after ``timeout``.
+
+        For a prompt that reads keys in raw mode one at a time and switches the terminal
+        back between keys with a flush (livekit-agents' console does, as ``readchar``
+        does): keys that arrive while no read is waiting are thrown away, so a test types
+        again instead of waiting forever for words that were never read. Only for keys
+        that are harmless twice (the console ignores an empty Enter).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            mark = len(self.raw)
+            self.type(text)
+            attempt_end = min(deadline, time.monotonic() + every)
+            while shown not in readable(self.raw[mark:]):
+                if not self._read(attempt_end - time.monotonic()):
+                    break
+            if shown in readable(self.raw[mark:]):
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"typed {text!r}, {shown!r} not shown within {timeout:g} s:\n"
+                    f"{self.seen[-3000:]}"
+                )
+
     def close(self) -> None:
         """Stop the program if it still runs (it is ours: by its pid)."""
         if self.exit_code is None:
