@@ -18,6 +18,7 @@ from typing import TypeAlias
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import load_settings, recordings_folder
 from switchboard.data.db import DatabaseError, open_database
@@ -50,8 +51,7 @@ def run_web(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ, need_server=False)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return config_failed(e)
     web_settings = settings.web
     if problem := token_problem(web_settings.token):
         print(f"error: {problem}; set it in .env.local (see .env.example)", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import TypeAlias
 from sqlalchemy.exc import SQLAlchemyError
 
 from switchboard.cli import formats as fmt
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import database_url
 from switchboard.data.db import Database, DatabaseError, async_url, open_database
@@ -28,7 +29,7 @@ from switchboard.data.records.latency import interrupted_replies, turn_latency
 from switchboard.data.records.query import recent_calls
 from switchboard.data.records.recorder import get_call, list_calls
 from switchboard.numbers import check_region
-from switchboard.safe_text import printable, safe_json, shown as shown_text, shown_lines
+from switchboard.safe_text import printable, safe_json, shown as shown_text
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _EXIT = {"found": 0, "unknown": 1, "failed": 1, "hidden": 2, "invalid": 2}
@@ -209,8 +210,7 @@ def _with_database(work: Callable[[Database], Awaitable[int]]) -> int:
         url = database_url(os.environ)
         shown = shown_text(async_url(url).render_as_string(hide_password=True))
     except ConfigError as e:
-        print(f"error: {shown_lines(e)}", file=sys.stderr)
-        return 2
+        return config_failed(e)
 
     async def main() -> int:
         try:

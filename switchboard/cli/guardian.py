@@ -14,6 +14,7 @@ import os
 import sys
 from typing import TypeAlias
 
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import ENV_VARS
 from switchboard.guardian.config import load_guardian_config
@@ -46,8 +47,7 @@ def run(_args: argparse.Namespace) -> int:
     try:
         config = load_guardian_config(os.environ)
     except ConfigError as e:
-        print(f"error: {shown_lines(e)}", file=sys.stderr)
-        return 2
+        return config_failed(e)
     # Every decision is worth a line: the operator's record of who was re-dispatched.
     logging.getLogger("switchboard").setLevel(logging.INFO)
     try:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TypeAlias
 
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import NOT_THERE, ConfigError, Problem, missing_fix
 from switchboard.config.policy import (
     DEFAULT_POLICY,
@@ -25,7 +26,7 @@ from switchboard.config.routes import load_routes
 from switchboard.config.settings import read_one
 from switchboard.dialing.policy import Decision, DialRequest, Dictated, Named, PriorDials, decide
 from switchboard.dialing.reason_words import REASON_WORDS
-from switchboard.safe_text import safe_json, shown, shown_lines
+from switchboard.safe_text import safe_json, shown
 from switchboard.telephony.config import line_numbers
 
 # A string: _SubParsersAction is generic only to type checkers, not at run time.
@@ -73,8 +74,7 @@ def run_dial_check(args: argparse.Namespace) -> int:
         print(f"error: {Problem(str(args.policy), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {shown_lines(e)}", file=sys.stderr)
-        return 2
+        return config_failed(e)
     config = with_own_numbers(config, line_numbers(telephony, os.environ))
     name = args.policy_name or _default_name(config)
     if args.route:
@@ -85,8 +85,7 @@ def run_dial_check(args: argparse.Namespace) -> int:
             print(f"error: {Problem(str(args.routes), '', None, NOT_THERE, fix)}", file=sys.stderr)
             return 2
         except ConfigError as e:
-            print(f"error: {shown_lines(e)}", file=sys.stderr)
-            return 2
+            return config_failed(e)
         route = next((r for r in table.routes if r.name == args.route), None)
         if route is None:
             known = ", ".join(r.name for r in table.routes)

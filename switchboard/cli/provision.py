@@ -13,6 +13,7 @@ import json
 import os
 import sys
 
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import livekit_access
 from switchboard.safe_text import shown_lines
@@ -52,13 +53,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.file} not found; pass --file PATH", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {shown_lines(e)}", file=sys.stderr)
-        return 2
+        return config_failed(e)
     try:
         url, api_key, api_secret = livekit_access(os.environ)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return config_failed(e)
     for var in sorted({var for _, _, var in config.unset_secrets}):
         print(
             f"note: {var} is not set, so this plan cannot show a password change; "

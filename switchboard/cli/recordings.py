@@ -12,6 +12,7 @@ import os
 import time
 from typing import TypeAlias
 
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import ConfigError
 from switchboard.config.settings import load_settings, recordings_folder
 from switchboard.data.recordings import prune
@@ -50,8 +51,7 @@ def run_prune(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(os.environ, need_server=False)
     except ConfigError as e:
-        print(e)
-        return 2
+        return config_failed(e)
     folder = recordings_folder(settings.data, settings.recording)
     days = args.days or settings.recording.retention_days
     done = prune(folder, days, time.time(), dry_run=args.dry_run)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeAlias, get_args
 
 from switchboard.caller import CallerKind, caller_from_participant
+from switchboard.cli.errors import config_failed
 from switchboard.config.errors import NOT_THERE, ConfigError, Problem, collect, missing_fix
 from switchboard.config.pins import weak_pins
 from switchboard.config.policy import load_policy, loop_problems, policy_problems
@@ -121,8 +122,7 @@ def _load(args: argparse.Namespace) -> RouteTable | int:
         print(f"error: {Problem(str(path), '', None, NOT_THERE, fix)}", file=sys.stderr)
         return 2
     except ConfigError as e:
-        print(f"error: {shown_lines(e)}", file=sys.stderr)
-        return 1
+        return config_failed(e, 1)
 
 
 def run_check(args: argparse.Namespace) -> int:
