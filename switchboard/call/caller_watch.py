@@ -9,8 +9,12 @@ from collections.abc import Callable
 from livekit import rtc
 from livekit.agents import get_job_context
 
-# How long a REFER reported as failed may take to show as the caller's leg ending.
-REFER_SETTLE_S = 3.0
+# How long a REFER reported as failed may take to show as the caller's leg ending. The SIP
+# service can report an error (its own timeout waiting for the far end's NOTIFY) for a
+# REFER that worked: the leg then ends a little later, more than 3 s later on a loaded
+# 2-core machine (seen in a lab run at load 17). Only a transfer that really failed waits
+# this long before the agent speaks again.
+REFER_SETTLE_S = 6.0
 
 
 class CallerWatch:
