@@ -15,8 +15,14 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
+# The whole suite in two lanes, each with its own lab (lab/lanes.py); with PYTEST_ARGS, one
+# pytest as given, in the lab's namespace.
 test: lint
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PY) -m lab.lanes
+else
 	$(IN_LAB) $(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 # LLM-judged evals of the agent on every route (README, Tests): they need OPENAI_API_KEY
 # (OPENAI_BASE_URL for another compatible endpoint); without it each is skipped, saying why.

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from lab import lanes
 from lab.procs import http_ok
 from lab.stack import Lab, LabConfig, ai_worker_env
 from lab.testing.fake_openai import FakeOpenAI
@@ -21,11 +22,43 @@ settings.register_profile("switchboard", deadline=None, print_blob=True)
 settings.load_profile("switchboard")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--lane",
+        metavar="K/N",
+        help="run lane K of N (lab/lanes.py): lane 1 the unit tests and its share of lab modules",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test module declares its category; a module without one is a mistake."""
     for item in items:
         if not any(item.iter_markers(name) for name in ("unit", "lab", "evals")):
             raise pytest.UsageError(f"{item.nodeid}: set pytestmark to unit, lab or evals")
+    if raw := config.getoption("--lane"):
+        try:
+            lane, of = lanes.parse_lane(raw)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
+        keep = _lane_items(items, lane, of)
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = [i for i in items if i in keep]
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0]
+
+
+def _lane_items(items: list[pytest.Item], lane: int, of: int) -> set[pytest.Item]:
+    """This lane's tests: the lab modules ``lanes.split`` gives it, and in lane 1 all others."""
+    weights = lanes.load_weights()
+    lab_modules = sorted({_module(i) for i in items if i.get_closest_marker("lab")})
+    others = {_module(i) for i in items} - set(lab_modules)
+    head_start = sum(weights.get(m, 0.0) for m in others)
+    mine = set(lanes.split(weights, lab_modules, of, head_start=head_start)[lane - 1])
+    if lane == 1:
+        mine |= others
+    return {i for i in items if _module(i) in mine}
 
 
 def _read_env(path: Path) -> dict[str, str]:
