@@ -504,5 +504,5 @@ def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, st
         "SWITCHBOARD_METRICS_DIR": str(c.state_dir / "metrics-ai"),
         # A lockout a test can wait out (tests/test_hardening_calls.py); the count and
         # window keep their defaults.
-        "SWITCHBOARD_PIN_LOCKOUT": "45",
+        "SWITCHBOARD_PIN_LOCKOUT": "25",
     }

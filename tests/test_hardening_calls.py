@@ -215,7 +215,7 @@ async def test_wrong_pins_across_calls_lock_the_number_out(ai_lab: AiLab) -> Non
     result, second = await pin_call(ai_lab, number, "44444444#55555555#")
     assert result.ended_by == "remote"
     lockout = lab.wait_event(event="pin_lockout", job_id=second)
-    assert (lockout["lockouts"], lockout["seconds"]) == (1, 45)
+    assert (lockout["lockouts"], lockout["seconds"]) == (1, 25)
     refused = lab.wait_event(event="pin_refused", job_id=second)
     assert (refused["reason"], refused["attempts"]) == ("locked_out", 2)
     # Call 3, still locked out: no PIN asked, told to call back, the call ends.
@@ -236,7 +236,7 @@ async def test_wrong_pins_across_calls_lock_the_number_out(ai_lab: AiLab) -> Non
     async with lab_database(lab) as db:
         statuses = {}
         for job, event in (
-            (second, "pin lockout (45 s)"),
+            (second, "pin lockout (25 s)"),
             (third, "pin locked out"),
             (after, "pin lockout ended"),
         ):

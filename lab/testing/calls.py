@@ -99,10 +99,20 @@ async def agent_speaking(
     lab: LabHandle, since: float, caller_number: str, timeout: float = 20.0
 ) -> dict[str, Any]:
     """Wait (without blocking the loop the call's media runs on) until the agent speaks on
-    the call from ``caller_number`` started after ``since``; its ``agent_said`` event."""
+    the call from ``caller_number`` started after ``since`` and the caller's leg is
+    answered; the ``agent_said`` event.
+
+    Both: the first words are made, and said, as the session starts, before the caller's
+    leg is up (``call.first_words``), so "said" alone is not yet "a call in progress"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if said := first_event(lab, since, caller_number, "agent_said"):
+        said = first_event(lab, since, caller_number, "agent_said")
+        if said and any(
+            e["event"] == "call_status"
+            and e["job_id"] == said["job_id"]
+            and e["status"] == "active"
+            for e in lab.events()
+        ):
             return said
         await asyncio.sleep(0.05)
     raise AssertionError(f"the agent never answered the call from {caller_number}")
