@@ -157,12 +157,20 @@ class Turn:
     first_end: float  # wall clock: the end of the first part (of an incomplete utterance)
     reply_at: float | None  # first loud agent packet after it, before the next utterance
     cut_off_at: float | None  # first loud agent packet inside an incomplete utterance
-    # The model's last prediction after each part (before the next part or utterance).
+    # The model's last prediction after each part (before the next part or utterance),
+    # and its threshold: under it the turn waits max_endpointing_delay.
     probabilities: tuple[float | None, ...] = ()
+    threshold: float | None = None
 
     @property
     def latency(self) -> float | None:
         return None if self.reply_at is None else self.reply_at - self.speech_end
+
+    @property
+    def judged_finished(self) -> bool | None:
+        """Whether the model judged the utterance's end finished (``--debug`` only)."""
+        last = self.probabilities[-1] if self.probabilities else None
+        return None if last is None or self.threshold is None else last >= self.threshold
 
 
 def loud_span(pcmu: bytes) -> tuple[float, float]:
@@ -242,11 +250,12 @@ def with_predictions(turns: Sequence[Turn], found: Sequence[Prediction]) -> list
     for t in turns:
         t0 = t.speech_end - t.said.parts[-1].speech_end
         bounds = [p.start for p in t.said.parts[1:]] + [t.said.next_start]
-        probs = []
+        probs, threshold = [], None
         for part, until in zip(t.said.parts, bounds, strict=True):
             inside = [p for p in found if t0 + part.speech_end - 0.3 < p.at < t0 + until]
             probs.append(inside[-1].probability if inside else None)
-        out.append(replace(t, probabilities=tuple(probs)))
+            threshold = inside[-1].threshold if inside else threshold
+        out.append(replace(t, probabilities=tuple(probs), threshold=threshold))
     return out
 
 
@@ -318,6 +327,13 @@ def figures(turns: Sequence[Turn], load: Sequence[tuple[float, float, float]]) -
             "incomplete": len(incomplete),
             "false_endpoint_rate": round(cut / len(incomplete), 3) if incomplete else None,
         }
+        if any(t.judged_finished is not None for t in complete):
+            # The two paths of a model turn: min_endpointing_delay when the model judged
+            # the caller finished, max_endpointing_delay when it did not.
+            out[config]["complete_by_model"] = {
+                "finished": _summary([t for t in complete if t.judged_finished]),
+                "unfinished": _summary([t for t in complete if t.judged_finished is False]),
+            }
     out["load_average"] = [list(x) for x in load]
     out["turns"] = [_turn_row(t) for t in turns]
     return out
@@ -345,6 +361,11 @@ def print_table(fig: dict[str, Any]) -> None:
         for name, row in rows:
             print(
                 f"{config[12:] or 'defaults':>10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
+            )
+        for name, row in f.get("complete_by_model", {}).items():
+            print(
+                f"{'':11}model judged {name:11}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
                 f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
             )
         print(f"{'':11}false endpoints: {f['false_endpoints']}/{f['incomplete']}")

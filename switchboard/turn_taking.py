@@ -58,6 +58,11 @@ FRAMEWORK_DEFAULT = TurnTaking(
     preemptive_generation=True,
 )
 
+# The end-of-turn model scores the caller's audio once the voice detector has heard 0.2 s
+# of silence; livekit-agents refuses to start a session whose detector would report the
+# end of speech sooner than 0.25 s (a call on such a route would fail as it is answered).
+MODEL_MIN_VAD_SILENCE = 0.25
+
 # Bounds routes.toml is checked against: outside them a call either talks over the caller
 # or leaves dead air no caller waits through.
 BOUNDS: dict[str, tuple[float, float]] = {

@@ -12,7 +12,7 @@ from switchboard.config.errors import ConfigError
 from switchboard.config.prompts import DEFAULT_DIR
 from switchboard.config.routes import load_routes, parse_routes
 from switchboard.routing import RouteTable
-from switchboard.turn_taking import FRAMEWORK_DEFAULT, TurnTaking
+from switchboard.turn_taking import FRAMEWORK_DEFAULT, MODEL_MIN_VAD_SILENCE, TurnTaking
 
 pytestmark = pytest.mark.unit
 
@@ -90,6 +90,21 @@ def test_max_shorter_than_min_is_refused() -> None:
     (found,) = problems("min_endpointing_delay = 1.5\nmax_endpointing_delay = 1.0")
     assert "max_endpointing_delay (1 s) is shorter than min_endpointing_delay (1.5 s)" in found
     assert "fix: make max_endpointing_delay at least min_endpointing_delay" in found
+
+
+def test_model_detection_needs_the_silence_its_model_scores() -> None:
+    (found,) = problems("vad_min_silence = 0.2")
+    assert "vad_min_silence (0.2 s) is shorter than the end-of-turn model needs (0.25 s)" in found
+    assert 'detection = "vad"' in found
+    turn = parse('detection = "vad"\nvad_min_silence = 0.2').routes[0].turn
+    assert turn.vad_min_silence == 0.2  # silence alone: no model to feed
+
+
+def test_the_model_silence_floor_is_the_frameworks() -> None:
+    # livekit-agents raises at session start under this (AudioRecognition's check).
+    from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
+
+    assert MODEL_MIN_VAD_SILENCE == (MIN_SILENCE_DURATION_MS + 50) / 1000
 
 
 def test_a_bool_is_not_a_number() -> None:

@@ -51,10 +51,12 @@ ROUTE_FIELDS = {
 # What each turn-taking setting buys and what it costs: the operator trades speed against
 # cutting callers off (bench/RESULTS.md, section 10, has the figures).
 TURN_FIELDS = {
-    "detection": '`"model"`: the end-of-turn model reads the words and waits up to '
-    "`max_endpointing_delay` when the caller sounds unfinished (fewer callers cut off; "
-    'costs up to that delay on the turns it misjudges). `"vad"`: silence alone ends the '
-    "turn (fastest and steadiest; cuts off callers who pause mid-sentence).",
+    "detection": '`"model"`: the framework\'s end-of-turn model (run locally) listens to '
+    "the last 1.2 s of the caller's voice after 0.2 s of silence, not to the words, and waits "
+    "up to `max_endpointing_delay` when the caller sounds unfinished (fewer callers cut off; "
+    "costs up to that delay on the turns it misjudges: it judges espeak-ng's synthetic "
+    'voices unfinished almost always). `"vad"`: silence alone ends the turn (fastest and '
+    "steadiest; cuts off callers who pause mid-sentence).",
     "min_endpointing_delay": "Seconds after the caller's last sound before the turn may end. "
     "Lower answers sooner; too low answers into a pause. Counted from the last sound, so "
     "under `vad_min_silence` it costs nothing.",
@@ -62,7 +64,7 @@ TURN_FIELDS = {
     "unfinished. Lower bounds the slow turns; too low answers callers still thinking.",
     "vad_min_silence": "Silence (seconds) before the voice detector reports the end of "
     "speech: the floor under every turn. Lower is faster; too low splits utterances at "
-    "short pauses.",
+    'short pauses. At least 0.25 with `detection = "model"` (the model needs it).',
     "allow_interruptions": "The caller's voice stops the agent (barge-in).",
     "min_interruption_duration": "Seconds of caller speech before it stops the agent. "
     "Higher ignores coughs and backchannels; costs that long of talking over each other.",

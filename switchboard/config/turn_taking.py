@@ -10,7 +10,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from switchboard.config.reader import Table, suggest
-from switchboard.turn_taking import BOUNDS, DETECTIONS, TurnTaking
+from switchboard.turn_taking import BOUNDS, DETECTIONS, MODEL_MIN_VAD_SILENCE, TurnTaking
 
 TURN_KEYS = tuple(f.name for f in fields(TurnTaking))
 _FLAGS = ("allow_interruptions", "resume_false_interruption", "preemptive_generation")
@@ -49,6 +49,16 @@ def read_turn(r: Table, data: Any) -> TurnTaking:
             f"min_endpointing_delay ({turn.min_endpointing_delay:g} s)"
         )
         t.fail("max_endpointing_delay", problem, fix)
+    if turn.detection == "model" and turn.vad_min_silence < MODEL_MIN_VAD_SILENCE:
+        fix = (
+            f"write vad_min_silence = {MODEL_MIN_VAD_SILENCE:g} or more, "
+            'or detection = "vad" (silence alone ends the turn)'
+        )
+        problem = (
+            f"vad_min_silence ({turn.vad_min_silence:g} s) is shorter than the end-of-turn "
+            f"model needs ({MODEL_MIN_VAD_SILENCE:g} s): calls on this route would fail"
+        )
+        t.fail("vad_min_silence", problem, fix)
     return turn
 
 
