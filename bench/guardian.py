@@ -125,12 +125,22 @@ async def burst(bench: Bench, calls: int, rounds: int, timeout: float) -> list[d
                 for i in range(calls)
             )
         )
+        # Jobs still starting for callers who gave up count too: wait until all are done.
+        await bench.idle()
         events = bench.guardian_events(started)
         row = {
             "round": index + 1,
             "load_at_start": round(load, 1),
             **answered_summary(results),
+            "jobs_started": len(
+                [
+                    e
+                    for e in bench.lab.events()
+                    if e["event"] == "job_started" and e["ts"] >= started
+                ]
+            ),
             "redispatched": len([e for e in events if e["event"] == "redispatched"]),
+            "resumed": len([e for e in events if e["event"] == "resumed"]),
             "attempts": dict(Counter(e["attempt"] for e in events if "attempt" in e)),
             "overflowed": len([e for e in events if e["event"] == "overflowed"]),
         }
@@ -282,11 +292,16 @@ def main() -> int:
         default="process",
         help="SWITCHBOARD_JOB_EXECUTOR of the workers",
     )
+    parser.add_argument(
+        "--no-guardian",
+        action="store_true",
+        help="the same lab without the guardian (the figures to compare with)",
+    )
     args = parser.parse_args()
     lab = Lab(LabConfig(state_dir=LabConfig().state_dir / "guardian"))
     try:
         wait_for_no_lab(lab.c)
-        env = lab.up(agent_mode=None, guardian=True)
+        env = lab.up(agent_mode=None, guardian=not args.no_guardian)
         bench = Bench(LabHandle(env, lab), args.executor)
         bench.start_workers()
         if args.mode == "burst":
@@ -300,7 +315,8 @@ def main() -> int:
         lab.down()
     print(json.dumps(figures, indent=1))
     OUT.mkdir(exist_ok=True)
-    (OUT / f"guardian-{args.mode}.json").write_text(json.dumps(figures, indent=1))
+    name = f"{args.mode}-no-guardian" if args.no_guardian else args.mode
+    (OUT / f"guardian-{name}.json").write_text(json.dumps(figures, indent=1))
     return 0
 
 
