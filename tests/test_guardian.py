@@ -60,6 +60,7 @@ POLICY = Policy(
     budget_s=30,
     backoff_s=1,
     backoff_max_s=8,
+    assign_wait_s=1,
     start_allowance_s=10,
     overflow_to=None,
     overflow_wait_s=15,
@@ -204,6 +205,26 @@ def test_a_job_that_never_arrives_is_followed_by_a_fresh_dispatch_not_a_resume()
     assert sent.previous_job == "AJ_1"
     # An accepted dispatch is not deleted: its job runs on whatever the server is told.
     assert sent.supersede == ()
+
+
+ANSWERING = "a dispatch is waiting for a worker's answer"
+
+
+def test_a_dispatch_no_worker_took_yet_counts_as_refused_only_after_the_assign_wait() -> None:
+    # A loaded worker answers the server late: the rule's dispatch (made as the caller
+    # came) has no job yet, past the grace. Deleting it now would not stop that worker.
+    slow = replace(POLICY, assign_wait_s=5)
+    assert decide(room(CALLER), Memory(), T0 + 2, slow) == Wait(ANSWERING, T0 + 4.9)
+    sent = decide(room(CALLER), Memory(), T0 + 4.9, slow)
+    assert isinstance(sent, SendAgent) and sent.supersede == ("AD_rule",)
+    # Each attempt of ours gets the same wait, when it is longer than its back-off ...
+    tried = room(CALLER, dispatches=(attempt(1, T0 + 4.9),))
+    assert decide(tried, Memory(), T0 + 6, slow) == Wait(ANSWERING, T0 + 9.9)
+    assert isinstance(decide(tried, Memory(), T0 + 9.9, slow), SendAgent)
+    # ... and no wait goes past the budget.
+    last = room(CALLER, dispatches=(attempt(5, T0 + 27),))
+    assert decide(last, Memory(), T0 + 28, slow) == Wait(ANSWERING, T0 + 30)
+    assert isinstance(decide(last, Memory(), T0 + 30, slow), EndRoom)
 
 
 def test_a_job_the_server_says_ended_is_not_waited_for() -> None:
@@ -668,6 +689,45 @@ async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> N
     assert made == [Mark(resume=False, attempt=1, since=T0)], server.dispatches
     (held,) = [d for d in server.dispatches.values() if d.agent_name != AGENT]
     assert parse_lease(held.metadata) in {d.guardian_id for d in dispatchers}
+
+
+class LateJobServer(FakeServer):
+    """The rule's dispatch is taken by a worker after the guardian's first look: the job
+    shows from the second listing on (livekit-server on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, T0 + 2.5)
+        self.listings = 0
+
+    async def list_dispatch(self, room: str) -> list[api.AgentDispatch]:
+        self.listings += 1
+        if self.listings == 2:
+            job = api.Job(
+                id="AJ_1",
+                state=api.JobState(
+                    participant_identity="agent-AJ_1", started_at=int((T0 + 2.4) * 1e9)
+                ),
+            )
+            self.dispatches["AD_rule"].state.jobs.append(job)
+        return await super().list_dispatch(room)
+
+
+async def test_a_dispatch_is_decided_on_a_fresh_look_not_an_old_one() -> None:
+    server = LateJobServer()
+    lk = cast(api.LiveKitAPI, server)
+    guardian = Guardian(
+        lk,
+        POLICY,
+        Dispatcher(lk, POLICY, GuardianEvents(None)),
+        period_s=60,
+        clock=lambda: server.clock,
+    )
+    try:
+        await guardian.check("call-1")
+    finally:
+        await guardian.aclose()
+    # The first look said "refused"; the fresh one shows the job starting: no dispatch.
+    assert [d.id for d in server.dispatches.values() if d.agent_name == AGENT] == ["AD_rule"]
 
 
 def test_an_event_is_one_json_line_marked_as_the_guardians(tmp_path: Path) -> None:

@@ -695,6 +695,16 @@ class GuardianSettings:
             "guardian: longest wait between two attempts, seconds",
         ),
     ]
+    assign_wait_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_ASSIGN_WAIT",
+            "5",
+            Number(0.5, 60),
+            "guardian: seconds a dispatch no worker has taken yet may still be taken (a "
+            "loaded worker answers the server late) before it counts as refused",
+        ),
+    ]
     start_allowance_s: Annotated[
         float,
         EnvVar(

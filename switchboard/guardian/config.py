@@ -71,6 +71,7 @@ def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
             budget_s=g.budget_s,
             backoff_s=g.backoff_s,
             backoff_max_s=g.backoff_max_s,
+            assign_wait_s=g.assign_wait_s,
             start_allowance_s=g.start_allowance_s,
             overflow_to=g.overflow_to or None,
             overflow_wait_s=g.overflow_wait_s,

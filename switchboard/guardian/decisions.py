@@ -7,8 +7,8 @@ restarted guardian waits a little longer, never dispatches twice.
 
 Two guardians, or a guardian and the dispatch rule, must never put two agents in one room:
 - before dispatching, any dispatch of ours that a worker accepted less than the start
-  allowance ago and whose agent has not arrived (its job is starting), or that is still
-  pending (created less than one back-off ago), means "wait";
+  allowance ago and whose agent has not arrived (its job is starting), or that no worker
+  has taken yet but may still (created less than ``assign_wait_s`` ago), means "wait";
 - a new attempt first deletes the earlier dispatches of ours that no worker took
   (``SendAgent.supersede``);
 - only one guardian acts in a room at a time: the one holding the room's lease, a dispatch
@@ -42,6 +42,10 @@ class Policy:
     budget_s: float
     backoff_s: float
     backoff_max_s: float
+    # A dispatch with no job yet may still get one this long after it was made: the
+    # server asks the workers one by one, and a loaded worker answers late. Only then is
+    # it refused; deleting it earlier does not stop a worker that then accepts it.
+    assign_wait_s: float
     # A job a worker accepted has this long to start and join before the caller gets
     # another dispatch: on a loaded worker a job process can take tens of seconds to start,
     # and a second dispatch then only adds a job that starves the first.
@@ -194,6 +198,12 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
             "a worker accepted the job; its agent is starting", min(starting, out_of_budget)
         )
 
+    # A dispatch no worker has taken yet, recent enough that one may still take it.
+    unanswered = [d for d in ours if not d.jobs and d.created_at > after]
+    answer_by = max((d.created_at + policy.assign_wait_s for d in unanswered), default=now)
+    if silent is None and now < min(answer_by, out_of_budget):
+        return Wait("a dispatch is waiting for a worker's answer", min(answer_by, out_of_budget))
+
     if last_mark is None and silent is None and now < since + policy.grace_s:
         return Wait("grace period", since + policy.grace_s)
     if now >= out_of_budget:
@@ -205,7 +215,7 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         if now < next_at:
             return Wait("back-off", min(next_at, out_of_budget))
 
-    refused = tuple(d.id for d in ours if not d.jobs and d.created_at > after)
+    refused = tuple(d.id for d in unanswered)
     if silent is not None:
         reason = "agent_silent"
     elif resume:
