@@ -4,7 +4,10 @@
 times (2), each hanging up 1 s after the agent's first loud packet and giving up after
 ``--timeout`` s (30): the conditions of ``bench.scale``'s level 20 (bench/RESULTS.md,
 section 1: one worker answered 16 of 40). Per round: answered / refused / rang out,
-INVITE -> 200 OK p50/p95, and the guardian's re-dispatches.
+INVITE -> 200 OK p50/p95, the jobs started (those that began after their caller gave up
+included), and the guardian's re-dispatches and resumes. ``--no-guardian``: the same lab
+without the guardian (the figures to compare with); ``--settle LOAD``: each round starts
+once the load average is below LOAD (at most 180 s later).
 
 ``kill``: ``--kills`` times (10), a call is placed, and once its agent speaks, the call
 is answered and the job holds its call's lease, the worker holding it is SIGKILLed (its
@@ -108,10 +111,21 @@ class Bench:
 
 
 # -- burst ----------------------------------------------------------------------------------
-async def burst(bench: Bench, calls: int, rounds: int, timeout: float) -> list[dict[str, Any]]:
+async def settle(below: float | None, at_most_s: float = 180) -> None:
+    """Wait (bounded) for the machine's load average to fall below ``below``: a round
+    starts on a machine its predecessor no longer loads."""
+    deadline = time.monotonic() + at_most_s
+    while below is not None and os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        await asyncio.sleep(5)
+
+
+async def burst(
+    bench: Bench, calls: int, rounds: int, timeout: float, settle_below: float | None = None
+) -> list[dict[str, Any]]:
     out = []
     for index in range(rounds):
         await bench.idle()
+        await settle(settle_below)
         load = os.getloadavg()[0]
         started = time.time()
         results = await asyncio.gather(
@@ -125,12 +139,22 @@ async def burst(bench: Bench, calls: int, rounds: int, timeout: float) -> list[d
                 for i in range(calls)
             )
         )
+        # Jobs still starting for callers who gave up count too: wait until all are done.
+        await bench.idle()
         events = bench.guardian_events(started)
         row = {
             "round": index + 1,
             "load_at_start": round(load, 1),
             **answered_summary(results),
+            "jobs_started": len(
+                [
+                    e
+                    for e in bench.lab.events()
+                    if e["event"] == "job_started" and e["ts"] >= started
+                ]
+            ),
             "redispatched": len([e for e in events if e["event"] == "redispatched"]),
+            "resumed": len([e for e in events if e["event"] == "resumed"]),
             "attempts": dict(Counter(e["attempt"] for e in events if "attempt" in e)),
             "overflowed": len([e for e in events if e["event"] == "overflowed"]),
         }
@@ -282,15 +306,28 @@ def main() -> int:
         default="process",
         help="SWITCHBOARD_JOB_EXECUTOR of the workers",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="before each burst round, wait (up to 180 s) for the load average to fall below",
+    )
+    parser.add_argument(
+        "--no-guardian",
+        action="store_true",
+        help="the same lab without the guardian (the figures to compare with)",
+    )
     args = parser.parse_args()
     lab = Lab(LabConfig(state_dir=LabConfig().state_dir / "guardian"))
     try:
         wait_for_no_lab(lab.c)
-        env = lab.up(agent_mode=None, guardian=True)
+        env = lab.up(agent_mode=None, guardian=not args.no_guardian)
         bench = Bench(LabHandle(env, lab), args.executor)
         bench.start_workers()
         if args.mode == "burst":
-            figures: Any = asyncio.run(burst(bench, args.calls, args.rounds, args.timeout))
+            figures: Any = asyncio.run(
+                burst(bench, args.calls, args.rounds, args.timeout, args.settle)
+            )
         else:
             figures = asyncio.run(kill_drill(bench, args.kills))
     except LabError as e:
@@ -300,7 +337,8 @@ def main() -> int:
         lab.down()
     print(json.dumps(figures, indent=1))
     OUT.mkdir(exist_ok=True)
-    (OUT / f"guardian-{args.mode}.json").write_text(json.dumps(figures, indent=1))
+    name = f"{args.mode}-no-guardian" if args.no_guardian else args.mode
+    (OUT / f"guardian-{name}.json").write_text(json.dumps(figures, indent=1))
     return 0
 
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from livekit.agents import JobContext
 
-from switchboard.call.liveness import CallLease
+from switchboard.call.liveness import CallLease, follow_lease, hold_call
+from switchboard.call.state import CallState
 from switchboard.data import leases
 from switchboard.data.db import Database
 from switchboard.data.leases import Lease
@@ -111,6 +115,56 @@ async def test_a_call_that_ends_clears_its_lease(db: Database) -> None:
     await asyncio.wait_for(poll(), 10)
     await lease.close()
     assert await leases.read_leases(db) == []
+
+
+class JobDouble:
+    """What ``hold_call`` uses of a JobContext: a job in its room, and its shutdown."""
+
+    def __init__(self) -> None:
+        self.room = SimpleNamespace(
+            isconnected=lambda: True, local_participant=SimpleNamespace(identity="agent-A")
+        )
+        self.callbacks: list[Any] = []
+        self.shutdowns: list[str] = []
+
+    def is_fake_job(self) -> bool:
+        return False
+
+    def add_shutdown_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def shutdown(self, reason: str = "") -> None:
+        self.shutdowns.append(reason)
+
+
+async def test_a_job_holds_its_call_from_the_moment_it_meets_its_caller(db: Database) -> None:
+    job = JobDouble()
+    ctx = cast(JobContext, job)
+    lease = hold_call(ctx, "SCL_1", db)
+    assert lease is not None
+    assert hold_call(ctx, None, db) is None  # no SIP call to hold
+    await _wait_for_holder(db, "agent-A")  # before any call state exists
+    # Taken over while the call was still being prepared: the job ends, and the call, once
+    # its state exists, is marked replaced (its record is left to the new agent).
+    async with db.write() as conn:
+        await conn.execute(call_leases.update().values(holder="agent-B"))
+    await _wait("the job told to end", lambda: job.shutdowns == ["another agent holds the call"])
+    state = cast(CallState, SimpleNamespace(replaced=False))
+    follow_lease(ctx, state, lease)
+    assert state.replaced
+    # Released by the job's shutdown (once, whoever closes it first); B's lease stays.
+    (close,) = job.callbacks
+    await lease.close()
+    await close()
+    assert [x.holder for x in await leases.read_leases(db, "SCL_1")] == ["agent-B"]
+
+
+async def _wait_for_holder(db: Database, holder: str) -> None:
+    async def poll() -> None:
+        while [x.holder for x in await leases.read_leases(db, "SCL_1")] != [holder]:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), 10)
 
 
 async def test_a_job_whose_database_is_down_keeps_its_call(down_db: Database) -> None:

@@ -60,7 +60,8 @@ POLICY = Policy(
     budget_s=30,
     backoff_s=1,
     backoff_max_s=8,
-    join_timeout_s=10,
+    assign_wait_s=1,
+    start_allowance_s=10,
     overflow_to=None,
     overflow_wait_s=15,
 )
@@ -169,11 +170,96 @@ def test_a_pending_dispatch_is_never_doubled() -> None:
     # Created half a second ago, no worker yet: whatever the reason, wait.
     pending = room(CALLER, dispatches=(attempt(1, T0 + 2.5),))
     assert isinstance(decide(pending, Memory(), T0 + 3, POLICY), Wait)
-    # A worker accepted it; its agent has join_timeout_s to appear.
+    # A worker accepted it; its agent has start_allowance_s to appear.
     job = Job("AJ_2", "agent-AJ_2", T0 + 2.6)
     accepted = room(CALLER, dispatches=(attempt(1, T0 + 2.5, jobs=(job,)),))
     assert decide(accepted, Memory(), T0 + 12.5, POLICY) == Wait(
-        "a worker took the job; its agent is joining", T0 + 12.6
+        "a worker accepted the job; its agent is starting", T0 + 12.6
+    )
+
+
+# -- accepted (a job is starting) is not refused ------------------------------------------------
+STARTING = "a worker accepted the job; its agent is starting"
+
+
+def rule_accepted(*jobs: Job) -> tuple[Dispatch, ...]:
+    return (Dispatch("AD_rule", AGENT, T0 - 0.1, jobs, None),)
+
+
+def test_a_job_a_worker_accepted_is_waited_for_through_its_start_allowance() -> None:
+    # The rule's dispatch was accepted at once, but the job process starts late (a busy
+    # worker): past the grace and any back-off, the guardian adds no dispatch.
+    slow = room(CALLER, dispatches=rule_accepted(Job("AJ_1", "agent-AJ_1", T0 + 0.4)))
+    for now in (T0 + 2, T0 + 5, T0 + 10.3):
+        assert decide(slow, Memory(), now, POLICY) == Wait(STARTING, T0 + 10.4)
+    # While no worker took the rule's dispatch, the same moment is a new dispatch.
+    assert isinstance(decide(room(CALLER), Memory(), T0 + 2, POLICY), SendAgent)
+
+
+def test_a_job_that_never_arrives_is_followed_by_a_fresh_dispatch_not_a_resume() -> None:
+    lost = rule_accepted(Job("AJ_1", "agent-AJ_1", T0 + 0.4))
+    sent = decide(room(CALLER, dispatches=lost), Memory(), T0 + 10.4, POLICY)
+    assert isinstance(sent, SendAgent)
+    # Its agent served nobody: the caller still waits for their first one, since joining.
+    assert (sent.reason, sent.mark) == ("no_agent", Mark(resume=False, attempt=1, since=T0))
+    assert sent.previous_job == "AJ_1"
+    # An accepted dispatch is not deleted: its job runs on whatever the server is told.
+    assert sent.supersede == ()
+
+
+ANSWERING = "a dispatch is waiting for a worker's answer"
+
+
+def test_a_dispatch_no_worker_took_yet_counts_as_refused_only_after_the_assign_wait() -> None:
+    # A loaded worker answers the server late: the rule's dispatch (made as the caller
+    # came) has no job yet, past the grace. Deleting it now would not stop that worker.
+    slow = replace(POLICY, assign_wait_s=5)
+    assert decide(room(CALLER), Memory(), T0 + 2, slow) == Wait(ANSWERING, T0 + 4.9)
+    sent = decide(room(CALLER), Memory(), T0 + 4.9, slow)
+    assert isinstance(sent, SendAgent) and sent.supersede == ("AD_rule",)
+    # Each attempt of ours gets the same wait, when it is longer than its back-off ...
+    tried = room(CALLER, dispatches=(attempt(1, T0 + 4.9),))
+    assert decide(tried, Memory(), T0 + 6, slow) == Wait(ANSWERING, T0 + 9.9)
+    assert isinstance(decide(tried, Memory(), T0 + 9.9, slow), SendAgent)
+    # ... and no wait goes past the budget.
+    last = room(CALLER, dispatches=(attempt(5, T0 + 27),))
+    assert decide(last, Memory(), T0 + 28, slow) == Wait(ANSWERING, T0 + 30)
+    assert isinstance(decide(last, Memory(), T0 + 30, slow), EndRoom)
+
+
+def test_a_job_the_server_says_ended_is_not_waited_for() -> None:
+    ended = rule_accepted(Job("AJ_1", "agent-AJ_1", T0 + 0.4, ended=True))
+    assert isinstance(decide(room(CALLER, dispatches=ended), Memory(), T0 + 2, POLICY), SendAgent)
+
+
+def test_the_last_accepted_job_sets_the_wait_and_a_new_attempt_waits_for_its_own_job() -> None:
+    # The rule's job never came; the guardian's attempt was accepted later: wait for that.
+    first = Job("AJ_1", "agent-AJ_1", T0 + 0.4)
+    second = Job("AJ_2", "agent-AJ_2", T0 + 10.6)
+    tried = (*rule_accepted(first), attempt(1, T0 + 10.5, jobs=(second,)))
+    assert decide(room(CALLER, dispatches=tried), Memory(), T0 + 12, POLICY) == Wait(
+        STARTING, T0 + 20.6
+    )
+    again = decide(room(CALLER, dispatches=tried), Memory(), T0 + 20.6, POLICY)
+    assert isinstance(again, SendAgent)
+    assert again.mark == Mark(resume=False, attempt=2, since=T0)
+
+
+def test_the_budget_bounds_the_start_allowance() -> None:
+    late = rule_accepted(Job("AJ_1", "agent-AJ_1", T0 + 25))
+    assert decide(room(CALLER, dispatches=late), Memory(), T0 + 26, POLICY) == Wait(
+        STARTING, T0 + 30
+    )
+    assert decide(room(CALLER, dispatches=late), Memory(), T0 + 30, POLICY) == EndRoom(
+        CALLER, "no agent within 30 s; no overflow destination", T0
+    )
+
+
+def test_a_slow_job_that_arrives_after_its_successor_makes_no_second_agent() -> None:
+    # Both the late job's agent and the new one are in the room: one leaves.
+    new, late = (replace(agent(f"agent-AJ_{n}"), joined_at=T0 + t) for n, t in ((2, 14), (1, 15)))
+    assert decide(room(CALLER, late, new), Memory(), T0 + 15.1, POLICY) == RemoveAgents(
+        CALLER, ("agent-AJ_1",)
     )
 
 
@@ -242,12 +328,18 @@ def test_a_restarted_guardian_neither_doubles_a_joining_agent_nor_restarts_a_lon
     # No memory: the job accepted 3 s ago may still be joining.
     joining = room(CALLER, dispatches=(served_by(Job("AJ_9", "agent-AJ_9", T0 + 3), T0 + 2.9),))
     assert isinstance(decide(joining, Memory(), T0 + 6, POLICY), Wait)
-    # An hour-long call whose agent is gone: a resume, its budget counted from now.
-    gone = room(CALLER, dispatches=SERVED)
+    # An hour-long call whose agent is gone: a resume, its budget counted from now (the
+    # call was answered: an agent talked to the caller).
+    gone = room(replace(CALLER, answered=True), dispatches=SERVED)
     memory = Memory(agentless_since=T0 + 3600)
     assert decide(gone, memory, T0 + 3600, POLICY) == Wait("grace period", T0 + 3602)
     resumed = decide(gone, memory, T0 + 3602, POLICY)
     assert isinstance(resumed, SendAgent) and resumed.mark.resume
+    # A caller still ringing never had an agent: the accepted job that never came (past
+    # its allowance) is no reason to resume a call nobody answered.
+    ringing = decide(room(CALLER, dispatches=SERVED), Memory(), T0 + 11, POLICY)
+    assert isinstance(ringing, SendAgent)
+    assert (ringing.reason, ringing.mark.resume) == ("no_agent", False)
 
 
 # -- a dead agent the server still shows: its call lease is silent ----------------------------
@@ -396,6 +488,14 @@ def test_the_servers_answers_become_room_views() -> None:
                     ),
                 ),
                 api.Job(id="AJ_0", state=api.JobState()),
+                api.Job(
+                    id="AJ_2",
+                    state=api.JobState(
+                        participant_identity="agent-AJ_2",
+                        started_at=1_000_000_002_000_000_000,
+                        status=api.JobStatus.JS_FAILED,
+                    ),
+                ),
             ],
         ),
     )
@@ -416,7 +516,14 @@ def test_the_servers_answers_become_room_views() -> None:
     )
     assert (robot.kind, robot.agent_name) == ("agent", AGENT)
     assert dispatch_from_api(d) == Dispatch(
-        "AD_1", AGENT, 1_000_000_000.0, (Job("AJ_1", "agent-AJ_1", 1_000_000_001.0),), None
+        "AD_1",
+        AGENT,
+        1_000_000_000.0,
+        (
+            Job("AJ_1", "agent-AJ_1", 1_000_000_001.0),
+            Job("AJ_2", "agent-AJ_2", 1_000_000_002.0, ended=True),
+        ),
+        None,
     )
 
 
@@ -582,6 +689,45 @@ async def test_two_guardians_deciding_at_once_leave_one_dispatch(seed: int) -> N
     assert made == [Mark(resume=False, attempt=1, since=T0)], server.dispatches
     (held,) = [d for d in server.dispatches.values() if d.agent_name != AGENT]
     assert parse_lease(held.metadata) in {d.guardian_id for d in dispatchers}
+
+
+class LateJobServer(FakeServer):
+    """The rule's dispatch is taken by a worker after the guardian's first look: the job
+    shows from the second listing on (livekit-server on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, T0 + 2.5)
+        self.listings = 0
+
+    async def list_dispatch(self, room: str) -> list[api.AgentDispatch]:
+        self.listings += 1
+        if self.listings == 2:
+            job = api.Job(
+                id="AJ_1",
+                state=api.JobState(
+                    participant_identity="agent-AJ_1", started_at=int((T0 + 2.4) * 1e9)
+                ),
+            )
+            self.dispatches["AD_rule"].state.jobs.append(job)
+        return await super().list_dispatch(room)
+
+
+async def test_a_dispatch_is_decided_on_a_fresh_look_not_an_old_one() -> None:
+    server = LateJobServer()
+    lk = cast(api.LiveKitAPI, server)
+    guardian = Guardian(
+        lk,
+        POLICY,
+        Dispatcher(lk, POLICY, GuardianEvents(None)),
+        period_s=60,
+        clock=lambda: server.clock,
+    )
+    try:
+        await guardian.check("call-1")
+    finally:
+        await guardian.aclose()
+    # The first look said "refused"; the fresh one shows the job starting: no dispatch.
+    assert [d.id for d in server.dispatches.values() if d.agent_name == AGENT] == ["AD_rule"]
 
 
 def test_an_event_is_one_json_line_marked_as_the_guardians(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from switchboard.config.policy import load_policy
 from switchboard.config.prompts import Prompts, load_prompts
 from switchboard.config.routes import load_routes
 from switchboard.config.settings import load_settings
-from switchboard.data.db import Database, open_database
+from switchboard.data.db import Database, create_database, open_database
 from switchboard.data.records.model import (
     CallRecord,
     CallSummary,
@@ -564,7 +564,9 @@ async def prepare_resumed(
     events.listeners.append(seen.append)
     request = parse_resume(meta())
     assert isinstance(request, ResumeRequest)
-    call = await prepare_call(job.context, config, LAB_CALLER, events, request)
+    call = await prepare_call(
+        job.context, config, LAB_CALLER, events, request, db=create_database(url)
+    )
     return Prepared(call, config, job, seen)
 
 

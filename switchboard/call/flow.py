@@ -47,7 +47,7 @@ from switchboard.call.first_words import FirstWords, prepare_first_words
 from switchboard.call.handlers import follow_the_call, job_ended, record_transcript, usage_of
 from switchboard.call.hangup import hang_up
 from switchboard.call.keypad import DtmfCollector, forward_keypresses
-from switchboard.call.liveness import call_lease, end_room_with_session
+from switchboard.call.liveness import CallLease, end_room_with_session, follow_lease, hold_call
 from switchboard.call.menu import run_menu
 from switchboard.call.metrics import MetricsSink
 from switchboard.call.participants import NoCallerError, console_caller, wait_for_caller
@@ -122,6 +122,7 @@ class Call:
     record: RecordSink
     restored: Restored | None = None  # a resumed call's carry-over (``call.resume``)
     opening: str | None = None  # said instead of the greeting (a resumed call's apology)
+    lease: CallLease | None = None  # held since the job met its caller (``call.liveness``)
 
 
 async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -> None:
@@ -141,8 +142,10 @@ async def handle_call(ctx: JobContext, config: CallConfig, vad_model: vad.VAD) -
     caller = await identify_caller(ctx, settings, events)
     if caller is None:
         return
+    db = create_database(settings.data.url)  # no I/O until first use
+    lease = hold_call(ctx, caller.call_id, db)  # "alive" from here, while the call is prepared
     resume = resume_request(ctx.job.metadata, caller)
-    call = await prepare_call(ctx, config, caller, events, resume)
+    call = await prepare_call(ctx, config, caller, events, resume, db=db, lease=lease)
     if call is None:
         return
     await start_and_greet(ctx, config, call, vad_model, metrics)
@@ -172,12 +175,14 @@ async def prepare_call(
     caller: Caller,
     events: EventLog,
     resume: ResumeRequest | None = None,
+    *,
+    db: Database,
+    lease: CallLease | None = None,
 ) -> Call | None:
     """Look the caller up (within its budget), route the call, open its record, and build
     the providers the route asks for: all before the first word. A resumed call also reads
     what its record carries over; None: the call needs no agent any more (job ended)."""
     settings = config.settings
-    db = create_database(settings.data.url)  # no I/O until first use
     # Read beside the directory's lookup: the caller has waited since their agent was lost.
     read = asyncio.ensure_future(get_call(db, resume.call_id)) if resume else None
     entry = await known_caller(db, caller, settings, events)
@@ -190,7 +195,7 @@ async def prepare_call(
         record, found = await read_record(read, RECORD_BUDGET_S)
         outcome = restore_from(record)
         if isinstance(outcome, CallOver):
-            await _decline(ctx, db, read, events, outcome.why)
+            await _decline(ctx, db, read, events, outcome.why, lease)
             return None
         restored = outcome
         route = pick_route(route, config.routes, restored.route)
@@ -235,7 +240,9 @@ async def prepare_call(
     opening = None
     if restored is not None and apologises(restored, found):
         opening = resumed_line(config.prompts, route)
-    return Call(state, entry, providers, db, record_sink, restored=restored, opening=opening)
+    return Call(
+        state, entry, providers, db, record_sink, restored=restored, opening=opening, lease=lease
+    )
 
 
 MARK_DONE_TIMEOUT_S = 5.0
@@ -262,6 +269,7 @@ async def _decline(
     read: asyncio.Future[CallRecord | None],
     events: EventLog,
     why: str,
+    lease: CallLease | None,
 ) -> None:
     """End a resumed job whose call is over: the room is left as it is (a transferred
     caller may still be in it, with the person they were handed to), marked so that the
@@ -276,6 +284,8 @@ async def _decline(
         await asyncio.wait_for(ctx.api.room.update_room_metadata(update), MARK_DONE_TIMEOUT_S)
     except Exception as e:  # the guardian then tries again, within its budget
         logger.warning("could not mark the room done (%s)", type(e).__name__)
+    if lease is not None:
+        await lease.close()  # before its database is closed
     await db.close()
     ctx.shutdown(f"resume declined: {why}")
 
@@ -312,15 +322,13 @@ async def start_and_greet(
     session.on("close", lambda ev: events.emit(SessionClosed(reason=str(ev.reason))))
     session.on("conversation_item_added", lambda ev: record_transcript(events, ev.item))
     session.on("close", lambda _ev: end_room_with_session(ctx, state))
-    lease = call_lease(ctx, state, call.db)
-    if lease is not None:
-        lease.start()  # before the session: a job that dies while it starts is known too
+    if call.lease is not None:
+        follow_lease(ctx, state, call.lease)
 
     recording: call_recording.CallRecording | None = None
 
     async def close_record(reason: str) -> None:
-        if lease is not None:
-            await lease.close()
+        # The lease was released first (its own shutdown callback, added earlier).
         if recording is not None:
             await recording.close()  # first: the record then says the file is whole
         if state.replaced:

@@ -50,10 +50,13 @@ class CallLease:
         self._db = db
         self._call_id = call_id
         self._holder = holder
-        self._on_lost = on_lost
+        # Replaced once the call's state exists (``follow_lease``): from then on a lost
+        # lease also marks the call taken over.
+        self.on_lost = on_lost
         self._refresh_s = refresh_s
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._closed = False
         self.lost = False
 
     def start(self) -> None:
@@ -69,7 +72,7 @@ class CallLease:
             elif await self._write(leases.refresh(self._db, self._call_id, self._holder)) is False:
                 self.lost = True
                 logger.warning("another agent holds this call now: leaving it to that one")
-                self._on_lost()
+                self.on_lost()
                 return
             await asyncio.sleep(self._refresh_s)  # a period, not a synchronisation
 
@@ -84,7 +87,11 @@ class CallLease:
             return None
 
     async def close(self) -> None:
-        """The call ended here: stop refreshing, and clear the lease if it is still ours."""
+        """The call ended here: stop refreshing, and clear the lease if it is still ours.
+        Once: the job's shutdown closes it, and so may a job that ends before its call."""
+        if self._closed:
+            return
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -93,22 +100,37 @@ class CallLease:
             await self._write(leases.release(self._db, self._call_id, self._holder))
 
 
-def call_lease(ctx: JobContext, state: CallState, db: Database) -> CallLease | None:
-    """The lease this job keeps on its call (not started yet), or None where there is no
-    call to hold: console mode, or a caller without a SIP call ID."""
-    call_id = state.caller.call_id
-    if ctx.is_fake_job() or not call_id or not state.agent_identity:
+LOST = "another agent holds the call"
+
+
+def hold_call(ctx: JobContext, call_id: str | None, db: Database) -> CallLease | None:
+    """The lease this job keeps on its call, started now: as soon as the job is in the room
+    with its caller, before the call is prepared, so that a job that dies while it prepares
+    is known dead within the guardian's silence. Released when the job ends. None where
+    there is no call to hold: console mode, or a caller without a SIP call ID."""
+    if ctx.is_fake_job() or not call_id:
         return None
     if not ctx.room.isconnected():
         # Already out of the room (removed as a second agent, say): holding the call now
         # would take it from the agent that has it.
         return None
+    lease = CallLease(db, call_id, ctx.room.local_participant.identity, lambda: ctx.shutdown(LOST))
+    lease.start()
+    # First of the call's shutdown callbacks: released before the record and the database
+    # are closed.
+    ctx.add_shutdown_callback(lease.close)
+    return lease
+
+
+def follow_lease(ctx: JobContext, state: CallState, lease: CallLease) -> None:
+    """The call's state exists: a lease lost before or from now on marks it replaced."""
 
     def lost() -> None:
         state.replaced = True
-        ctx.shutdown("another agent holds the call")
+        ctx.shutdown(LOST)
 
-    return CallLease(db, call_id, state.agent_identity, lost)
+    state.replaced = state.replaced or lease.lost
+    lease.on_lost = lost
 
 
 def end_room_with_session(ctx: JobContext, state: CallState) -> None:

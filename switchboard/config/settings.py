@@ -695,13 +695,24 @@ class GuardianSettings:
             "guardian: longest wait between two attempts, seconds",
         ),
     ]
-    join_timeout_s: Annotated[
+    assign_wait_s: Annotated[
         float,
         EnvVar(
-            "SWITCHBOARD_GUARDIAN_JOIN_TIMEOUT",
-            "10",
-            Number(1, 120),
-            "guardian: seconds an accepted job has to join the room",
+            "SWITCHBOARD_GUARDIAN_ASSIGN_WAIT",
+            "5",
+            Number(0.5, 60),
+            "guardian: seconds a dispatch no worker has taken yet may still be taken (a "
+            "loaded worker answers the server late) before it counts as refused",
+        ),
+    ]
+    start_allowance_s: Annotated[
+        float,
+        EnvVar(
+            "SWITCHBOARD_GUARDIAN_START_ALLOWANCE",
+            "20",
+            Number(1, 300),
+            "guardian: seconds a job a worker accepted has to start and join the room "
+            "before the caller gets another dispatch",
         ),
     ]
     overflow_to: Annotated[

@@ -6,8 +6,9 @@ the wait began). What the guardian remembers (``Memory``) only makes it quicker:
 restarted guardian waits a little longer, never dispatches twice.
 
 Two guardians, or a guardian and the dispatch rule, must never put two agents in one room:
-- before dispatching, any dispatch of ours that a worker accepted recently, or that is still
-  pending (created less than one back-off ago), means "wait";
+- before dispatching, any dispatch of ours that a worker accepted less than the start
+  allowance ago and whose agent has not arrived (its job is starting), or that no worker
+  has taken yet but may still (created less than ``assign_wait_s`` ago), means "wait";
 - a new attempt first deletes the earlier dispatches of ours that no worker took
   (``SendAgent.supersede``);
 - only one guardian acts in a room at a time: the one holding the room's lease, a dispatch
@@ -41,7 +42,14 @@ class Policy:
     budget_s: float
     backoff_s: float
     backoff_max_s: float
-    join_timeout_s: float
+    # A dispatch with no job yet may still get one this long after it was made: the
+    # server asks the workers one by one, and a loaded worker answers late. Only then is
+    # it refused; deleting it earlier does not stop a worker that then accepts it.
+    assign_wait_s: float
+    # A job a worker accepted has this long to start and join before the caller gets
+    # another dispatch: on a loaded worker a job process can take tens of seconds to start,
+    # and a second dispatch then only adds a job that starves the first.
+    start_allowance_s: float
     overflow_to: str | None
     overflow_wait_s: float
     room_prefix: str | None = None
@@ -151,18 +159,18 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
     seen = memory.seen_agents | {a.identity for a in agents}
     jobs = sorted((j for d in ours for j in d.jobs), key=lambda j: (j.started_at, j.id))
     last_job: Job | None = jobs[-1] if jobs else None
-    if last_job is not None and last_job.identity not in seen:
-        arrives_by = last_job.started_at + policy.join_timeout_s
-        if now < arrives_by:
-            return Wait("a worker took the job; its agent is joining", arrives_by)
 
     # This caller's wait began when the last agent that served them was accepted: the one
-    # we saw arrive, or, with no memory of the room (a restart), the last job accepted.
-    if seen:
-        seen_jobs = [j for j in jobs if j.identity in seen]
-        after = seen_jobs[-1].started_at if seen_jobs else -math.inf
+    # we saw arrive, or, with no memory of the room (a restart), the last job accepted if
+    # the call was answered (an agent spoke to the caller). A job accepted whose agent
+    # never came served nobody: its caller is still waiting for their first agent.
+    served = [j for j in jobs if j.identity in seen]
+    if served:
+        after = served[-1].started_at
+    elif not memory.seen_agents and caller.answered and last_job is not None:
+        after = last_job.started_at
     else:
-        after = last_job.started_at if last_job is not None else -math.inf
+        after = -math.inf
     attempts = sorted(
         (d for d in ours if d.mark is not None and d.created_at > after),
         key=lambda d: (d.created_at, d.id),
@@ -179,10 +187,25 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         since = memory.agentless_since if memory.agentless_since is not None else now
     else:
         since = caller.joined_at
+    out_of_budget = since + policy.budget_s
+
+    # A worker accepted a job whose agent has not arrived: it is starting (a job process
+    # on a busy worker can take long). Another dispatch now would not be faster; it would
+    # compete with this one for the same cores, and both agents could end up in the room.
+    starting = starting_until(jobs, seen, now, policy)
+    if starting is not None and silent is None and now < out_of_budget:
+        return Wait(
+            "a worker accepted the job; its agent is starting", min(starting, out_of_budget)
+        )
+
+    # A dispatch no worker has taken yet, recent enough that one may still take it.
+    unanswered = [d for d in ours if not d.jobs and d.created_at > after]
+    answer_by = max((d.created_at + policy.assign_wait_s for d in unanswered), default=now)
+    if silent is None and now < min(answer_by, out_of_budget):
+        return Wait("a dispatch is waiting for a worker's answer", min(answer_by, out_of_budget))
 
     if last_mark is None and silent is None and now < since + policy.grace_s:
         return Wait("grace period", since + policy.grace_s)
-    out_of_budget = since + policy.budget_s
     if now >= out_of_budget:
         transferred = any(d.transferred for d in room.dispatches)
         return _overflow(caller, transferred, now, since, policy)
@@ -192,7 +215,7 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         if now < next_at:
             return Wait("back-off", min(next_at, out_of_budget))
 
-    refused = tuple(d.id for d in ours if not d.jobs and d.created_at > after)
+    refused = tuple(d.id for d in unanswered)
     if silent is not None:
         reason = "agent_silent"
     elif resume:
@@ -207,6 +230,20 @@ def decide(room: RoomView, memory: Memory, now: float, policy: Policy) -> Decisi
         supersede=refused,
         remove=(silent.identity,) if silent is not None else (),
     )
+
+
+def starting_until(
+    jobs: list[Job], seen: frozenset[str], now: float, policy: Policy
+) -> float | None:
+    """Until when a job is starting: a worker accepted it less than ``start_allowance_s``
+    ago, its agent has not arrived, and the server does not say it ended. None: no job is
+    starting (every accepted one arrived, ended, or had its time)."""
+    ends = [
+        j.started_at + policy.start_allowance_s
+        for j in jobs
+        if j.identity not in seen and not j.ended
+    ]
+    return max((end for end in ends if end > now), default=None)
 
 
 def silent_agent(room: RoomView, agents: list[Person], policy: Policy) -> Person | None:

@@ -142,6 +142,21 @@ class Guardian:
                 self._schedule(room_name, self._policy.backoff_s)
                 return
             if isinstance(decision, SendAgent):
+                # The look can be seconds old on a busy machine, and a worker may have
+                # taken a dispatch since (an accepted job shows up late): a new dispatch
+                # is decided on a fresh look, taken under the room's lease.
+                fresh = await self._look(room_name, None)
+                if fresh is None:
+                    self._forget(room_name)
+                    return
+                view, now = fresh, self._clock()
+                decision = decide(view, self._observe(view, now), now, self._policy)
+                if isinstance(decision, Wait):
+                    self._schedule(room_name, decision.until - now)
+                    return
+            if isinstance(decision, Leave):
+                return
+            if isinstance(decision, SendAgent):
                 await self._dispatcher.send_agent(view, decision)
                 # Look again once a worker could have taken it (or refused).
                 self._schedule(room_name, self._policy.backoff_s)

@@ -30,6 +30,8 @@ LEASE_SUFFIX = ".guardian-lease"
 AGENT_DONE_KEY = "switchboard_agent_done"
 
 Kind = Literal["sip", "agent", "other"]
+# Job states that say the job is over (livekit-server: ``agent.JobStatusIsEnded``).
+JOB_ENDED = (api.JobStatus.JS_SUCCESS, api.JobStatus.JS_FAILED)
 # sip.callStatus values of a call that was answered and still goes on.
 ANSWERED = ("active", "automation")
 
@@ -55,6 +57,9 @@ class Job:
     id: str
     identity: str  # the agent participant the worker said it would join as
     started_at: float  # when a worker accepted it, server clock, seconds
+    # The server's word that the job is over (its state when the worker accepted it: a
+    # dispatch's jobs are not updated later, so a job that dies starting still looks live).
+    ended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,12 @@ def person_from_api(p: api.ParticipantInfo) -> Person:
 def dispatch_from_api(d: api.AgentDispatch) -> Dispatch:
     lease = parse_lease(d.metadata) if d.agent_name.endswith(LEASE_SUFFIX) else None
     jobs = tuple(
-        Job(j.id, j.state.participant_identity, j.state.started_at / 1e9)
+        Job(
+            j.id,
+            j.state.participant_identity,
+            j.state.started_at / 1e9,
+            ended=j.state.status in JOB_ENDED or j.state.ended_at > 0,
+        )
         for j in d.state.jobs
         if j.state.participant_identity
     )
