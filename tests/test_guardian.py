@@ -552,6 +552,12 @@ def test_a_dead_agent_is_judged_by_a_silence_of_at_least_two_lease_refreshes() -
     assert "set it to 0 (off) or at least 2" in str(e.value)
 
 
+def test_the_renamed_join_timeout_is_refused_with_its_new_name() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_guardian_config({**BASE, "SWITCHBOARD_GUARDIAN_JOIN_TIMEOUT": "10"})
+    assert "SWITCHBOARD_GUARDIAN_START_ALLOWANCE" in str(e.value)
+
+
 def test_every_configuration_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as e:
         load_guardian_config(

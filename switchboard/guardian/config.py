@@ -33,6 +33,10 @@ class GuardianConfig:
     database_url: str  # where the workers' call leases are (the call records' database)
 
 
+# Until 29 Nov 2026: the wait for a dispatched agent, counted from the dispatch.
+RENAMED_JOIN_TIMEOUT = "SWITCHBOARD_GUARDIAN_JOIN_TIMEOUT"
+
+
 def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
     """Read and check every variable; raise one ConfigError listing every problem."""
     settings = load_settings(env)
@@ -57,6 +61,18 @@ def load_guardian_config(env: Mapping[str, str]) -> GuardianConfig:
                 f"SWITCHBOARD_GUARDIAN_AGENT_SILENCE={g.agent_silence_s:g} is shorter than two "
                 f"lease refreshes ({MIN_SILENCE_S:g} s): a busy but live agent would be replaced",
                 f"set it to 0 (off) or at least {MIN_SILENCE_S:g}",
+            )
+        )
+    if RENAMED_JOIN_TIMEOUT in env:
+        # Renamed when it changed meaning: a value tuned for the old one would mislead.
+        problems.append(
+            Problem(
+                SOURCE,
+                "",
+                RENAMED_JOIN_TIMEOUT,
+                f"{RENAMED_JOIN_TIMEOUT} is no longer read: it is now "
+                "SWITCHBOARD_GUARDIAN_START_ALLOWANCE, counted from a worker accepting the job",
+                "rename it (default 20 s; see docs/GUARDIAN.md)",
             )
         )
     if problems:
