@@ -318,11 +318,15 @@ async def _answered_call(
 async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded: Guarded) -> None:
     """The guardian knows the agent died from its call lease, not from the server (which
     notices only after about 20 s): the caller hears a new agent within seconds, the call
-    keeps its one record, and the call on another worker is untouched."""
+    keeps its one record, and the call on another worker is untouched. The guardian that
+    gets the webhooks is killed with the worker: the other one resumes the call alone, and
+    both guardians restarted mid-call bring no second agent."""
     lab = guarded.lab
     beside, beside_said = await _answered_call(guarded, CALLER_BESIDE)
     try:
         call, said, killed_at = await _call_then_kill_its_worker(guarded, CALLER_KILLED)
+        (first_guardian,) = [p for p in lab.lab.procs.running() if p.name == GUARDIANS[0]]
+        os.kill(first_guardian.pid, signal.SIGKILL)  # ours, by pid
     except BaseException:
         beside.cancel()
         raise
@@ -352,10 +356,13 @@ async def test_a_worker_killed_mid_call_is_replaced_by_exactly_one_agent(guarded
                 )
 
             again = await _until("the new agent speaking", 30, new_agent_speaks)
+            assert not alive(first_guardian.pid)  # the second guardian resumed it alone
+            start_guardians(lab)  # both restarted, with no memory, while the call goes on
             rooms = await lk.room.list_rooms(api.ListRoomsRequest())
             name = next(r.name for r in rooms.rooms if r.sid == room_id)
-            # One agent in the room, now and for the next seconds (none on its way).
-            for _ in range(6):
+            # One agent in the room, now and for the next seconds (none on its way), while
+            # the restarted guardians look at the room (every second, the second one).
+            for _ in range(8):
                 people = await lk.room.list_participants(api.ListParticipantsRequest(room=name))
                 agents = [
                     p.identity
