@@ -8,6 +8,7 @@ out, which disconnects every leg; the job then ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from livekit.agents import AgentSession, JobContext
@@ -18,6 +19,8 @@ from switchboard.call.state import CallState
 # Tasks started from event callbacks: kept referenced until done (asyncio keeps only weak
 # references to tasks, so an unreferenced one can vanish mid-call).
 _tasks: set[asyncio.Task[Any]] = set()
+# Longest wait for the speech being cut to stop before the message is said anyway.
+INTERRUPT_WAIT_S = 2.0
 
 
 def say_then_hang_up_soon(
@@ -32,8 +35,13 @@ def say_then_hang_up_soon(
 async def say_then_hang_up(
     ctx: JobContext, session: AgentSession[CallState], state: CallState, text: str, reason: str
 ) -> None:
-    # Whatever the agent was saying is cut short: this message replaces it.
-    session.interrupt(force=True)
+    # Whatever the agent was saying is cut short: this message replaces it. Said once the
+    # cut is done (bounded): the cut speech's audio is cleared as it stops, and this
+    # message must not be queued before that. (A lab run once hung up 0.1 s after a
+    # shutdown goodbye asked for while the first words were starting, unheard; this is
+    # the likely race, not a proven one.)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(session.interrupt(force=True), INTERRUPT_WAIT_S)
     handle = session.say(text, allow_interruptions=False, add_to_chat_ctx=False)
     state.events.emit(AgentSaid(text=text))
     await handle.wait_for_playout()
