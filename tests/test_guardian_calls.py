@@ -161,23 +161,38 @@ def _overflowed(guarded: Guarded, number: str, since: float) -> list[dict[str, A
 
 async def _occupy_workers(guarded: Guarded, lk: api.LiveKitAPI) -> list[str]:
     """Every live worker busy, with a job each in a room no caller joins: they refuse
-    calls until those rooms are deleted. Returns the rooms' names."""
-
-    await _until("the workers free", 30, lambda: _all_free(guarded))
-    holds = [f"hold-{uuid.uuid4().hex[:8]}" for _ in await _busy(guarded)]
-    for room in holds:
-        # Kept until deleted: the server would close a room nobody joins after its
-        # empty_timeout, and the job would stop waiting for a caller (see the fixture).
-        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=300))
-        await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=guarded.agent_name, room=room)
-        )
+    calls until those rooms are deleted. Returns the rooms' names; on failure, deletes
+    them (a hold left behind keeps its worker busy for minutes, failing the next test)."""
 
     async def all_busy() -> bool:
         return all((await _busy(guarded)).values())
 
-    await _until("the workers busy", 20, all_busy)
-    return holds
+    await _until("the workers free", 30, lambda: _all_free(guarded))
+    holds: list[str] = []
+    try:
+        # Topped up when one is not taken: the server places a dispatch by the workers'
+        # last load reports (every 2.5 s) and gives up after trying them (CI saw a worker
+        # stay idle for 20 s after a round of as many holds as workers).
+        for _ in range(3):
+            idle = [name for name, jobs in (await _busy(guarded)).items() if not jobs]
+            for _ in idle:
+                room = f"hold-{uuid.uuid4().hex[:8]}"
+                # Kept until deleted: the server would close a room nobody joins after its
+                # empty_timeout, and the job would stop waiting for a caller (the fixture).
+                await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=300))
+                holds.append(room)
+                await lk.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(agent_name=guarded.agent_name, room=room)
+                )
+            with contextlib.suppress(AssertionError):
+                await _until("the workers busy", 12, all_busy)
+                return holds
+        raise AssertionError(
+            f"the workers busy: not after {len(holds)} holds: {await _busy(guarded)}"
+        )
+    except BaseException:
+        await _release(lk, holds)
+        raise
 
 
 async def _release(lk: api.LiveKitAPI, holds: list[str]) -> None:
