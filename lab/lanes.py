@@ -19,8 +19,10 @@ summary reads whole. The exit code is the worse of the two.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = ROOT / "tests" / "lane_weights.json"
 DEFAULT_WEIGHT = 20.0  # seconds: a new lab module, until the table is weighed again
 LANES = 2
+STOP_WAIT_S = 60.0  # for an interrupted lane to take its lab down
 
 
 def split(
@@ -86,6 +89,22 @@ def _namespace_exists(name: str) -> bool:
     return any(line.split()[0] == name for line in listed.splitlines() if line.split())
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """A lane still running when the run was interrupted: stopped as Ctrl+C stops pytest,
+    so that its fixtures take its lab down (SIGTERM would leave the lab's processes)."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(STOP_WAIT_S)  # a Ctrl+C in the terminal reached the lanes too
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run(pytest_args: Sequence[str], lanes: int) -> int:
     netns = str(ROOT / "lab" / "netns.sh")
     procs: list[tuple[int, subprocess.Popen[bytes], Path | None]] = []
@@ -111,9 +130,7 @@ def run(pytest_args: Sequence[str], lanes: int) -> int:
         codes = {lane: proc.wait() for lane, proc, _ in procs}
     finally:
         for _, proc, _ in procs:  # interrupted: stop the lanes we started, by pid
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
+            _stop(proc)
         for env in created:
             subprocess.run([netns, "down"], env=env, check=False)
     for lane, _, log in procs:
