@@ -10,7 +10,9 @@ The transcript and the chat context never reach it. This scores each utterance o
 resampled to 16 kHz) and as espeak-ng makes it (wide-band), at that moment: complete
 utterances, the first halves of incomplete ones (where a good model says "unfinished")
 and incomplete ones said whole. ``--recording`` scores a recording of real speech the
-same way at each pause of at least 0.2 s and at its end. Writes bench/out/turn_model.json.
+same way at each pause of at least 0.2 s and at its end. ``--recordings DIR`` scores the
+real voice ``bench.voices`` fetched into DIR: each clip at its end, and each incomplete
+one after its first part and whole. Writes bench/out/turn_model.json.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from livekit.agents.inference.eot.base import MIN_SILENCE_DURATION_MS
 from livekit.agents.inference.eot.languages import LOCAL_LANGUAGES
 from livekit.local_inference import EOT, EOT_MAX_SAMPLES
 
+from bench import voices
 from bench.turns import UTTERANCES, VOICES
 from lab.audio import SILENCE_RMS, prompt_pcmu
 
@@ -133,6 +136,25 @@ def recording_scores(model: EOT, path: Path) -> list[Score]:
     ]
 
 
+def human_scores(model: EOT, folder: Path) -> list[Score]:
+    out = []
+    ulaw = ["-t", "raw", "-r", "8000", "-e", "mu-law", "-b", "8", "-c", "1"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in voices.load(folder):
+            said = [(r.kind, r.parts[0], r.texts[0])]
+            if len(r.parts) > 1:
+                whole = tuple(f for part in r.parts for f in part)
+                said = [("incomplete-first", r.parts[0], r.texts[0])]
+                said.append(("incomplete-whole", whole, " ".join(r.texts)))
+            for label, files, text in said:
+                raw = voices.to_file(files, Path(tmp) / "speech.ulaw", *ulaw)
+                wav = voices.to_file(files, Path(tmp) / "speech.wav")
+                phone, wide = sox_pcm(raw, ulaw), sox_pcm(wav, [])
+                p, w = (score_at(model, x, speech_end(x)) for x in (phone, wide))
+                out.append(Score(f"human-{label}", voices.VOICE, text, p, w))
+    return out
+
+
 def table(scores: Sequence[Score]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for kind in dict.fromkeys(s.kind for s in scores):
@@ -153,19 +175,26 @@ def table(scores: Sequence[Score]) -> list[dict[str, object]]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.turn_model")
     parser.add_argument("--recording", type=Path, help="a recording of real speech (any sox input)")
+    parser.add_argument("--recordings", type=Path, help="a folder `python -m bench.voices` filled")
     args = parser.parse_args()
     model = EOT()
     scores = utterance_scores(model)
     if args.recording:
         scores += recording_scores(model, args.recording)
+    if args.recordings:
+        try:
+            scores += human_scores(model, args.recordings)
+        except FileNotFoundError as e:
+            print(f"bench.turn_model: {e}", file=sys.stderr)
+            return 1
     rows = table(scores)
     print(f"threshold {THRESHOLD} (English), scored after {AFTER:g} s of silence")
-    print(f"{'':18}{'n':>3}   phone: median  min-max  >=thr   wide-band: median  min-max  >=thr")
+    print(f"{'':24}{'n':>3}   phone: median  min-max  >=thr   wide-band: median  min-max  >=thr")
     for r in rows:
         p, w = r["phone"], r["wide"]
         assert isinstance(p, dict) and isinstance(w, dict)
         print(
-            f"{r['kind']:18}{r['n']:>3}   {p['median']:>13.2f}  {p['min']:.2f}-{p['max']:.2f}"
+            f"{r['kind']:24}{r['n']:>3}   {p['median']:>13.2f}  {p['min']:.2f}-{p['max']:.2f}"
             f"  {p['judged_finished']:>5}   {w['median']:>17.2f}  {w['min']:.2f}-{w['max']:.2f}"
             f"  {w['judged_finished']:>5}"
         )

@@ -17,8 +17,10 @@ first loud agent packet after it. An incomplete utterance is cut off (a false en
 when agent audio arrives after its first part and before its last part ends. The fake's
 transcription answers follow the audio: each request gets the text of the part that
 ended last before it arrived, so the end-of-turn model reads what the caller had said so
-far. The lab runs with its state in ``<LAB_STATE_DIR or .lab>/bench``. Writes
-bench/out/turns.json.
+far. ``--recordings DIR`` speaks a real human voice instead of espeak-ng: the Asterisk
+prompts ``python -m bench.voices DIR`` fetched (its lone "unfinished" fragments are left
+out: with nothing after them there is no false endpoint to see). The lab runs with its
+state in ``<LAB_STATE_DIR or .lab>/bench``. Writes bench/out/turns.json.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import voices
 from bench.scale import private_lab, wait_for_no_lab
 from bench.stats import summary_ms
 from lab.audio import (
@@ -45,6 +49,7 @@ from lab.audio import (
     SAMPLE_RATE,
     SILENCE_RMS,
     load_pcmu,
+    pad_frames,
     pcmu_rms,
     prompt_pcmu,
     silence_pcmu,
@@ -105,7 +110,36 @@ UTTERANCES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-Utterance = tuple[str, tuple[str, ...], tuple[str, int]]  # kind, parts, (voice, wpm)
+@dataclass(frozen=True)
+class Utterance:
+    kind: str
+    voice: str
+    parts: tuple[tuple[str, bytes], ...]  # (text, 8 kHz PCMU) of each part
+
+
+def espeak_utterances() -> list[Utterance]:
+    out = []
+    for i, (kind, texts) in enumerate(UTTERANCES):
+        voice, wpm = VOICES[i % len(VOICES)]
+        spoken = [(t, load_pcmu(prompt_pcmu(t, voice=voice, wpm=wpm))) for t in texts]
+        out.append(Utterance(kind, f"{voice}@{wpm}", tuple(spoken)))
+    return out
+
+
+def recorded_utterances(folder: Path) -> list[Utterance]:
+    out = []
+    mulaw = ["-t", "raw", "-e", "mu-law", "-b", "8"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in voices.load(folder):
+            if r.kind == "unfinished":
+                continue
+            raw = Path(tmp) / "part.ulaw"
+            spoken = [
+                (text, pad_frames(voices.to_file(files, raw, *mulaw).read_bytes()))
+                for text, files in zip(r.texts, r.parts, strict=True)
+            ]
+            out.append(Utterance(r.kind, voices.VOICE, tuple(spoken)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -189,18 +223,17 @@ def call_audio(utterances: Sequence[Utterance]) -> tuple[bytes, list[Said]]:
     """What the caller sends from the answer on, and where each utterance is in it."""
     audio = silence_pcmu(LEAD_IN)
     said: list[tuple[str, str, list[Part]]] = []
-    for kind, texts, (voice, wpm) in utterances:
+    for u in utterances:
         parts = []
-        for n, text in enumerate(texts):
+        for n, (text, pcmu) in enumerate(u.parts):
             if n:
                 audio += silence_pcmu(PAUSE)
-            pcmu = load_pcmu(prompt_pcmu(text, voice=voice, wpm=wpm))
             _, end = loud_span(pcmu)
             at = len(audio) / SAMPLE_RATE
             parts.append(Part(text, at, at + end))
             audio += pcmu
         audio += silence_pcmu(GAP)
-        said.append((kind, f"{voice}@{wpm}", parts))
+        said.append((u.kind, u.voice, parts))
     total = len(audio) / SAMPLE_RATE
     starts = [p[2][0].start for p in said[1:]] + [total]
     return audio, [Said(k, v, tuple(p), nxt) for (k, v, p), nxt in zip(said, starts, strict=True)]
@@ -259,21 +292,24 @@ def with_predictions(turns: Sequence[Turn], found: Sequence[Prediction]) -> list
     return out
 
 
-def plan(calls_per_config: int) -> list[tuple[str, list[Utterance]]]:
+def plan(
+    voiced: Sequence[Utterance], calls_per_config: int
+) -> list[tuple[str, Sequence[Utterance]]]:
     """The calls in the order placed: the configurations alternate, and each speaks the
     utterances in the same order with the same voices, so they differ only in config."""
-    voiced = [(k, p, VOICES[i % len(VOICES)]) for i, (k, p) in enumerate(UTTERANCES)]
     chunks = [voiced[i : i + PER_CALL] for i in range(0, len(voiced), PER_CALL)]
     chunks = chunks[:calls_per_config] if calls_per_config else chunks
     return [(config, chunk) for chunk in chunks for config in CONFIGS]
 
 
-async def run_calls(lab: Lab, fake: FakeOpenAI, calls_per_config: int) -> list[Turn]:
+async def run_calls(
+    lab: Lab, fake: FakeOpenAI, voiced: Sequence[Utterance], calls_per_config: int
+) -> list[Turn]:
     replies = [say("Hello."), *[say("Sure.") for _ in range(100)]]
     for config in CONFIGS:
         fake.script(config, replies)
     out: list[Turn] = []
-    for c, (config, chunk) in enumerate(plan(calls_per_config)):
+    for c, (config, chunk) in enumerate(plan(voiced, calls_per_config)):
         audio, said = call_audio(chunk)
         seconds = len(audio) / SAMPLE_RATE
         # The fake answers by time, so it learns the answer's time as the audio starts.
@@ -313,7 +349,8 @@ def _summary(turns: Sequence[Turn]) -> dict[str, Any]:
 
 
 def figures(turns: Sequence[Turn], load: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"pause_s": PAUSE, "voices": [f"{v}@{w}" for v, w in VOICES]}
+    voiced = dict.fromkeys(t.said.voice for t in turns)
+    out: dict[str, Any] = {"pause_s": PAUSE, "voices": list(voiced)}
     for config in CONFIGS:
         mine = [t for t in turns if t.config == config]
         complete = [t for t in mine if len(t.said.parts) == 1]
@@ -380,7 +417,17 @@ def main() -> int:
     parser.add_argument(
         "--debug", action="store_true", help="worker at debug level: the model's predictions"
     )
+    parser.add_argument(
+        "--recordings",
+        type=Path,
+        help="speak the real voice `python -m bench.voices DIR` fetched, not espeak-ng",
+    )
     args = parser.parse_args()
+    try:
+        voiced = recorded_utterances(args.recordings) if args.recordings else espeak_utterances()
+    except FileNotFoundError as e:
+        print(f"bench.turns: {e}", file=sys.stderr)
+        return 1
     lab = private_lab()
     load = [os.getloadavg()]
     started = time.monotonic()
@@ -392,7 +439,7 @@ def main() -> int:
             if args.debug:
                 worker_env["LIVEKIT_LOG_LEVEL"] = "debug"
             lab.start_agent("start", name="agent-ai", env=worker_env)
-            turns = asyncio.run(run_calls(lab, fake, args.calls))
+            turns = asyncio.run(run_calls(lab, fake, voiced, args.calls))
             if args.debug:
                 turns = with_predictions(turns, predictions(lab.c.state_dir / "logs/agent-ai.log"))
     except LabError as e:
