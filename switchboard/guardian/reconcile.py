@@ -20,6 +20,7 @@ import aiohttp
 from livekit import api
 
 from switchboard.guardian.decisions import (
+    Decision,
     EndRoom,
     Leave,
     Memory,
@@ -124,18 +125,11 @@ class Guardian:
     async def check(self, room_name: str, room: api.Room | None = None) -> None:
         lock = self._locks.setdefault(room_name, asyncio.Lock())
         async with lock:
-            view = await self._look(room_name, room)
-            if view is None:
-                self._forget(room_name)
+            looked = await self._look_and_decide(room_name, room)
+            if looked is None:
                 return
-            now = self._clock()
-            memory = self._observe(view, now)
-            decision = decide(view, memory, now, self._policy)
-            logger.debug("room %s: %s", view.sid, decision)
-            if isinstance(decision, Wait):
-                self._schedule(room_name, decision.until - now)
-                return
-            if isinstance(decision, Leave):
+            view, now, decision = looked
+            if self._nothing_now(room_name, now, decision):
                 return
             if not await self._dispatcher.acquire(view, now):
                 # Another guardian acts here; look again in case it goes away.
@@ -145,17 +139,12 @@ class Guardian:
                 # The look can be seconds old on a busy machine, and a worker may have
                 # taken a dispatch since (an accepted job shows up late): a new dispatch
                 # is decided on a fresh look, taken under the room's lease.
-                fresh = await self._look(room_name, None)
-                if fresh is None:
-                    self._forget(room_name)
+                looked = await self._look_and_decide(room_name, None)
+                if looked is None:
                     return
-                view, now = fresh, self._clock()
-                decision = decide(view, self._observe(view, now), now, self._policy)
-                if isinstance(decision, Wait):
-                    self._schedule(room_name, decision.until - now)
+                view, now, decision = looked
+                if self._nothing_now(room_name, now, decision):
                     return
-            if isinstance(decision, Leave):
-                return
             if isinstance(decision, SendAgent):
                 await self._dispatcher.send_agent(view, decision)
                 # Look again once a worker could have taken it (or refused).
@@ -168,6 +157,27 @@ class Guardian:
             elif isinstance(decision, EndRoom):
                 await self._dispatcher.end_room(view, decision, now)
                 self._forget(room_name)
+
+    async def _look_and_decide(
+        self, room_name: str, room: api.Room | None
+    ) -> tuple[RoomView, float, Decision] | None:
+        """A look at the room and what to do now; None (and forgotten) when it is gone."""
+        view = await self._look(room_name, room)
+        if view is None:
+            self._forget(room_name)
+            return None
+        now = self._clock()
+        decision = decide(view, self._observe(view, now), now, self._policy)
+        logger.debug("room %s: %s", view.sid, decision)
+        return view, now, decision
+
+    def _nothing_now(self, room_name: str, now: float, decision: Decision) -> bool:
+        """True for a decision that acts on nothing now: a wait (looked at again when it
+        ends) or leaving the room alone."""
+        if isinstance(decision, Wait):
+            self._schedule(room_name, decision.until - now)
+            return True
+        return isinstance(decision, Leave)
 
     async def _look(self, room_name: str, room: api.Room | None) -> RoomView | None:
         try:
