@@ -58,6 +58,9 @@ from lab.phone import CallResult, place_call
 from lab.procs import LabError
 from lab.stack import Lab, ai_worker_env
 from lab.testing.fake_openai import FakeOpenAI, say
+from switchboard.data.db import open_database
+from switchboard.data.records.latency import turn_latency
+from switchboard.data.records.query import recent_calls
 
 OUT = Path(__file__).resolve().parent / "out"
 TUNED = "bench-turns"  # the lab's routes without a [route.turn]: the phone defaults
@@ -385,9 +388,36 @@ def _turn_row(t: Turn) -> dict[str, Any]:
         "voice": t.said.voice,
         "text": t.said.text,
         "latency_ms": None if t.latency is None else round(t.latency * 1000, 1),
+        "speech_end": round(t.speech_end, 3),  # wall clock: to line up with a packet capture
         "cut_off_after_first_part_ms": cut,
         "eot_probabilities": list(t.probabilities),
     }
+
+
+ROUTES = {FRAMEWORK: "lab-turns-framework", FAST: "lab-turns-fast"}
+
+
+async def stages(database_url: str, calls: int) -> dict[str, Any]:
+    """Where each configuration's turns spent their time, as the worker measured it (the
+    call records' per-turn figures: end of turn, transcription, LLM first token, voice
+    first audio, end to end), over the bench's ``calls`` calls."""
+    db = await open_database(database_url)
+    try:
+        records = await recent_calls(db, limit=calls)
+    finally:
+        await db.close()
+    out: dict[str, Any] = {}
+    for config in CONFIGS:
+        route = ROUTES.get(config)
+        mine = [
+            r
+            for r in records
+            if (r.summary.route == route if route else r.summary.route not in ROUTES.values())
+        ]
+        out[config] = {
+            s.figure: {"n": s.n, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms} for s in turn_latency(mine)
+        }
+    return out
 
 
 def print_table(fig: dict[str, Any]) -> None:
@@ -406,6 +436,12 @@ def print_table(fig: dict[str, Any]) -> None:
                 f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
             )
         print(f"{'':11}false endpoints: {f['false_endpoints']}/{f['incomplete']}")
+        for figure, row in fig.get("stages", {}).get(config, {}).items():
+            if row["n"]:
+                print(
+                    f"{'':11}worker's {figure:19}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                    f"{row['p95_ms']:>7.0f}ms"
+                )
     print(f"load average (start, end): {fig['load_average']}")
 
 
@@ -440,6 +476,8 @@ def main() -> int:
                 worker_env["LIVEKIT_LOG_LEVEL"] = "debug"
             lab.start_agent("start", name="agent-ai", env=worker_env)
             turns = asyncio.run(run_calls(lab, fake, voiced, args.calls))
+            calls = len({(t.config, t.call) for t in turns})
+            worker_stages = asyncio.run(stages(env["DATABASE_URL"], calls))
             if args.debug:
                 turns = with_predictions(turns, predictions(lab.c.state_dir / "logs/agent-ai.log"))
     except LabError as e:
@@ -450,6 +488,7 @@ def main() -> int:
     load.append(os.getloadavg())
     fig = figures(turns, load)
     fig["wall_s"] = round(time.monotonic() - started)
+    fig["stages"] = worker_stages
     print_table(fig)
     OUT.mkdir(exist_ok=True)
     (OUT / "turns.json").write_text(json.dumps(fig, indent=1))
