@@ -67,6 +67,14 @@ TUNED = "bench-turns"  # the lab's routes without a [route.turn]: the phone defa
 FRAMEWORK = "bench-turns-framework"  # route lab-turns-framework: the framework's values
 FAST = "bench-turns-fast"  # route lab-turns-fast: silence alone, as short as it goes
 CONFIGS = (FRAMEWORK, TUNED, FAST)
+
+
+def route_of(config: str) -> str | None:
+    """The lab route a configuration's calls get (None: the phone defaults, which every
+    lab route without a [route.turn] has): scenario bench-turns-X asks for lab-turns-X."""
+    return None if config == TUNED else "lab-turns-" + config.removeprefix(TUNED + "-")
+
+
 LEAD_IN = 3.0  # seconds of silence first: the greeting plays alone
 GAP = 4.0  # seconds of silence after each utterance: room for the reply
 PAUSE = 1.0  # the hesitation inside an incomplete utterance
@@ -198,6 +206,24 @@ class Turn:
     # and its threshold: under it the turn waits max_endpointing_delay.
     probabilities: tuple[float | None, ...] = ()
     threshold: float | None = None
+    # Where the worker put the end of the caller's speech (its voice detector, back-dated
+    # by the silence it waited) and the start of its reply's voice (``--debug``).
+    worker_heard_end: float | None = None
+    worker_spoke: float | None = None
+
+    @property
+    def way_in(self) -> float | None:
+        """The caller's last loud frame → the end of speech as the worker places it: the
+        media path in (SIP service, LiveKit, the worker's jitter buffer and audio frames)
+        and how much later than the phone's level meter the voice detector hears silence."""
+        return None if self.worker_heard_end is None else self.worker_heard_end - self.speech_end
+
+    @property
+    def way_out(self) -> float | None:
+        """The reply's first audio frame in the worker → its first loud packet at the phone."""
+        if self.worker_spoke is None or self.reply_at is None:
+            return None
+        return self.reply_at - self.worker_spoke
 
     @property
     def latency(self) -> float | None:
@@ -280,6 +306,48 @@ def turns_of(config: str, call: int, result: CallResult, said: Sequence[Said]) -
     return out
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One message's wall-clock anchor, from the worker's "turn timing" debug lines."""
+
+    role: str
+    at: float
+
+
+def timings(log: Path) -> list[Timing]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"turn timing"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            row = json.loads(line)
+            role = str(row["role"])
+            key = "stopped_speaking_at" if role == "user" else "started_speaking_at"
+            out.append(Timing(role, float(row[key])))
+    return out
+
+
+def with_timings(turns: Sequence[Turn], found: Sequence[Timing]) -> list[Turn]:
+    """Each answered turn's last "caller stopped" before its reply reached the phone, and
+    the first "agent started" after the caller's last part began."""
+    out = []
+    for t in turns:
+        if t.reply_at is None:
+            out.append(t)
+            continue
+        begun = t.speech_end - (t.said.parts[-1].speech_end - t.said.parts[-1].start)
+        heard = [x.at for x in found if x.role == "user" and begun < x.at < t.reply_at]
+        spoke = [x.at for x in found if x.role == "assistant" and begun < x.at < t.reply_at]
+        out.append(
+            replace(
+                t,
+                worker_heard_end=heard[-1] if heard else None,
+                worker_spoke=spoke[0] if spoke else None,
+            )
+        )
+    return out
+
+
 def with_predictions(turns: Sequence[Turn], found: Sequence[Prediction]) -> list[Turn]:
     """Each part's last prediction before the next part starts (or the next utterance)."""
     out = []
@@ -296,23 +364,27 @@ def with_predictions(turns: Sequence[Turn], found: Sequence[Prediction]) -> list
 
 
 def plan(
-    voiced: Sequence[Utterance], calls_per_config: int
+    voiced: Sequence[Utterance], calls_per_config: int, configs: Sequence[str] = CONFIGS
 ) -> list[tuple[str, Sequence[Utterance]]]:
     """The calls in the order placed: the configurations alternate, and each speaks the
     utterances in the same order with the same voices, so they differ only in config."""
     chunks = [voiced[i : i + PER_CALL] for i in range(0, len(voiced), PER_CALL)]
     chunks = chunks[:calls_per_config] if calls_per_config else chunks
-    return [(config, chunk) for chunk in chunks for config in CONFIGS]
+    return [(config, chunk) for chunk in chunks for config in configs]
 
 
 async def run_calls(
-    lab: Lab, fake: FakeOpenAI, voiced: Sequence[Utterance], calls_per_config: int
+    lab: Lab,
+    fake: FakeOpenAI,
+    voiced: Sequence[Utterance],
+    calls_per_config: int,
+    configs: Sequence[str],
 ) -> list[Turn]:
     replies = [say("Hello."), *[say("Sure.") for _ in range(100)]]
-    for config in CONFIGS:
+    for config in configs:
         fake.script(config, replies)
     out: list[Turn] = []
-    for c, (config, chunk) in enumerate(plan(voiced, calls_per_config)):
+    for c, (config, chunk) in enumerate(plan(voiced, calls_per_config, configs)):
         audio, said = call_audio(chunk)
         seconds = len(audio) / SAMPLE_RATE
         # The fake answers by time, so it learns the answer's time as the audio starts.
@@ -351,10 +423,26 @@ def _summary(turns: Sequence[Turn]) -> dict[str, Any]:
     return {**summary_ms(latencies), "unanswered": len(turns) - len(latencies)}
 
 
+def _split(turns: Sequence[Turn]) -> dict[str, Any]:
+    """A complete turn's time at the phone in three: the way in, the worker (its own
+    end-to-end figure: end of speech as it placed it → its reply's first audio), the way
+    out. Only turns with both anchors (``--debug``)."""
+    both = [t for t in turns if t.way_in is not None and t.way_out is not None]
+    ins = [t.way_in for t in both if t.way_in is not None]
+    outs = [t.way_out for t in both if t.way_out is not None]
+    worker = [
+        t.worker_spoke - t.worker_heard_end
+        for t in both
+        if t.worker_spoke is not None and t.worker_heard_end is not None
+    ]
+    return {"way_in": summary_ms(ins), "worker": summary_ms(worker), "way_out": summary_ms(outs)}
+
+
 def figures(turns: Sequence[Turn], load: Sequence[tuple[float, float, float]]) -> dict[str, Any]:
     voiced = dict.fromkeys(t.said.voice for t in turns)
-    out: dict[str, Any] = {"pause_s": PAUSE, "voices": list(voiced)}
-    for config in CONFIGS:
+    configs = list(dict.fromkeys(t.config for t in turns))
+    out: dict[str, Any] = {"pause_s": PAUSE, "voices": list(voiced), "configs": configs}
+    for config in configs:
         mine = [t for t in turns if t.config == config]
         complete = [t for t in mine if len(t.said.parts) == 1]
         incomplete = [t for t in mine if len(t.said.parts) > 1]
@@ -362,6 +450,7 @@ def figures(turns: Sequence[Turn], load: Sequence[tuple[float, float, float]]) -
         cut = sum(t.cut_off_at is not None for t in incomplete)
         out[config] = {
             "complete": _summary(complete),
+            "split": _split(complete),
             "by_kind": {k: _summary([t for t in mine if t.said.kind == k]) for k in kinds},
             "false_endpoints": cut,
             "incomplete": len(incomplete),
@@ -394,10 +483,7 @@ def _turn_row(t: Turn) -> dict[str, Any]:
     }
 
 
-ROUTES = {FRAMEWORK: "lab-turns-framework", FAST: "lab-turns-fast"}
-
-
-async def stages(database_url: str, calls: int) -> dict[str, Any]:
+async def stages(database_url: str, calls: int, configs: Sequence[str]) -> dict[str, Any]:
     """Where each configuration's turns spent their time, as the worker measured it (the
     call records' per-turn figures: end of turn, transcription, LLM first token, voice
     first audio, end to end), over the bench's ``calls`` calls."""
@@ -407,12 +493,13 @@ async def stages(database_url: str, calls: int) -> dict[str, Any]:
     finally:
         await db.close()
     out: dict[str, Any] = {}
-    for config in CONFIGS:
-        route = ROUTES.get(config)
+    routes = {route_of(c) for c in configs}
+    for config in configs:
+        route = route_of(config)
         mine = [
             r
             for r in records
-            if (r.summary.route == route if route else r.summary.route not in ROUTES.values())
+            if (r.summary.route == route if route else r.summary.route not in routes)
         ]
         out[config] = {
             s.figure: {"n": s.n, "p50_ms": s.p50_ms, "p95_ms": s.p95_ms} for s in turn_latency(mine)
@@ -422,12 +509,12 @@ async def stages(database_url: str, calls: int) -> dict[str, Any]:
 
 def print_table(fig: dict[str, Any]) -> None:
     print(f"\n{'':34}{'n':>4}{'p50':>9}{'p95':>9}{'max':>9}  unanswered")
-    for config in CONFIGS:
+    for config in fig["configs"]:
         f = fig[config]
         rows = [("complete utterances", f["complete"]), *f["by_kind"].items()]
         for name, row in rows:
             print(
-                f"{config[12:] or 'defaults':>10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                f"{config[12:] or 'defaults':>10.10} {name:23}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
                 f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
             )
         for name, row in f.get("complete_by_model", {}).items():
@@ -436,6 +523,12 @@ def print_table(fig: dict[str, Any]) -> None:
                 f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms  {row['unanswered']}"
             )
         print(f"{'':11}false endpoints: {f['false_endpoints']}/{f['incomplete']}")
+        for name, row in f["split"].items():
+            if row["n"]:
+                print(
+                    f"{'':11}split: {name:21}{row['n']:>4}{row['p50_ms']:>7.0f}ms"
+                    f"{row['p95_ms']:>7.0f}ms{row['max_ms']:>7.0f}ms"
+                )
         for figure, row in fig.get("stages", {}).get(config, {}).items():
             if row["n"]:
                 print(
@@ -458,6 +551,14 @@ def main() -> int:
         type=Path,
         help="speak the real voice `python -m bench.voices DIR` fetched, not espeak-ng",
     )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(CONFIGS),
+        metavar="SCENARIO",
+        help="the configurations, by X-Scenario: bench-turns (the phone defaults) or "
+        "bench-turns-X for lab route lab-turns-X (default: %(default)s)",
+    )
     args = parser.parse_args()
     try:
         voiced = recorded_utterances(args.recordings) if args.recordings else espeak_utterances()
@@ -475,11 +576,12 @@ def main() -> int:
             if args.debug:
                 worker_env["LIVEKIT_LOG_LEVEL"] = "debug"
             lab.start_agent("start", name="agent-ai", env=worker_env)
-            turns = asyncio.run(run_calls(lab, fake, voiced, args.calls))
+            turns = asyncio.run(run_calls(lab, fake, voiced, args.calls, args.configs))
             calls = len({(t.config, t.call) for t in turns})
-            worker_stages = asyncio.run(stages(env["DATABASE_URL"], calls))
+            worker_stages = asyncio.run(stages(env["DATABASE_URL"], calls, args.configs))
             if args.debug:
-                turns = with_predictions(turns, predictions(lab.c.state_dir / "logs/agent-ai.log"))
+                log = lab.c.state_dir / "logs/agent-ai.log"
+                turns = with_timings(with_predictions(turns, predictions(log)), timings(log))
     except LabError as e:
         print(f"bench.turns: {e}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from switchboard.call.event_types import (
 )
 from switchboard.call.events import EventLog
 from switchboard.call.handlers import record_transcript
-from switchboard.call.latency import turn_figures
+from switchboard.call.latency import speaking_times, turn_figures
 from switchboard.call.metrics import MetricsSink, forget_dead
 from switchboard.cli.formats import call_details
 from switchboard.cli.main import main
@@ -43,6 +43,13 @@ def test_figures_are_renamed_in_ms_and_bad_values_skipped() -> None:
     assert turn_figures(USER) == {"end_of_turn_ms": 310.0, "transcription_ms": 42.0}
     assert turn_figures(REPLY) == {"llm_ttft_ms": 120.0, "tts_ttfb_ms": 80.0, "e2e_ms": 610.0}
     assert turn_figures({"e2e_latency": -1.0, "llm_node_ttft": True, "tts_node_ttfb": "x"}) == {}
+
+
+def test_speaking_times_are_the_wall_clock_anchors_present() -> None:
+    assert speaking_times(USER) == {"stopped_speaking_at": 5.0}
+    reply = MetricsReport(started_speaking_at=7.5, e2e_latency=0.6)
+    assert speaking_times(reply) == {"started_speaking_at": 7.5}
+    assert speaking_times({"started_speaking_at": True, "stopped_speaking_at": "x"}) == {}
 
 
 def emitted(*items: object) -> list[Transcript]:

@@ -22,7 +22,7 @@ from switchboard.call.event_types import (
 )
 from switchboard.call.events import EventLog
 from switchboard.call.keypad import mask_keypresses
-from switchboard.call.latency import turn_figures
+from switchboard.call.latency import speaking_times, turn_figures
 from switchboard.call.lifecycle import HANGUP_GRACE_S, Action, on_call_status, on_participant_left
 from switchboard.call.state import CallState
 
@@ -128,6 +128,8 @@ def record_transcript(events: EventLog, item: object) -> None:
     if role and text:
         metrics = getattr(item, "metrics", None)
         figures = turn_figures(metrics) if isinstance(metrics, Mapping) else {}
+        if isinstance(metrics, Mapping) and (times := speaking_times(metrics)):
+            logger.debug("turn timing", extra={"role": role, **times})
         interrupted = getattr(item, "interrupted", False) is True
         events.emit(
             Transcript(

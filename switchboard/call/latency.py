@@ -31,3 +31,15 @@ def turn_figures(metrics: Mapping[str, object]) -> dict[str, float]:
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             out[name] = round(value * 1000, 1)
     return out
+
+
+def speaking_times(metrics: Mapping[str, object]) -> dict[str, float]:
+    """When the caller stopped speaking (a caller's message) or the agent's voice started
+    (a reply), in wall-clock seconds, as the worker saw them: logged at debug level so that
+    a turn measured at the phone (``bench.turns --debug``) splits into the way in, the
+    worker and the way out."""
+    return {
+        k: float(v)
+        for k in ("stopped_speaking_at", "started_speaking_at")
+        if isinstance(v := metrics.get(k), int | float) and not isinstance(v, bool)
+    }
