@@ -559,6 +559,13 @@ def main() -> int:
         help="the configurations, by X-Scenario: bench-turns (the phone defaults) or "
         "bench-turns-X for lab route lab-turns-X (default: %(default)s)",
     )
+    parser.add_argument(
+        "--stt",
+        choices=("batch", "deepgram"),
+        default="batch",
+        help="the worker's speech-to-text double: OpenAI-compatible batch transcription "
+        "after the voice detector's end of speech (default), or Deepgram's streaming one",
+    )
     args = parser.parse_args()
     try:
         voiced = recorded_utterances(args.recordings) if args.recordings else espeak_utterances()
@@ -572,7 +579,8 @@ def main() -> int:
         wait_for_no_lab(lab.c)
         env = lab.up(agent_mode=None)
         with FakeOpenAI(host="127.0.0.1", port=0) as fake:
-            worker_env = ai_worker_env(env, fake.base_url)
+            streaming = fake.deepgram_url if args.stt == "deepgram" else None
+            worker_env = ai_worker_env(env, fake.base_url, streaming)
             if args.debug:
                 worker_env["LIVEKIT_LOG_LEVEL"] = "debug"
             lab.start_agent("start", name="agent-ai", env=worker_env)
@@ -591,6 +599,7 @@ def main() -> int:
     fig = figures(turns, load)
     fig["wall_s"] = round(time.monotonic() - started)
     fig["stages"] = worker_stages
+    fig["stt"] = args.stt
     print_table(fig)
     OUT.mkdir(exist_ok=True)
     (OUT / "turns.json").write_text(json.dumps(fig, indent=1))

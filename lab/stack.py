@@ -482,12 +482,21 @@ class Lab:
         }
 
 
-def ai_worker_env(lab_env: dict[str, str], openai_base_url: str) -> dict[str, str]:
+def ai_worker_env(
+    lab_env: dict[str, str], openai_base_url: str, deepgram_url: str | None = None
+) -> dict[str, str]:
     """The environment of the lab's AI worker (the number LAB_AI_NUMBER): its LLM and STT
-    are an OpenAI-compatible endpoint at ``openai_base_url`` (the tests' double); its
+    are an OpenAI-compatible endpoint at ``openai_base_url`` (the tests' double), its STT
+    Deepgram's streaming one at ``deepgram_url`` when given (the same double's); its
     Prometheus metrics are on ``ai_metrics_port``."""
     c = LabConfig()
+    deepgram = (
+        {"DEEPGRAM_API_KEY": "test-double", "SWITCHBOARD_DEEPGRAM_BASE_URL": deepgram_url}
+        if deepgram_url
+        else {}
+    )
     return {
+        **deepgram,
         "SWITCHBOARD_AGENT_NAME": lab_env["LAB_AI_AGENT_NAME"],
         "SWITCHBOARD_OPENAI_BASE_URL": openai_base_url,
         "OPENAI_API_KEY": "test-double",

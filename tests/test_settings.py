@@ -175,6 +175,19 @@ def test_the_start_says_which_speech_to_text_wins() -> None:
     assert lines[-1].startswith("voice: espeak-ng (offline): http://10.0.0.5:8000/v1 has no")
 
 
+def test_a_deepgram_endpoint_of_ones_own_is_a_url_and_is_shown_without_its_password() -> None:
+    env = {
+        **OPENAI,
+        "DEEPGRAM_API_KEY": "dg",
+        "SWITCHBOARD_DEEPGRAM_BASE_URL": "wss://u:pw@dg.lan/v1/listen",
+    }
+    shown = "\n".join(ai_summary(load_settings(env).ai))
+    assert "speech-to-text: Deepgram at wss://dg.lan/v1/listen (DEEPGRAM_API_KEY" in shown
+    assert "pw" not in shown
+    with pytest.raises(ConfigError, match="SWITCHBOARD_DEEPGRAM_BASE_URL"):
+        load_settings({**env, "SWITCHBOARD_DEEPGRAM_BASE_URL": "dg.lan:443"})
+
+
 def test_keyless_always_speaks_with_espeak() -> None:
     assert load_settings({**SERVER, "SWITCHBOARD_TTS": "inference"}).ai.tts == "espeak"
 

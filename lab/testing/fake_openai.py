@@ -1,4 +1,5 @@
-"""A scripted stand-in for an OpenAI-compatible endpoint (chat completions + transcriptions).
+"""A scripted stand-in for an OpenAI-compatible endpoint (chat completions + transcriptions),
+and for Deepgram's streaming speech-to-text (``/v1/listen``, ``lab.testing.fake_deepgram``).
 
 This machine reaches no paid AI, so tests point ``livekit.plugins.openai.LLM/STT(base_url=...)``
 here. Replies are scripted per scenario; the step is the number of assistant messages already in
@@ -27,7 +28,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
+
+from lab.testing.fake_deepgram import MIN_ENDPOINT_S, Endpointer, results
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +177,11 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
+    @property
+    def deepgram_url(self) -> str:
+        """Where ``livekit.plugins.deepgram.STT(base_url=...)`` streams to."""
+        return f"{self.base_url}/listen"
+
     def __enter__(self) -> FakeOpenAI:
         self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
         self._thread.start()
@@ -192,6 +200,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/listen", self._listen)
         # short shutdown: clients keep connections alive, which would stall cleanup otherwise
         runner = web.AppRunner(app, shutdown_timeout=0.5)
         await runner.setup()
@@ -312,6 +321,46 @@ class FakeOpenAI:
             lang = fields.get("language", "en")
             return web.json_response({"text": text, "language": lang, "duration": seconds})
         return web.json_response({"text": text})
+
+    async def _listen(self, request: web.Request) -> web.WebSocketResponse:
+        """Deepgram's streaming recognition: PCM in, a final result per utterance out."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        try:
+            rate = int(request.query.get("sample_rate", "16000"))
+            asked = request.query.get("endpointing", "25")
+            endpoint_s = max(MIN_ENDPOINT_S, int(asked) / 1000 if asked.isdigit() else 0.0)
+            meter = Endpointer(rate, endpoint_s)
+        except ValueError:
+            await ws.close(code=1008, message=b"bad sample_rate")
+            return ws
+        request_id, last = str(uuid.uuid4()), ""
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                segments = meter.push(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                kind = json.loads(msg.data).get("type")
+                if kind == "CloseStream":
+                    break
+                segments = meter.flush() if kind == "Finalize" else []
+            else:
+                break
+            for segment in segments:
+                at = time.time()
+                with self._lock:
+                    if self._transcriber is not None:
+                        # a segment can end inside a part (a gap between words): its text
+                        # is sent once, at the first segment after the part has ended
+                        text = self._transcriber(at)
+                        text = "" if text == last else text
+                    else:
+                        text = self._utterances.popleft() if self._utterances else ""
+                    self._requests.append(Recorded(request.path, {"text": text}, at, 200))
+                if text:
+                    last = text
+                    await ws.send_json(results(text, segment, request_id=request_id))
+        await ws.close()
+        return ws
 
 
 def main() -> None:

@@ -54,10 +54,19 @@ def build_providers(settings: Settings, caller: Caller, route: Route) -> Provide
     )
 
 
+# livekit-plugins-deepgram's own default, named: the setting's empty value means it.
+DEEPGRAM_CLOUD = "https://api.deepgram.com/v1/listen"
+
+
 def _speech_to_text(ai: AiSettings, caller: Caller, route: Route) -> stt.STT[Any]:
     model = stt_model_for(route, caller)
     if ai.deepgram_api_key:
-        return deepgram.STT(model=model, language=route.language, api_key=ai.deepgram_api_key)
+        return deepgram.STT(
+            model=model,
+            language=route.language,
+            api_key=ai.deepgram_api_key,
+            base_url=ai.deepgram_base_url or DEEPGRAM_CLOUD,
+        )
     if ai.mode == "openai":
         return openai.STT(
             client=openai_client(

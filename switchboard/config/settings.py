@@ -223,6 +223,17 @@ class AiSettings:
             "the worker says which it uses when it starts",
         ),
     ]
+    deepgram_base_url: Annotated[
+        str | None,
+        EnvVar(
+            "SWITCHBOARD_DEEPGRAM_BASE_URL",
+            "",
+            Url(("http", "https", "ws", "wss"), "start with http(s):// or ws(s)://", optional=True),
+            "With DEEPGRAM_API_KEY: the streaming endpoint to use instead of Deepgram's cloud "
+            "(a self-hosted Deepgram, e.g. wss://deepgram.internal/v1/listen; the lab's "
+            "double). Empty: wss://api.deepgram.com/v1/listen",
+        ),
+    ]
     llm_model: Annotated[
         str,
         EnvVar(

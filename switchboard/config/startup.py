@@ -36,7 +36,8 @@ def ai_summary(ai: AiSettings) -> list[str]:
         whisper = ""
     if ai.deepgram_api_key:
         instead = f", instead of {whisper}" if whisper else ""
-        lines.append(f"speech-to-text: Deepgram (DEEPGRAM_API_KEY is set{instead})")
+        at = f" at {_endpoint(ai.deepgram_base_url)}" if ai.deepgram_base_url else ""
+        lines.append(f"speech-to-text: Deepgram{at} (DEEPGRAM_API_KEY is set{instead})")
     elif whisper:
         lines.append(f"speech-to-text: {whisper} (set DEEPGRAM_API_KEY to use Deepgram)")
     else:
