@@ -21,6 +21,16 @@ far. ``--recordings DIR`` speaks a real human voice instead of espeak-ng: the As
 prompts ``python -m bench.voices DIR`` fetched (its lone "unfinished" fragments are left
 out: with nothing after them there is no false endpoint to see). The lab runs with its
 state in ``<LAB_STATE_DIR or .lab>/bench``. Writes bench/out/turns.json.
+
+``--stt deepgram`` gives the worker Deepgram's streaming speech-to-text (the same double's
+``/v1/listen``, ``lab.testing.fake_deepgram``) instead of batch transcription: the shape of
+production, where the transcript is ready as the caller stops, not after the voice
+detector's silence plus an upload. ``--configs`` picks the scenarios. The worker's own
+figures for each configuration (its call records) are printed beside the caller's, and
+with ``--debug`` each complete turn splits into the way in (the caller's last loud frame →
+the end of speech as the worker placed it), the worker (→ its reply's first audio frame)
+and the way out (→ the first loud packet at the phone), from the wall-clock anchors the
+worker logs at debug level ("turn timing").
 """
 
 from __future__ import annotations

@@ -64,7 +64,9 @@ TURN_FIELDS = {
     "unfinished. Lower bounds the slow turns; too low answers callers still thinking.",
     "vad_min_silence": "Silence (seconds) before the voice detector reports the end of "
     "speech: the floor under every turn. Lower is faster; too low splits utterances at "
-    'short pauses. At least 0.25 with `detection = "model"` (the model needs it).',
+    'short pauses. At least 0.25 with `detection = "model"` (the model needs it), and '
+    "under 0.3 it gains nothing there: the model's answer comes about then (bench/RESULTS.md, "
+    "section 10).",
     "allow_interruptions": "The caller's voice stops the agent (barge-in).",
     "min_interruption_duration": "Seconds of caller speech before it stops the agent. "
     "Higher ignores coughs and backchannels; costs that long of talking over each other.",
