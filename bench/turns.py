@@ -44,7 +44,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -191,13 +191,18 @@ class Prediction:
     threshold: float
 
 
+def log_rows(log: Path, message: str) -> Iterator[dict[str, Any]]:
+    """The worker's JSON log lines with ``message``."""
+    for line in log.read_text(errors="replace").splitlines():
+        if f'"message": "{message}"' in line:
+            with contextlib.suppress(ValueError):
+                yield json.loads(line)
+
+
 def predictions(log: Path) -> list[Prediction]:
     out = []
-    for line in log.read_text(errors="replace").splitlines():
-        if '"eot prediction' not in line:
-            continue
+    for row in log_rows(log, "eot prediction"):
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            row = json.loads(line)
             at = datetime.fromisoformat(row["timestamp"]).timestamp()
             out.append(Prediction(at, float(row["probability"]), float(row["unlikely_threshold"])))
     return out
@@ -326,11 +331,8 @@ class Timing:
 
 def timings(log: Path) -> list[Timing]:
     out = []
-    for line in log.read_text(errors="replace").splitlines():
-        if '"turn timing"' not in line:
-            continue
+    for row in log_rows(log, "turn timing"):
         with contextlib.suppress(ValueError, KeyError, TypeError):
-            row = json.loads(line)
             role = str(row["role"])
             key = "stopped_speaking_at" if role == "user" else "started_speaking_at"
             out.append(Timing(role, float(row[key])))
