@@ -10,7 +10,9 @@ its call, how full the worker says it is, and how it drains on a deploy.
   cannot be preloaded), but then only reads its configuration: everything it imports is
   there already.
 - Prewarm: each job process serves one call; before the call comes, it loads the VAD and
-  the HTTP client every OpenAI-compatible model of the call shares.
+  builds what the call would otherwise build on first use, on its way to the answer: the
+  HTTP client every OpenAI-compatible model of the call shares, the framework's TLS
+  context, parser and hyphenation patterns (``call.warmup``).
 - Load, counted in calls (``SWITCHBOARD_MAX_CALLS``): calls running plus calls accepted and
   still starting. The framework charges each starting job ``load_threshold /
   num_idle_processes`` of load instead, so two calls arriving together on an idle worker
@@ -46,13 +48,13 @@ from livekit.agents.utils import is_given
 from livekit.plugins import silero
 
 from switchboard.call.metrics import forget_dead
-from switchboard.call.providers import warm_providers
 from switchboard.call.shutdown import (
     GOODBYE_KEY,
     goodbye_delay,
     new_goodbye_key,
     tell_calls_goodbye,
 )
+from switchboard.call.warmup import warm_process
 from switchboard.config.settings import AiSettings, Settings, recordings_folder
 from switchboard.data.db import open_database
 from switchboard.data.recordings import DAY_S, prune
@@ -82,6 +84,17 @@ PRELOAD_MODULES = [
     "aiosqlite",
     "sqlalchemy.dialects.postgresql.asyncpg",
     "asyncpg",
+    # What the SDKs import at first use, which a call's process did on its event loop on
+    # the way to the answer (``call.warmup``): the OpenAI SDK's resources (lazy in the
+    # client), httpcore's asyncio backend (at the first request), the framework's toolsets.
+    "openai.resources.chat.chat",
+    "openai.resources.chat.completions.completions",
+    "openai.resources.models",
+    "openai.resources.audio",
+    "openai.pagination",
+    "jiter",
+    "anyio._backends._asyncio",
+    "livekit.agents.llm.async_toolset",
 ]
 
 
@@ -288,7 +301,7 @@ class Prewarm:
     def __call__(self, proc: JobProcess) -> None:
         proc.userdata["vad"] = silero.VAD.load()
         proc.userdata[GOODBYE_KEY] = self.goodbye_key
-        warm_providers(self.ai)
+        warm_process(self.ai)
         if self.metrics_dir is not None:
             forget_dead(self.metrics_dir)
 

@@ -84,6 +84,66 @@ def test_a_call_process_imports_nothing_heavy_after_the_preload(tmp_path: Path) 
     assert probe["seconds"] < 5.0  # generous: about 0.1 s on an idle machine
 
 
+WARM_PROBE = """
+import asyncio, json, os, sys
+from switchboard.worker import PRELOAD_MODULES
+for name in PRELOAD_MODULES:
+    __import__(name)
+from livekit.agents import llm
+from livekit.agents.tokenize import _basic_hyphenator
+from livekit.agents.utils import http_context
+from livekit.plugins import openai
+from lab.testing.fake_openai import DEFAULT, FakeOpenAI, say
+from switchboard.call.providers import openai_client
+from switchboard.config.settings import load_settings
+from switchboard.worker import Prewarm
+
+class Proc:  # what the prewarm uses of the framework's JobProcess
+    userdata = {}
+
+with FakeOpenAI() as fake:
+    fake.script(DEFAULT, [say("Hello.")])
+    ai = load_settings({**os.environ, "SWITCHBOARD_OPENAI_BASE_URL": fake.base_url}).ai
+    Prewarm(ai)(Proc())
+    warmed = {
+        "tls": http_context._ssl_context_for.cache_info().currsize,
+        "hyphenator": _basic_hyphenator._get_hyphenator.cache_info().currsize,
+        "chat": "chat" in vars(openai_client(fake.base_url, ai.openai_api_key or "none")),
+    }
+    before = set(sys.modules)
+
+    async def call() -> None:
+        # The call's first uses: its model's first request, and the session's prewarm.
+        client = openai_client(fake.base_url, ai.openai_api_key or "none")
+        model = openai.LLM(client=client, model="fake")
+        chat = llm.ChatContext()
+        chat.add_message(role="user", content="hi")
+        async with model.chat(chat_ctx=chat) as stream:
+            async for _ in stream:
+                pass
+        await client.models.list()
+
+    asyncio.run(call())
+print(json.dumps({"warmed": warmed, "new": sorted(set(sys.modules) - before)}))
+"""
+FIRST_USE = ("openai", "anyio", "jiter", "httpcore2", "httpx2", "pydantic", "livekit")
+
+
+def test_the_prewarm_pays_what_a_call_would_pay_on_first_use(tmp_path: Path) -> None:
+    # A job process after the forkserver's preload and the prewarm: the call's first model
+    # request imports nothing more from the SDKs (each import blocked the call's loop on
+    # the way to the answer), and what the prewarm builds is there before the call.
+    env = {**os.environ, **ENV, "SWITCHBOARD_STATE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["warmed"] == {"tls": 1, "hyphenator": 1, "chat": True}
+    late = [m for m in probe["new"] if m.split(".")[0] in FIRST_USE]
+    assert late == [], f"imported at the call's first request, not before it: {late}"
+
+
 def test_capacity_is_counted_in_calls_sized_to_the_machine() -> None:
     sized = load_settings({**ENV, "SWITCHBOARD_MAX_CALLS": "0"}).calls.max_calls
     assert sized == CALLS_PER_CPU * (os.cpu_count() or 1)

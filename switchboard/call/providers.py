@@ -140,16 +140,19 @@ def openai_client(base_url: str, api_key: str) -> openai_sdk.AsyncClient:
 
 
 def warm_providers(ai: AiSettings) -> None:
-    """Build what every call's providers share, before the call: the HTTP client."""
+    """Build what every call's providers share, before the call: the HTTP client, and the
+    SDK's resources on it, which it builds (and imports) at their first use otherwise."""
     if not ai.keyless and ai.mode == "openai":
-        openai_client(ai.openai_base_url or "", ai.openai_api_key or "none")
+        llm_client = openai_client(ai.openai_base_url or "", ai.openai_api_key or "none")
+        _ = llm_client.chat.completions, llm_client.models  # the call; the session's prewarm
         if not ai.deepgram_api_key:
-            openai_client(
+            stt_client = openai_client(
                 ai.stt_base_url or ai.openai_base_url or "",
                 ai.stt_api_key or ai.openai_api_key or "none",
             )
+            _ = stt_client.audio.transcriptions
     if not ai.keyless and ai.tts == "openai":
-        speech_client(ai)
+        _ = speech_client(ai).audio.speech
 
 
 def _espeak_voice(language: str) -> str:
