@@ -33,9 +33,12 @@ from switchboard.config.settings import AiSettings
 def warm_process(ai: AiSettings) -> None:
     """Build, before the call, what its process would otherwise build during it."""
     warm_providers(ai)
-    # Private but stable: the framework caches the context per trust configuration
-    # (functools.cache) and every http_session() of the process then shares it.
-    http_context._create_ssl_context()
+    # Private: the framework caches the context per trust configuration (functools.cache)
+    # and every http_session() of the process then shares it. Looked up, not assumed: a
+    # livekit-agents without it costs the call its first TLS context, never the process.
+    ssl_context = getattr(http_context, "_create_ssl_context", None)
+    if callable(ssl_context):
+        ssl_context()
     llm.function_tool(_warm_tool)
     basic.hyphenate_word("warm")
 
