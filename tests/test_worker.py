@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,16 +70,23 @@ print(json.dumps({"new": sorted(set(sys.modules) - before),
 HEAVY = ("switchboard", "tools", "sqlalchemy", "aiosqlite", "asyncpg", "livekit", "openai")
 
 
+def _run_probe(code: str, state_dir: Path) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter with the test's settings; its last line of
+    output, as JSON."""
+    env = {**os.environ, **ENV, "SWITCHBOARD_STATE_DIR": str(state_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def test_a_call_process_imports_nothing_heavy_after_the_preload(tmp_path: Path) -> None:
     # What a job process does after the forkserver's preload: agent.py again as
     # __mp_main__, then a call's providers and database. Anything heavy imported here is
     # imported again in every call's process.
-    env = {**os.environ, **ENV, "SWITCHBOARD_STATE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    probe = _run_probe(PROBE, tmp_path)
     heavy = [m for m in probe["new"] if m.split(".")[0] in HEAVY]
     assert heavy == [], f"imported per call, not preloaded: {heavy}"
     assert probe["seconds"] < 5.0  # generous: about 0.1 s on an idle machine
@@ -133,12 +141,7 @@ def test_the_prewarm_pays_what_a_call_would_pay_on_first_use(tmp_path: Path) -> 
     # A job process after the forkserver's preload and the prewarm: the call's first model
     # request imports nothing more from the SDKs (each import blocked the call's loop on
     # the way to the answer), and what the prewarm builds is there before the call.
-    env = {**os.environ, **ENV, "SWITCHBOARD_STATE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", WARM_PROBE], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    probe = _run_probe(WARM_PROBE, tmp_path)
     assert probe["warmed"] == {"tls": 1, "hyphenator": 1, "chat": True}
     late = [m for m in probe["new"] if m.split(".")[0] in FIRST_USE]
     assert late == [], f"imported at the call's first request, not before it: {late}"
