@@ -227,18 +227,16 @@ class Turn:
     worker_spoke: float | None = None
 
     @property
-    def way_in(self) -> float | None:
-        """The caller's last loud frame → the end of speech as the worker places it: the
-        media path in (SIP service, LiveKit, the worker's jitter buffer and audio frames)
-        and how much later than the phone's level meter the voice detector hears silence."""
-        return None if self.worker_heard_end is None else self.worker_heard_end - self.speech_end
-
-    @property
-    def way_out(self) -> float | None:
-        """The reply's first audio frame in the worker → its first loud packet at the phone."""
-        if self.worker_spoke is None or self.reply_at is None:
+    def split(self) -> tuple[float, float, float] | None:
+        """(way in, worker, way out) in seconds, when both anchors were logged. The way in:
+        the caller's last loud frame → the end of speech as the worker places it (the media
+        path in, and how much later than the phone's level meter the voice detector hears
+        silence). The worker: → its reply's first audio frame. The way out: → the first
+        loud packet at the phone."""
+        heard, spoke, reply = self.worker_heard_end, self.worker_spoke, self.reply_at
+        if heard is None or spoke is None or reply is None:
             return None
-        return self.reply_at - self.worker_spoke
+        return heard - self.speech_end, spoke - heard, reply - spoke
 
     @property
     def latency(self) -> float | None:
@@ -436,17 +434,10 @@ def _summary(turns: Sequence[Turn]) -> dict[str, Any]:
 
 
 def _split(turns: Sequence[Turn]) -> dict[str, Any]:
-    """A complete turn's time at the phone in three: the way in, the worker (its own
-    end-to-end figure: end of speech as it placed it → its reply's first audio), the way
-    out. Only turns with both anchors (``--debug``)."""
-    both = [t for t in turns if t.way_in is not None and t.way_out is not None]
-    ins = [t.way_in for t in both if t.way_in is not None]
-    outs = [t.way_out for t in both if t.way_out is not None]
-    worker = [
-        t.worker_spoke - t.worker_heard_end
-        for t in both
-        if t.worker_spoke is not None and t.worker_heard_end is not None
-    ]
+    """A complete turn's time at the phone in three (``Turn.split``), over the turns with
+    both of the worker's anchors (``--debug``)."""
+    splits = [s for t in turns if (s := t.split) is not None]
+    ins, worker, outs = (list(x) for x in zip(*splits, strict=True)) if splits else ([], [], [])
     return {"way_in": summary_ms(ins), "worker": summary_ms(worker), "way_out": summary_ms(outs)}
 
 

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from lab.audio import SILENCE_RMS
+
 MIN_ENDPOINT_S = 0.15
 BLOCK_S = 0.01  # the meter's resolution
-SPEECH_RMS = 200.0  # lab.audio.SILENCE_RMS: the phone's idea of a loud frame
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Endpointer:
         self._pending = data[whole:]
         samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
         for i in range(0, len(samples), self._block):
-            loud = float(np.sqrt(np.mean(samples[i : i + self._block] ** 2))) > SPEECH_RMS
+            loud = float(np.sqrt(np.mean(samples[i : i + self._block] ** 2))) > SILENCE_RMS
             if loud and self._start is None:
                 self._start = self._at
             self._at += self._block

@@ -296,6 +296,13 @@ class FakeOpenAI:
             pass  # the client gave up (interruption, timeout): nothing left to send
         return resp
 
+    def _text_at(self, at: float) -> str:
+        """What a transcription arriving at ``at`` says (under ``_lock``): the
+        transcriber's text for that time, else the next queued utterance, else ""."""
+        if self._transcriber is not None:
+            return self._transcriber(at)
+        return self._utterances.popleft() if self._utterances else ""
+
     async def _transcribe(self, request: web.Request) -> web.Response:
         at, status = time.time(), await self._fault()
         form = await request.post()
@@ -306,12 +313,7 @@ class FakeOpenAI:
         with self._lock:
             self._requests.append(Recorded(request.path, fields, at, status or 200))
             self._audio_sizes.append(len(audio))
-            if status is not None:
-                text = ""
-            elif self._transcriber is not None:
-                text = self._transcriber(at)
-            else:
-                text = self._utterances.popleft() if self._utterances else ""
+            text = "" if status is not None else self._text_at(at)
         if status is not None:
             return _error(status)
         # whisper-1 is asked for verbose_json, which the SDK parses as TranscriptionVerbose
@@ -348,13 +350,11 @@ class FakeOpenAI:
             for segment in segments:
                 at = time.time()
                 with self._lock:
-                    if self._transcriber is not None:
+                    text = self._text_at(at)
+                    if self._transcriber is not None and text == last:
                         # a segment can end inside a part (a gap between words): its text
                         # is sent once, at the first segment after the part has ended
-                        text = self._transcriber(at)
-                        text = "" if text == last else text
-                    else:
-                        text = self._utterances.popleft() if self._utterances else ""
+                        text = ""
                     self._requests.append(Recorded(request.path, {"text": text}, at, 200))
                 if text:
                     last = text

@@ -127,9 +127,11 @@ def record_transcript(events: EventLog, item: object) -> None:
     said_at = getattr(item, "created_at", None)
     if role and text:
         metrics = getattr(item, "metrics", None)
-        figures = turn_figures(metrics) if isinstance(metrics, Mapping) else {}
-        if isinstance(metrics, Mapping) and (times := speaking_times(metrics)):
-            logger.debug("turn timing", extra={"role": role, **times})
+        figures: dict[str, float] = {}
+        if isinstance(metrics, Mapping):
+            figures = turn_figures(metrics)
+            if times := speaking_times(metrics):
+                logger.debug("turn timing", extra={"role": role, **times})
         interrupted = getattr(item, "interrupted", False) is True
         events.emit(
             Transcript(
